@@ -1,0 +1,30 @@
+# builtin_pool: a connection pool inside PostgreSQL 15 (PGXS build)
+
+MODULE_big = builtin_pool
+OBJS = \
+	builtin_pool.o \
+	channel.o \
+	executor.o \
+	extended.o \
+	pool_shmem.o \
+	prepared.o \
+	protocol.o \
+	proxy.o \
+	session.o \
+	startup.o \
+	stats.o
+
+EXTENSION = builtin_pool
+DATA = builtin_pool--1.0.sql
+PGFILEDESC = "builtin_pool - connection pool inside the server"
+
+SHLIB_LINK = -luring
+
+REGRESS = pool_status
+REGRESS_OPTS = --temp-instance=./tmp_check_regress --temp-config=$(srcdir)/test/regress.conf
+
+TAP_TESTS = 1
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

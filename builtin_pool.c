@@ -1,0 +1,225 @@
+/*-------------------------------------------------------------------------
+ *
+ * builtin_pool.c
+ *	  Module entry point: GUCs, shared memory hooks and the listener worker.
+ *
+ * Nothing else happens here.  _PG_init refuses to load unless the library
+ * is in shared_preload_libraries (the pool needs shared memory and a static
+ * background worker), defines every builtin_pool.* setting, checks that the
+ * settings can work together, and registers the listener (proxy.c), which
+ * launches executors (executor.c) on demand.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/postmaster.h"
+#include "storage/ipc.h"
+#include "utils/guc.h"
+#include "utils/varlena.h"
+
+#include "builtin_pool.h"
+#include "pool_shmem.h"
+
+PG_MODULE_MAGIC;
+
+int			bp_port = 6543;
+int			bp_session_pool_ports = 1;
+int			bp_session_pool_size = 10;
+int			bp_max_sessions = 1000;
+char	   *bp_dedicated_databases = NULL;
+bool		bp_use_io_uring = true;
+int			bp_idle_executor_timeout = 0;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+void		_PG_init(void);
+
+/* builtin_pool.dedicated_databases must be a list of identifiers */
+static bool
+check_dedicated_databases(char **newval, void **extra, GucSource source)
+{
+	char	   *raw = pstrdup(*newval);
+	List	   *names;
+	bool		ok = SplitIdentifierString(raw, ',', &names);
+
+	if (!ok)
+		GUC_check_errdetail("List syntax is invalid.");
+	list_free(names);
+	pfree(raw);
+	return ok;
+}
+
+static void
+define_gucs(void)
+{
+	DefineCustomIntVariable("builtin_pool.port",
+							"First TCP port of the connection pool.",
+							NULL,
+							&bp_port,
+							6543, 1, 65535,
+							PGC_POSTMASTER, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("builtin_pool.session_pool_ports",
+							"Number of pool ports, from builtin_pool.port on; each keeps its own pools.",
+							NULL,
+							&bp_session_pool_ports,
+							1, 1, BP_MAX_POOL_PORTS,
+							PGC_POSTMASTER, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("builtin_pool.session_pool_size",
+							"Maximum number of executors of one (port, database, role) pool.",
+							NULL,
+							&bp_session_pool_size,
+							10, 1, MAX_BACKENDS,
+							PGC_POSTMASTER, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("builtin_pool.max_sessions",
+							"Maximum number of client sessions one executor holds.",
+							NULL,
+							&bp_max_sessions,
+							1000, 1, 100000,
+							PGC_POSTMASTER, 0,
+							NULL, NULL, NULL);
+	DefineCustomStringVariable("builtin_pool.dedicated_databases",
+							   "Databases whose sessions each get an executor of their own.",
+							   NULL,
+							   &bp_dedicated_databases,
+							   "postgres",
+							   PGC_POSTMASTER, GUC_LIST_INPUT | GUC_LIST_QUOTE,
+							   check_dedicated_databases, NULL, NULL);
+	DefineCustomBoolVariable("builtin_pool.use_io_uring",
+							 "Accepts pool connections with io_uring; off uses epoll.",
+							 "io_uring is also skipped, with a log message, where the kernel refuses it.",
+							 &bp_use_io_uring,
+							 true,
+							 PGC_POSTMASTER, 0,
+							 NULL, NULL, NULL);
+	DefineCustomIntVariable("builtin_pool.idle_executor_timeout",
+							"Time after which an executor without sessions exits.",
+							"0 keeps idle executors forever.",
+							&bp_idle_executor_timeout,
+							0, 0, INT_MAX / 1000,
+							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("builtin_pool");
+}
+
+/*
+ * Refuses settings that cannot work, with a hint naming what to change:
+ * better than a pool that silently never starts an executor.
+ */
+static void
+check_settings(void)
+{
+	int			needed = bp_session_pool_size + 1;	/* executors + listener */
+
+	if (max_worker_processes < needed)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_worker_processes is too small for builtin_pool"),
+				 errdetail("builtin_pool.session_pool_size = %d needs %d worker processes (its executors and the listener), but max_worker_processes is %d.",
+						   bp_session_pool_size, needed, max_worker_processes),
+				 errhint("Increase max_worker_processes to at least %d, or lower builtin_pool.session_pool_size.",
+						 needed)));
+
+	if (bp_port + bp_session_pool_ports - 1 > 65535)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pool ports %d to %d are out of range",
+						bp_port, bp_port + bp_session_pool_ports - 1),
+				 errhint("Lower builtin_pool.port or builtin_pool.session_pool_ports.")));
+
+	if (PostPortNumber >= bp_port &&
+		PostPortNumber < bp_port + bp_session_pool_ports)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pool port range %d to %d includes the server's port %d",
+						bp_port, bp_port + bp_session_pool_ports - 1,
+						PostPortNumber),
+				 errhint("Set builtin_pool.port to a port the server does not use.")));
+}
+
+static void
+register_listener(void)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 1;
+	strlcpy(worker.bgw_library_name, "builtin_pool", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "bp_listener_main", BGW_MAXLEN);
+	strlcpy(worker.bgw_name, BP_LISTENER_TYPE, BGW_MAXLEN);
+	strlcpy(worker.bgw_type, BP_LISTENER_TYPE, BGW_MAXLEN);
+	RegisterBackgroundWorker(&worker);
+}
+
+static void
+shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	bp_shmem_request();
+}
+
+static void
+shmem_startup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	bp_shmem_startup();
+}
+
+void
+_PG_init(void)
+{
+	if (!process_shared_preload_libraries_in_progress)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("builtin_pool must be loaded via shared_preload_libraries"),
+				 errhint("Add builtin_pool to shared_preload_libraries and restart the server.")));
+
+	define_gucs();
+	check_settings();
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = shmem_startup;
+
+	register_listener();
+}
+
+/*
+ * Called by the listener for each new pool; the list is parsed each time
+ * since pools are created rarely and the setting cannot change at runtime.
+ */
+bool
+bp_database_is_dedicated(const char *dbname)
+{
+	char	   *raw = pstrdup(bp_dedicated_databases);
+	List	   *names;
+	ListCell   *lc;
+	bool		found = false;
+
+	if (!SplitIdentifierString(raw, ',', &names))
+	{
+		pfree(raw);
+		return false;			/* already refused at startup */
+	}
+	foreach(lc, names)
+	{
+		if (strcmp((char *) lfirst(lc), dbname) == 0)
+			found = true;
+	}
+	list_free(names);
+	pfree(raw);
+	return found;
+}

@@ -1,0 +1,43 @@
+/*-------------------------------------------------------------------------
+ *
+ * builtin_pool.h
+ *	  Types, limits and GUC variables shared by every module of builtin_pool.
+ *
+ * The extension pools client connections inside the server: a listener
+ * background worker (proxy.c) accepts clients on the pool ports and hands
+ * each socket over to an executor background worker (executor.c), which
+ * serves many sessions, switching between them only at transaction
+ * boundaries.  See DESIGN.md for the whole picture.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef BUILTIN_POOL_H
+#define BUILTIN_POOL_H
+
+/* GUC variables, defined in builtin_pool.c */
+extern int	bp_port;
+extern int	bp_session_pool_ports;
+extern int	bp_session_pool_size;
+extern int	bp_max_sessions;
+extern char *bp_dedicated_databases;
+extern bool bp_use_io_uring;
+extern int	bp_idle_executor_timeout;
+
+/* Upper bound for builtin_pool.session_pool_ports */
+#define BP_MAX_POOL_PORTS	64
+
+/* Entry points of the background workers (library "builtin_pool") */
+extern PGDLLEXPORT void bp_listener_main(Datum main_arg);
+extern PGDLLEXPORT void bp_executor_main(Datum main_arg);
+
+/* bgw_type strings, as shown in pg_stat_activity.backend_type */
+#define BP_LISTENER_TYPE	"builtin_pool listener"
+#define BP_EXECUTOR_TYPE	"builtin_pool executor"
+
+/* TCP port number of pool port index i */
+#define bp_port_for_index(i)	(bp_port + (i))
+
+/* true if dbname is listed in builtin_pool.dedicated_databases */
+extern bool bp_database_is_dedicated(const char *dbname);
+
+#endif							/* BUILTIN_POOL_H */

@@ -1,0 +1,90 @@
+/*-------------------------------------------------------------------------
+ *
+ * channel.h
+ *	  The AF_UNIX SEQPACKET channel between the listener and its executors.
+ *
+ * The listener listens on BP_CHANNEL_PATH, relative to the data directory
+ * (the cwd of every background worker), so only the server's own OS user
+ * can reach it; it also checks SO_PEERCRED.  An executor connects once at
+ * startup and sends PoolHello; from then on the listener sends one
+ * PoolHandoff per client, carrying the client's socket (SCM_RIGHTS) and the
+ * body of its startup packet, in a single datagram.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CHANNEL_H
+#define CHANNEL_H
+
+#include "libpq/pqcomm.h"
+
+#define BP_CHANNEL_PATH		"builtin_pool.channel"
+#define BP_HELLO_MAGIC		0x42504831	/* "BPH1" */
+#define BP_HANDOFF_MAGIC	0x42504431	/* "BPD1" */
+#define BP_RETIRE_MAGIC		0x42505231	/* "BPR1" */
+#define BP_RETIRE_ACK_MAGIC	0x42504131	/* "BPA1" */
+
+/* executor -> listener, once, right after connect() */
+typedef struct PoolHello
+{
+	uint32		magic;
+	int32		slot;			/* executor slot index */
+	uint32		generation;		/* slot generation it was started for */
+	int32		pid;			/* must match SO_PEERCRED */
+} PoolHello;
+
+/* listener -> executor, one per client, followed by startup_len bytes */
+typedef struct PoolHandoff
+{
+	uint32		magic;
+	uint32		cancel_key;		/* per-session key sent in BackendKeyData */
+	int32		port_index;		/* which pool port accepted the client */
+	ProtocolVersion proto;		/* from the startup packet */
+	int32		startup_len;	/* length of the name/value pairs that follow */
+} PoolHandoff;
+
+/*
+ * executor -> listener: "I have no sessions and want to exit" (idle timeout,
+ * or a dedicated executor whose session ended).  The listener marks the slot
+ * PE_EXITING, so it hands the executor nothing more, and answers with a
+ * PoolRetireAck.  Handoffs sent before the ack arrive before it (the channel
+ * keeps order); the executor serves those and exits when it has none left.
+ */
+typedef struct PoolRetire
+{
+	uint32		magic;
+	int32		slot;
+} PoolRetire;
+
+typedef struct PoolRetireAck
+{
+	uint32		magic;
+} PoolRetireAck;
+
+/* Largest datagram on the channel */
+#define BP_HANDOFF_MAX	(sizeof(PoolHandoff) + MAX_STARTUP_PACKET_LENGTH)
+
+/* Listener: creates the listening socket (non-blocking); ereports ERROR on failure. */
+extern int	bp_channel_listen(void);
+
+/* Executor: connects (blocking), returns the fd; ereports ERROR on failure. */
+extern int	bp_channel_connect(void);
+
+/* true if the peer of fd runs as our OS user and, if pid != 0, has that pid */
+extern bool bp_channel_peer_ok(int fd, pid_t pid);
+
+/*
+ * Sends one datagram, with passfd attached when passfd >= 0.  Never blocks
+ * and never raises SIGPIPE.  Returns len on success, -1 with errno set
+ * (EAGAIN when the channel is full).
+ */
+extern ssize_t bp_channel_send(int chan, const void *msg, size_t len, int passfd);
+
+/*
+ * Receives one datagram without blocking.  *passfd is set to the received
+ * descriptor (close-on-exec) or -1.  Returns the datagram length, 0 at EOF,
+ * -1 with errno set (EAGAIN when nothing is queued, EPROTO when the datagram
+ * or its control data was truncated; any fd received with it is closed).
+ */
+extern ssize_t bp_channel_recv(int chan, void *buf, size_t buflen, int *passfd);
+
+#endif							/* CHANNEL_H */

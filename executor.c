@@ -1,0 +1,694 @@
+/*-------------------------------------------------------------------------
+ *
+ * executor.c
+ *	  The executor background worker: receives sessions from the listener,
+ *	  waits on all of them, picks the next one and serves it until its
+ *	  transaction ends.  The one place that blocks.
+ *
+ * Scheduling.  Idle sessions' sockets sit in a raw epoll set (PG15's
+ * WaitEventSet cannot remove an event), edge-triggered, itself one event of
+ * the executor's WaitEventSet beside the latch and the listener channel.  A
+ * readiness edge is checked with MSG_PEEK and FIONREAD: only a session whose
+ * next message is complete joins the run queue, so a client that sends half
+ * a message can never stall the others.  Sessions are served oldest first.
+ * A session leaves the executor's attention only when no transaction is
+ * open and pqcomm's receive buffer is empty: then nothing of it can be read
+ * by the next session.
+ *
+ * Errors.  A sigsetjmp block, like PostgresMain's, turns an ERROR into an
+ * ErrorResponse to the session that caused it and an aborted transaction;
+ * the process and its other sessions carry on.  A session whose client is
+ * gone, or that broke the protocol, is closed alone.  Nothing here raises
+ * FATAL for one client's sake.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "access/xact.h"
+#include "commands/async.h"
+#include "jit/jit.h"
+#include "libpq/libpq.h"
+#include "libpq/pqsignal.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/sinval.h"
+#include "tcop/tcopprot.h"
+#include "utils/memutils.h"
+#include "utils/portal.h"
+#include "utils/ps_status.h"
+#include "utils/snapmgr.h"
+#include "utils/timeout.h"
+
+#include "builtin_pool.h"
+#include "channel.h"
+#include "pool_shmem.h"
+#include "prepared.h"
+#include "protocol.h"
+#include "session.h"
+
+#define MAX_EPOLL_EVENTS	64
+
+PoolExecutor *bp_my_slot = NULL;
+
+static int	my_slot_index = -1;
+static bool my_pool_dedicated = false;
+static int	channel_fd = -1;
+static int	idle_epoll_fd = -1;
+static WaitEventSet *main_wes = NULL;
+static dlist_head run_queue = DLIST_STATIC_INIT(run_queue);
+static int	n_sessions = 0;
+static int	n_queued = 0;
+static bool retire_sent = false;
+static bool retire_acked = false;
+static bool served_any = false;
+static TimestampTz idle_since = 0;
+static uint32 last_session_id = 0;
+
+/* key of the session whose command is running, 0 while none runs */
+static volatile uint32 running_key = 0;
+
+static void close_session(PoolSession *s);
+static void examine_session(PoolSession *s, bool hangup);
+
+/* ---------------------------------------------------------------------
+ * Signals
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * SIGINT: a CancelRequest routed by the listener carries the target
+ * session's key in our slot; it cancels only if that session's command is
+ * running.  A plain SIGINT without key (pg_cancel_backend() on the
+ * executor) cancels whatever command is running.  Nothing is cancelled
+ * while no command runs: core ignores a cancel while it reads a command.
+ */
+static void
+executor_sigint(SIGNAL_ARGS)
+{
+	uint32		key = pg_atomic_exchange_u32(&bp_my_slot->cancel_key, 0);
+	uint32		running = running_key;
+
+	if (running != 0 && (key == 0 || key == running))
+		StatementCancelHandler(postgres_signal_arg);
+}
+
+/* ---------------------------------------------------------------------
+ * Startup
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * Finds our slot and its pool; the listener filled them in before it
+ * registered us.  Exits quietly if the slot was reused meanwhile.
+ */
+static void
+attach_slot(Datum main_arg, char *dbname, char *rolname)
+{
+	uint32		generation;
+	PoolExecutor *ex;
+	bool		ok;
+
+	my_slot_index = DatumGetInt32(main_arg);
+	memcpy(&generation, MyBgworkerEntry->bgw_extra, sizeof(uint32));
+	if (my_slot_index < 0 || my_slot_index >= bp_shared->max_executors)
+		proc_exit(0);
+
+	LWLockAcquire(bp_shared->lock, LW_SHARED);
+	ex = &bp_shared->executors[my_slot_index];
+	ok = ex->state == PE_STARTING && ex->generation == generation &&
+		ex->pool_id >= 0;
+	if (ok)
+	{
+		PoolDesc   *pool = &bp_shared->pools[ex->pool_id];
+
+		strlcpy(dbname, pool->dbname, NAMEDATALEN);
+		strlcpy(rolname, pool->rolname, NAMEDATALEN);
+		my_pool_dedicated = pool->dedicated;
+	}
+	LWLockRelease(bp_shared->lock);
+
+	if (!ok)
+		proc_exit(0);
+	bp_my_slot = ex;
+}
+
+/*
+ * Each session holds a socket and an epoll fd; make room for
+ * builtin_pool.max_sessions of them above what fd.c manages.
+ */
+static void
+raise_fd_limit(void)
+{
+	struct rlimit rl;
+	rlim_t		want = (rlim_t) bp_max_sessions * 2 + 1024;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = Min(want, rl.rlim_max);
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		elog(LOG, "could not raise the open file limit to %lu: %m",
+			 (unsigned long) rl.rlim_cur);
+}
+
+static void
+say_hello(void)
+{
+	PoolHello	hello;
+
+	channel_fd = bp_channel_connect();
+	hello.magic = BP_HELLO_MAGIC;
+	hello.slot = my_slot_index;
+	memcpy(&hello.generation, MyBgworkerEntry->bgw_extra, sizeof(uint32));
+	hello.pid = MyProcPid;
+	if (send(channel_fd, &hello, sizeof(hello), MSG_NOSIGNAL) != sizeof(hello))
+		ereport(ERROR,
+				(errcode_for_socket_access(),
+				 errmsg("could not greet the pool listener: %m")));
+}
+
+static void
+build_wait_sets(void)
+{
+	idle_epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (idle_epoll_fd < 0)
+		ereport(ERROR,
+				(errcode_for_socket_access(),
+				 errmsg("could not create epoll set: %m")));
+
+	main_wes = CreateWaitEventSet(TopMemoryContext, 4);
+	AddWaitEventToSet(main_wes, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(main_wes, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	AddWaitEventToSet(main_wes, WL_SOCKET_READABLE, channel_fd, NULL, NULL);
+	AddWaitEventToSet(main_wes, WL_SOCKET_READABLE, idle_epoll_fd, NULL, NULL);
+}
+
+/* ---------------------------------------------------------------------
+ * Sessions arriving and leaving
+ * ---------------------------------------------------------------------
+ */
+
+static void
+update_counters(void)
+{
+	pg_atomic_write_u32(&bp_my_slot->n_waiting, n_queued);
+}
+
+/*
+ * Takes a client from a handoff: builds the session, applies its startup
+ * options and greets it.  A failure here (bad option) is reported to that
+ * client by the error handler, which then closes the session.
+ */
+static void
+start_session(int sock, const PoolHandoff *handoff, const char *body)
+{
+	PoolSession *s;
+	struct epoll_event ev;
+
+	s = bp_session_create(sock, handoff, body);
+	s->id = ++last_session_id;
+	n_sessions++;
+	served_any = true;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
+	ev.data.ptr = s;
+	if (epoll_ctl(idle_epoll_fd, EPOLL_CTL_ADD, sock, &ev) < 0)
+		elog(ERROR, "could not add client socket to epoll set: %m");
+
+	bp_session_switch_in(s);
+	bp_session_apply_startup_options(s);
+	bp_send_greeting(s);
+	bp_send_ready_if_needed();
+	bp_session_switch_out();
+	if (s->dead || s->closing)
+		close_session(s);
+	else
+		examine_session(s, false);	/* in case it sent before we listened */
+}
+
+/*
+ * Reads everything the listener queued on the channel.  EOF means the
+ * listener is gone: its restart starts a new pool, so this executor ends.
+ */
+static void
+drain_channel(void)
+{
+	char		buf[BP_HANDOFF_MAX];
+
+	for (;;)
+	{
+		int			fd;
+		ssize_t		n = bp_channel_recv(channel_fd, buf, sizeof(buf), &fd);
+		uint32		magic;
+
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			return;
+		if (n <= 0)
+		{
+			ereport(LOG,
+					(errmsg("builtin_pool executor lost its listener, exiting")));
+			proc_exit(0);
+		}
+		if (n < sizeof(uint32))
+			continue;
+		memcpy(&magic, buf, sizeof(magic));
+		if (magic == BP_HANDOFF_MAGIC && fd >= 0 && n >= sizeof(PoolHandoff))
+		{
+			PoolHandoff handoff;
+
+			memcpy(&handoff, buf, sizeof(handoff));
+			if (handoff.startup_len >= 0 &&
+				n == sizeof(PoolHandoff) + handoff.startup_len)
+			{
+				start_session(fd, &handoff, buf + sizeof(PoolHandoff));
+				continue;
+			}
+		}
+		else if (magic == BP_RETIRE_ACK_MAGIC)
+		{
+			retire_acked = true;
+			continue;
+		}
+		if (fd >= 0)
+			close(fd);
+		elog(LOG, "builtin_pool executor ignored a malformed channel message");
+	}
+}
+
+/*
+ * Ends a session: rolls back whatever it left open and releases it.  For
+ * the current session this runs outside any error recovery, so its
+ * transaction is aborted here.
+ */
+static void
+close_session(PoolSession *s)
+{
+	if (bp_current == s)
+	{
+		AbortOutOfAnyTransaction();
+		bp_xact_started = false;
+		bp_session_discard_input();
+		bp_session_switch_out();
+	}
+	if (s->state == PS_QUEUED)
+	{
+		dlist_delete(&s->run_node);
+		n_queued--;
+	}
+	(void) epoll_ctl(idle_epoll_fd, EPOLL_CTL_DEL, s->sock, NULL);
+	bp_statements_drop_all(s, true);
+	bp_session_destroy(s);
+	/* a send failure cancelled its statement; nothing else may inherit that */
+	QueryCancelPending = false;
+	n_sessions--;
+	pg_atomic_fetch_sub_u32(&bp_my_slot->n_sessions, 1);
+	update_counters();
+	if (n_sessions == 0)
+		idle_since = GetCurrentTimestamp();
+}
+
+/* ---------------------------------------------------------------------
+ * Readiness
+ * ---------------------------------------------------------------------
+ */
+
+typedef enum InputState
+{
+	INPUT_NONE,					/* nothing, or only part of a message */
+	INPUT_COMPLETE,				/* a whole message can be read */
+	INPUT_GONE					/* EOF or a socket error */
+} InputState;
+
+/*
+ * Looks at the socket without consuming anything.  A message larger than
+ * the socket can buffer counts as complete once 64kB of it are there; the
+ * rest then streams in while it is read.
+ */
+static InputState
+peek_input(PoolSession *s, bool hangup)
+{
+	unsigned char hdr[5];
+	ssize_t		n = recv(s->sock, hdr, sizeof(hdr), MSG_PEEK | MSG_DONTWAIT);
+	uint32		len;
+	int			avail = 0;
+
+	if (n == 0)
+		return INPUT_GONE;
+	if (n < 0)
+		return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ?
+			INPUT_NONE : INPUT_GONE;
+	if (n < 5)
+		return hangup ? INPUT_GONE : INPUT_NONE;
+
+	memcpy(&len, hdr + 1, 4);
+	len = pg_ntoh32(len);
+	if (len < 4)
+		return INPUT_COMPLETE;	/* bad length: let the reader report it */
+	if (ioctl(s->sock, FIONREAD, &avail) < 0)
+		return INPUT_GONE;
+	if ((uint32) avail >= Min(len + 1, 65536))
+		return INPUT_COMPLETE;
+	return hangup ? INPUT_GONE : INPUT_NONE;
+}
+
+static void
+enqueue(PoolSession *s)
+{
+	s->state = PS_QUEUED;
+	dlist_push_tail(&run_queue, &s->run_node);
+	n_queued++;
+}
+
+/* Looks at an idle session after a readiness edge */
+static void
+examine_session(PoolSession *s, bool hangup)
+{
+	switch (peek_input(s, hangup))
+	{
+		case INPUT_COMPLETE:
+			enqueue(s);
+			break;
+		case INPUT_GONE:
+			close_session(s);
+			break;
+		case INPUT_NONE:
+			break;
+	}
+}
+
+/* Harvests readiness edges without blocking */
+static void
+poll_sessions(void)
+{
+	struct epoll_event events[MAX_EPOLL_EVENTS];
+	int			n;
+	int			i;
+
+	n = epoll_wait(idle_epoll_fd, events, MAX_EPOLL_EVENTS, 0);
+	for (i = 0; i < n; i++)
+	{
+		PoolSession *s = events[i].data.ptr;
+		bool		hangup = (events[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
+
+		if (s->state == PS_IDLE)
+			examine_session(s, hangup);
+		else
+			s->recheck = true;
+	}
+	update_counters();
+}
+
+/* ---------------------------------------------------------------------
+ * Idle duties and retiring
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * What PostgresMain does while it waits for a command: catch up with
+ * invalidations, flush statistics, reload the configuration.  Returns how
+ * long the next wait may last, in ms.
+ */
+static long
+idle_duties(void)
+{
+	long		timeout = -1;
+	long		stats_timeout;
+
+	CHECK_FOR_INTERRUPTS();
+	if (ConfigReloadPending)
+	{
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
+	}
+	if (catchupInterruptPending)
+		ProcessCatchupInterrupt();
+
+	stats_timeout = pgstat_report_stat(false);
+	if (stats_timeout > 0)
+		timeout = stats_timeout;
+
+	if (n_sessions == 0 && !retire_sent && bp_idle_executor_timeout > 0)
+	{
+		long		left = bp_idle_executor_timeout * 1000L -
+			TimestampDifferenceMilliseconds(idle_since, GetCurrentTimestamp());
+
+		if (left > 0 && (timeout < 0 || left < timeout))
+			timeout = left;
+	}
+	return timeout;
+}
+
+/*
+ * Asks the listener for leave to exit when there is nothing to serve: a
+ * dedicated executor whose session ended, or one idle past
+ * builtin_pool.idle_executor_timeout.  Exits once the listener has
+ * acknowledged and every session it sent before that is gone.
+ */
+static void
+maybe_retire(void)
+{
+	bool		want;
+
+	if (n_sessions > 0)
+		return;
+	if (retire_acked)
+		proc_exit(0);
+	if (retire_sent)
+		return;
+
+	want = (my_pool_dedicated && served_any) ||
+		(bp_idle_executor_timeout > 0 &&
+		 TimestampDifferenceExceeds(idle_since, GetCurrentTimestamp(),
+									bp_idle_executor_timeout * 1000));
+	if (want)
+	{
+		PoolRetire	retire;
+
+		retire.magic = BP_RETIRE_MAGIC;
+		retire.slot = my_slot_index;
+		if (bp_channel_send(channel_fd, &retire, sizeof(retire), -1) == sizeof(retire))
+			retire_sent = true;
+	}
+}
+
+/* Blocks until the channel, a session or the latch has something */
+static void
+wait_for_work(void)
+{
+	WaitEvent	events[4];
+	long		timeout;
+	int			n;
+	int			i;
+
+	set_ps_display("idle");
+	pgstat_report_activity(STATE_IDLE, NULL);
+	pg_atomic_write_u32(&bp_my_slot->activity, PEA_IDLE);
+
+	timeout = idle_duties();
+	n = WaitEventSetWait(main_wes, timeout, events, lengthof(events),
+						 PG_WAIT_CLIENT);
+	for (i = 0; i < n; i++)
+	{
+		if (events[i].events & WL_LATCH_SET)
+			ResetLatch(MyLatch);
+	}
+	CHECK_FOR_INTERRUPTS();
+}
+
+/* ---------------------------------------------------------------------
+ * Serving
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * The session may be left for another: no transaction open, nothing of it
+ * buffered or half read, nothing owed to the client.
+ */
+static bool
+can_switch_out(PoolSession *s)
+{
+	return !IsTransactionOrTransactionBlock() &&
+		!s->ignore_till_sync &&
+		!pq_is_reading_msg() &&
+		!pq_buffer_has_data() &&
+		!s->send_ready_for_query;
+}
+
+/*
+ * Serves messages of the current session until it may be switched out or
+ * is closed.
+ */
+static void
+serve_current(void)
+{
+	PoolSession *s = bp_current;
+
+	pg_atomic_write_u32(&bp_my_slot->activity, PEA_RUNNING);
+	for (;;)
+	{
+		StringInfoData msg;
+		int			type;
+
+		MemoryContextSwitchTo(MessageContext);
+		MemoryContextResetAndDeleteChildren(MessageContext);
+		InvalidateCatalogSnapshotConditionally();
+
+		if (s->closing || s->dead)
+			break;
+		bp_send_ready_if_needed();
+		if (s->dead || can_switch_out(s))
+			break;
+
+		initStringInfo(&msg);
+		type = bp_read_message(&msg);
+		if (type == EOF)
+			break;
+
+		running_key = s->cancel_key;
+		bp_dispatch_message(type, &msg);
+		running_key = 0;
+	}
+	MemoryContextSwitchTo(TopMemoryContext);
+
+	if (s->closing || s->dead)
+		close_session(s);
+	else
+	{
+		bool		recheck = s->recheck;
+
+		s->recheck = false;
+		bp_session_switch_out();
+		if (recheck)
+			examine_session(s, false);
+	}
+	update_counters();
+}
+
+/* Takes the oldest queued session, if any */
+static PoolSession *
+next_session(void)
+{
+	PoolSession *s;
+
+	if (dlist_is_empty(&run_queue))
+		return NULL;
+	s = dlist_container(PoolSession, run_node, dlist_pop_head_node(&run_queue));
+	n_queued--;
+	s->state = PS_IDLE;
+	return s;
+}
+
+/*
+ * Error recovery, modelled on PostgresMain's: the error goes to the session
+ * that caused it, its transaction is aborted, and the loop carries on.
+ */
+static void
+recover_from_error(void)
+{
+	PoolSession *s = bp_current;
+
+	error_context_stack = NULL;
+	HOLD_INTERRUPTS();
+	disable_all_timeouts(false);
+	QueryCancelPending = false;
+	running_key = 0;
+	pq_comm_reset();
+	EmitErrorReport();
+	debug_query_string = NULL;
+	AbortCurrentTransaction();
+	PortalErrorCleanup();
+	jit_reset_after_error();
+	MemoryContextSwitchTo(TopMemoryContext);
+	FlushErrorState();
+	bp_protocol_error_cleanup();
+	bp_switching = false;
+
+	if (s != NULL)
+	{
+		/* a half-read message leaves the stream out of sync: end it */
+		if (pq_is_reading_msg())
+		{
+			pq_endmsgread();
+			s->closing = true;
+		}
+		if (!s->greeted)
+			s->closing = true;
+		if (s->closing || s->dead)
+			close_session(s);
+	}
+	RESUME_INTERRUPTS();
+}
+
+static void
+count_transaction(XactEvent event, void *arg)
+{
+	if (!bp_switching &&
+		(event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT))
+		pg_atomic_fetch_add_u64(&bp_my_slot->n_transactions, 1);
+}
+
+void
+bp_executor_main(Datum main_arg)
+{
+	char		dbname[NAMEDATALEN];
+	char		rolname[NAMEDATALEN];
+	sigjmp_buf	local_sigjmp_buf;
+
+	pqsignal(SIGTERM, die);
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGINT, executor_sigint);
+
+	attach_slot(main_arg, dbname, rolname);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(dbname, rolname, 0);
+
+	raise_fd_limit();
+	MessageContext = AllocSetContextCreate(TopMemoryContext, "MessageContext",
+										   ALLOCSET_DEFAULT_SIZES);
+	bp_session_module_init();
+	bp_prepared_init();
+	RegisterXactCallback(count_transaction, NULL);
+	say_hello();
+	build_wait_sets();
+	idle_since = GetCurrentTimestamp();
+	whereToSendOutput = DestNone;
+
+	if (sigsetjmp(local_sigjmp_buf, 1) != 0)
+		recover_from_error();
+	PG_exception_stack = &local_sigjmp_buf;
+
+	for (;;)
+	{
+		PoolSession *s;
+
+		if (bp_current != NULL)
+		{
+			serve_current();
+			continue;
+		}
+
+		drain_channel();
+		poll_sessions();
+		s = next_session();
+		if (s != NULL)
+		{
+			bp_session_switch_in(s);
+			serve_current();
+			continue;
+		}
+		maybe_retire();
+		wait_for_work();
+	}
+}

@@ -1,0 +1,37 @@
+/*-------------------------------------------------------------------------
+ *
+ * prepared.h
+ *	  Prepared statements private to each session of an executor.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PREPARED_H
+#define PREPARED_H
+
+#include "session.h"
+
+/* What a session needs to prepare a statement again elsewhere */
+typedef struct PoolStatement
+{
+	char	   *name;			/* the client's name */
+	char	   *query;			/* source text */
+	Oid		   *param_types;	/* as given in Parse or PREPARE */
+	int			num_params;
+	bool		from_sql;		/* PREPARE rather than a Parse message */
+} PoolStatement;
+
+extern void bp_prepared_init(void);
+
+/* The name core's statement table knows a session's statement by */
+extern char *bp_statement_key(const PoolSession *s, const char *name);
+
+/* Records/forgets a statement of the current session */
+extern void bp_statement_remember(const char *name, const char *query,
+								  const Oid *param_types, int num_params,
+								  bool from_sql);
+extern void bp_statement_forget(const char *name);
+
+/* Drops every statement of s, the unnamed one too (DEALLOCATE ALL, close) */
+extern void bp_statements_drop_all(PoolSession *s, bool unnamed_too);
+
+#endif							/* PREPARED_H */

@@ -1,0 +1,205 @@
+# shellcheck shell=bash
+#
+# scripts/common.sh -- helpers shared by demo.sh and test.sh.
+#
+# Sourced, never executed.  Everything here runs as root: it installs the
+# Debian packages the project needs, creates the unprivileged user that owns
+# every cluster (initdb refuses root), raises the open-file limit, builds the
+# extension in a copy of the tree owned by that user and installs it.
+#
+# Tunables (environment):
+#   BP_USER        unprivileged OS user (default: bp)
+#   BP_SKIP_APT=1  do not run apt-get (packages already present)
+#   BP_NOFILE      wanted open-file limit (default: 65536; the hard limit
+#                  caps it when root may not raise it)
+
+BP_USER=${BP_USER:-bp}
+BP_NOFILE=${BP_NOFILE:-65536}
+BP_MODULE=${BP_MODULE:-builtin_pool}
+PG_MAJOR=15
+PG_BINDIR=/usr/lib/postgresql/$PG_MAJOR/bin
+PG_CONFIG_BIN=$PG_BINDIR/pg_config
+BP_SRC_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# Debian 12 packages: server, headers (gssapi.h comes from libkrb5-dev),
+# liburing, the TAP test modules' IPC::Run, PgBouncer for comparisons, the
+# compiler, util-linux for setpriv, procps for pgrep/ps in diagnostics.
+BP_PACKAGES=(
+	"postgresql-$PG_MAJOR"
+	"postgresql-server-dev-$PG_MAJOR"
+	"postgresql-client-$PG_MAJOR"
+	liburing-dev
+	libkrb5-dev
+	libipc-run-perl
+	libio-pty-perl
+	pgbouncer
+	build-essential
+	util-linux
+	procps
+	coreutils
+	findutils
+	perl
+)
+
+bp_log() { printf '==> %s\n' "$*" >&2; }
+bp_die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
+
+bp_require_root() {
+	[ "$(id -u)" -eq 0 ] || bp_die "run as root (e.g. sudo $0): it installs packages and creates the user '$BP_USER'"
+}
+
+# Install the packages, idempotently.  apt-get update runs once per call
+# (bounded); a Debian install of postgresql-15 may create and try to start
+# a default cluster on port 5432: harmless, we never use it.
+bp_install_packages() {
+	if [ "${BP_SKIP_APT:-0}" = 1 ]; then
+		bp_log "BP_SKIP_APT=1: not running apt-get"
+	else
+		local missing=() p
+		for p in "${BP_PACKAGES[@]}"; do
+			dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+		done
+		if [ ${#missing[@]} -eq 0 ]; then
+			bp_log "packages already installed"
+		else
+			bp_log "installing packages: ${missing[*]}"
+			export DEBIAN_FRONTEND=noninteractive
+			timeout 600 apt-get update -q || bp_die "apt-get update failed"
+			timeout 1800 apt-get install -y -q --no-install-recommends \
+				-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+				"${missing[@]}" || bp_die "apt-get install failed"
+		fi
+	fi
+	[ -x "$PG_CONFIG_BIN" ] || bp_die "$PG_CONFIG_BIN missing after package install"
+	[ -x "$PG_BINDIR/initdb" ] || bp_die "$PG_BINDIR/initdb missing after package install"
+	command -v setpriv >/dev/null || bp_die "setpriv (util-linux) missing"
+}
+
+# Create the unprivileged user (with a home directory) if it does not exist.
+bp_create_user() {
+	if ! id "$BP_USER" >/dev/null 2>&1; then
+		bp_log "creating user $BP_USER"
+		useradd --create-home --user-group --shell /bin/bash "$BP_USER" ||
+			bp_die "useradd $BP_USER failed"
+	fi
+	BP_HOME=$(getent passwd "$BP_USER" | cut -d: -f6)
+	[ -n "$BP_HOME" ] || bp_die "no home directory for $BP_USER"
+	if [ ! -d "$BP_HOME" ]; then
+		install -d -o "$BP_USER" -g "$BP_USER" -m 0755 "$BP_HOME"
+	fi
+	export BP_HOME
+}
+
+# Raise this shell's open-file limit; children (setpriv keeps rlimits, it
+# does not go through PAM) inherit it, so pgbench and the postmaster do.
+# Root may lack CAP_SYS_RESOURCE (containers): then the hard limit caps us.
+bp_raise_fd_limit() {
+	local want=$BP_NOFILE hard
+	ulimit -Hn "$want" 2>/dev/null || true
+	hard=$(ulimit -Hn)
+	if [ "$hard" != unlimited ] && [ "$hard" -lt "$want" ]; then
+		want=$hard
+	fi
+	ulimit -Sn "$want" || bp_die "cannot set open-file limit to $want"
+	bp_log "open-file limit: soft $(ulimit -Sn), hard $(ulimit -Hn)"
+}
+
+# bp_run DIR CMD [ARGS...]: run CMD in DIR as the unprivileged user, with a
+# clean environment whose PATH starts with the PostgreSQL 15 binaries.  A few
+# test-related variables pass through when set.
+bp_run() {
+	local dir=$1
+	shift
+	local -a envs=(
+		HOME="$BP_HOME" USER="$BP_USER" LOGNAME="$BP_USER" SHELL=/bin/bash
+		PATH="$PG_BINDIR:/usr/local/bin:/usr/bin:/bin"
+		LANG=C.UTF-8 TMPDIR=/tmp
+		PG_CONFIG="$PG_CONFIG_BIN"
+	)
+	local v
+	for v in PROVE_FLAGS PROVE_TESTS PG_TEST_EXTRA PG_TEST_NOCLEAN PGCTLTIMEOUT \
+		PG_TEST_TIMEOUT_DEFAULT EXTRA_REGRESS_OPTS CI; do
+		if [ -n "${!v+x}" ]; then envs+=("$v=${!v}"); fi
+	done
+	# shellcheck disable=SC2016  # "$1", "$@" are the inner bash's
+	setpriv --reuid="$BP_USER" --regid="$BP_USER" --init-groups -- \
+		env -i "${envs[@]}" /bin/bash -c 'cd "$1" || exit 1; shift; exec "$@"' bp_run "$dir" "$@"
+}
+
+# Check that the limit really reaches the user's processes.
+bp_check_user_fd_limit() {
+	local min=${1:-4096} got
+	got=$(bp_run / /bin/bash -c 'ulimit -n')
+	bp_log "open-file limit seen by $BP_USER: $got"
+	if [ "$got" != unlimited ] && [ "$got" -lt "$min" ]; then
+		bp_die "open-file limit for $BP_USER is $got, need at least $min (raise the hard limit: ulimit -Hn, /etc/security/limits.conf or the container's nofile)"
+	fi
+}
+
+# bp_copy_tree DEST: copy the source tree (no .git, no build or test
+# products) to DEST, owned by the unprivileged user.
+bp_copy_tree() {
+	local dest=$1
+	case "$dest" in /*/*) ;; *) bp_die "refusing suspicious build dir '$dest'" ;; esac
+	rm -rf "$dest"
+	install -d -o "$BP_USER" -g "$BP_USER" -m 0755 "$dest"
+	tar -C "$BP_SRC_DIR" \
+		--exclude=./.git --exclude='*.o' --exclude='*.so' --exclude='*.bc' \
+		--exclude=./tmp_check --exclude=./tmp_check_iso --exclude=./results \
+		--exclude=./log --exclude=./regression.diffs --exclude=./regression.out \
+		-cf - . | tar -C "$dest" --no-same-owner -xf - || bp_die "copying the tree to $dest failed"
+	chown -R "$BP_USER:$BP_USER" "$dest"
+}
+
+# bp_build DIR LOG: build with PGXS as the user; fail on a build error, and
+# on any compiler warning unless BP_ALLOW_WARNINGS=1.
+bp_build() {
+	local dir=$1 log=$2 rc=0
+	[ -f "$dir/Makefile" ] || bp_die "no Makefile in $dir"
+	bp_log "building in $dir (log: $log)"
+	bp_run "$dir" make -s clean PG_CONFIG="$PG_CONFIG_BIN" >/dev/null 2>&1 || true
+	bp_run "$dir" timeout 900 make -j"$(nproc)" PG_CONFIG="$PG_CONFIG_BIN" >"$log" 2>&1 || rc=$?
+	cat "$log"
+	[ "$rc" -eq 0 ] || bp_die "build failed (make exit $rc)"
+	if grep -q 'warning:' "$log"; then
+		printf '\n---- compiler warnings ----\n' >&2
+		grep -n 'warning:' "$log" >&2
+		if [ "${BP_ALLOW_WARNINGS:-0}" = 1 ]; then
+			bp_log "BP_ALLOW_WARNINGS=1: continuing despite warnings"
+		else
+			bp_die "the build printed compiler warnings (the build must be warning-free)"
+		fi
+	fi
+	bp_log "build OK, no warnings"
+}
+
+# bp_install DIR: make install as root from the user's build dir.
+bp_install() {
+	local dir=$1
+	bp_log "installing (make install) from $dir"
+	(cd "$dir" && timeout 300 make install PG_CONFIG="$PG_CONFIG_BIN") ||
+		bp_die "make install failed"
+	# make install ran as root in the user's tree: hand anything it made back.
+	chown -R "$BP_USER:$BP_USER" "$dir"
+	[ -f "$("$PG_CONFIG_BIN" --pkglibdir)/$BP_MODULE.so" ] ||
+		bp_die "$BP_MODULE.so not found in $("$PG_CONFIG_BIN" --pkglibdir) after make install"
+}
+
+# bp_port_in_use PORT: true if something accepts TCP connections on
+# 127.0.0.1:PORT.
+bp_port_in_use() {
+	timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
+}
+
+# bp_stop_leftover_clusters DIR: stop (immediate) any postmaster whose data
+# directory lies under DIR, e.g. after a test run that timed out.  Only
+# clusters this run created live there.
+bp_stop_leftover_clusters() {
+	local dir=$1 pidfile datadir
+	[ -d "$dir" ] || return 0
+	while IFS= read -r pidfile; do
+		datadir=$(dirname "$pidfile")
+		bp_log "stopping leftover cluster in $datadir"
+		bp_run / "$PG_BINDIR/pg_ctl" stop -D "$datadir" -m immediate -t 30 >/dev/null 2>&1 || true
+	done < <(find "$dir" -name postmaster.pid -type f 2>/dev/null)
+}

@@ -1,0 +1,641 @@
+/*-------------------------------------------------------------------------
+ *
+ * session.c
+ *	  A session's private state and the switch in and out of it.
+ *
+ * An executor serves many sessions in one process.  What makes a session
+ * look like a backend of its own lives here:
+ *
+ * - Output.  Our own PqCommMethods write into the current session's buffer
+ *   and send to its socket.  A dead socket marks only that session dead and
+ *   cancels the statement; core's methods would set ClientConnectionLost,
+ *   which FATALs the executor and every session on it.
+ *
+ * - Input stays on core pqcomm (COPY FROM reads it directly), so
+ *   MyProcPort and FeBeWaitSet point at the current session.  The executor
+ *   switches only with pqcomm's receive buffer empty.
+ *
+ * - Settings.  At switch-out we record every GUC whose source is SESSION
+ *   (SET, set_config(), startup options) and the values last reported to
+ *   the client.  Switch-in is idempotent: it first resets every
+ *   SESSION-sourced GUC, whoever left it, then applies the incoming
+ *   session's list, inside a transaction (role and client_encoding need
+ *   catalog access).  A cleanup path we forgot can therefore never leak one
+ *   session's settings into another.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "access/xact.h"
+#include "common/ip.h"
+#include "libpq/libpq.h"
+#include "libpq/pqformat.h"
+#include "miscadmin.h"
+#include "storage/fd.h"
+#include "storage/ipc.h"
+#include "utils/wait_event.h"
+#include "tcop/dest.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/guc_tables.h"
+#include "utils/memutils.h"
+
+#include "pool_shmem.h"
+#include "session.h"
+#include "startup.h"
+
+PoolSession *bp_current = NULL;
+bool		bp_switching = false;
+
+/* executor.c's slot, for byte counters */
+extern PoolExecutor *bp_my_slot;
+
+/* GUC_REPORT variables, found once: their set never changes */
+static struct config_generic **report_vars = NULL;
+static int	n_report_vars = 0;
+
+static bool send_busy = false;
+
+static void bp_comm_reset(void);
+static int	bp_flush(void);
+static int	bp_flush_if_writable(void);
+static bool bp_is_send_pending(void);
+static int	bp_putmessage(char msgtype, const char *s, size_t len);
+static void bp_putmessage_noblock(char msgtype, const char *s, size_t len);
+
+static const PQcommMethods bp_comm_methods = {
+	bp_comm_reset,
+	bp_flush,
+	bp_flush_if_writable,
+	bp_is_send_pending,
+	bp_putmessage,
+	bp_putmessage_noblock
+};
+
+/*
+ * Installs the output path and finds the reported GUCs.  Called once by the
+ * executor before it takes any session.
+ */
+void
+bp_session_module_init(void)
+{
+	struct config_generic **vars = get_guc_variables();
+	int			n = GetNumConfigOptions();
+	int			i;
+
+	PqCommMethods = &bp_comm_methods;
+
+	report_vars = MemoryContextAlloc(TopMemoryContext,
+									 n * sizeof(struct config_generic *));
+	for (i = 0; i < n; i++)
+	{
+		if (vars[i]->flags & GUC_REPORT)
+			report_vars[n_report_vars++] = vars[i];
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * Output
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * The client is gone: drop what it would have received and stop the
+ * statement running for it with an ordinary ERROR (never FATAL, which
+ * would end every session of this executor).
+ */
+static void
+mark_dead(PoolSession *s)
+{
+	int			save_errno = errno;
+
+	s->dead = true;
+	s->closing = true;
+	resetStringInfo(&s->outbuf);
+	if (bp_current == s)
+		whereToSendOutput = DestNone;
+	errno = save_errno;
+	ereport(COMMERROR,
+			(errcode_for_socket_access(),
+			 errmsg("could not send data to client: %m")));
+	if (!proc_exit_inprogress)
+	{
+		QueryCancelPending = true;
+		InterruptPending = true;
+	}
+}
+
+/*
+ * Sends as much of the buffer as the socket takes.  With block, waits for
+ * the socket on the session's own wait set until all is sent, as core's
+ * flush does; only a pending die interrupts the wait.  Returns 0, or EOF
+ * when the session is dead.
+ */
+static int
+send_buffer(PoolSession *s, bool block)
+{
+	int			sent = 0;
+
+	while (sent < s->outbuf.len && !s->dead)
+	{
+		ssize_t		n = send(s->sock, s->outbuf.data + sent,
+							 s->outbuf.len - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n > 0)
+		{
+			sent += n;
+			pg_atomic_fetch_add_u64(&bp_my_slot->bytes_out, n);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		{
+			WaitEvent	event;
+
+			if (!block)
+				break;
+			ModifyWaitEvent(s->wes, FeBeWaitSetSocketPos, WL_SOCKET_WRITEABLE, NULL);
+			(void) WaitEventSetWait(s->wes, -1, &event, 1, WAIT_EVENT_CLIENT_WRITE);
+			if (event.events & WL_POSTMASTER_DEATH)
+				proc_exit(1);
+			if (event.events & WL_LATCH_SET)
+			{
+				ResetLatch(MyLatch);
+				ProcessClientWriteInterrupt(true);
+			}
+			continue;
+		}
+		mark_dead(s);
+		return EOF;
+	}
+
+	if (sent > 0)
+	{
+		memmove(s->outbuf.data, s->outbuf.data + sent, s->outbuf.len - sent);
+		s->outbuf.len -= sent;
+		s->outbuf.data[s->outbuf.len] = '\0';
+	}
+	return s->dead ? EOF : 0;
+}
+
+static void
+bp_comm_reset(void)
+{
+	send_busy = false;
+}
+
+static int
+bp_flush(void)
+{
+	int			r;
+
+	if (bp_current == NULL || bp_current->dead)
+		return EOF;
+	if (send_busy)
+		return 0;
+	send_busy = true;
+	r = send_buffer(bp_current, true);
+	send_busy = false;
+	return r;
+}
+
+static int
+bp_flush_if_writable(void)
+{
+	int			r;
+
+	if (bp_current == NULL || bp_current->dead)
+		return EOF;
+	if (send_busy)
+		return 0;
+	send_busy = true;
+	r = send_buffer(bp_current, false);
+	send_busy = false;
+	return r;
+}
+
+static bool
+bp_is_send_pending(void)
+{
+	return bp_current != NULL && bp_current->outbuf.len > 0;
+}
+
+/*
+ * Appends one message to the current session's buffer; past 8kB the buffer
+ * is sent, as core's pqcomm does.  Output while no session is switched in,
+ * or to a dead session, is dropped.
+ */
+static int
+bp_putmessage(char msgtype, const char *s, size_t len)
+{
+	PoolSession *cur = bp_current;
+	uint32		n32;
+
+	if (cur == NULL || cur->dead)
+		return EOF;
+	if (send_busy)
+		return 0;				/* re-entered from an error while sending */
+
+	appendStringInfoChar(&cur->outbuf, msgtype);
+	n32 = pg_hton32((uint32) (len + 4));
+	appendBinaryStringInfo(&cur->outbuf, (char *) &n32, 4);
+	appendBinaryStringInfo(&cur->outbuf, s, len);
+
+	if (cur->outbuf.len >= 8192)
+		return bp_flush();
+	return 0;
+}
+
+static void
+bp_putmessage_noblock(char msgtype, const char *s, size_t len)
+{
+	(void) bp_putmessage(msgtype, s, len);
+}
+
+/*
+ * Sends a FATAL ErrorResponse to the current session, logs it, and marks
+ * the session for closing.  For protocol errors where core would FATAL the
+ * whole backend: here only this session ends.
+ */
+void
+bp_session_send_fatal(int sqlstate, const char *message)
+{
+	StringInfoData buf;
+
+	ereport(COMMERROR,
+			(errcode(sqlstate),
+			 errmsg_internal("%s", message)));
+	if (bp_current == NULL)
+		return;
+	bp_current->closing = true;
+	if (bp_current->dead)
+		return;
+	initStringInfo(&buf);
+	bp_build_error(&buf, "FATAL", sqlstate, message, NULL, NULL);
+	/* bp_build_error wrote type and length; putmessage adds its own */
+	(void) bp_putmessage(buf.data[0], buf.data + 5, buf.len - 5);
+	(void) bp_flush();
+	pfree(buf.data);
+}
+
+/* ---------------------------------------------------------------------
+ * Creation and destruction
+ * ---------------------------------------------------------------------
+ */
+
+static void
+fill_addresses(PoolSession *s)
+{
+	Port	   *port = s->port;
+	char		host[NI_MAXHOST];
+	char		service[NI_MAXSERV];
+
+	port->laddr.salen = sizeof(port->laddr.addr);
+	if (getsockname(s->sock, (struct sockaddr *) &port->laddr.addr,
+					&port->laddr.salen) < 0)
+		port->laddr.salen = 0;
+	port->raddr.salen = sizeof(port->raddr.addr);
+	if (getpeername(s->sock, (struct sockaddr *) &port->raddr.addr,
+					&port->raddr.salen) < 0)
+		port->raddr.salen = 0;
+
+	host[0] = service[0] = '\0';
+	if (port->raddr.salen > 0)
+		(void) pg_getnameinfo_all(&port->raddr.addr, port->raddr.salen,
+								  host, sizeof(host), service, sizeof(service),
+								  NI_NUMERICHOST | NI_NUMERICSERV);
+	if (port->raddr.addr.ss_family == AF_UNIX)
+		strlcpy(host, "[local]", sizeof(host));
+	port->remote_host = pstrdup(host);
+	port->remote_port = pstrdup(service);
+}
+
+/*
+ * Builds a session around a client socket received from the listener.
+ * body is the startup packet's name/value pairs; it is copied.  The caller
+ * (executor) registers the socket for readiness and greets the client.
+ * Everything is allocated in a new context under TopMemoryContext.
+ */
+PoolSession *
+bp_session_create(int sock, const PoolHandoff *handoff, const char *body)
+{
+	MemoryContext cxt;
+	MemoryContext old;
+	PoolSession *s;
+	int			sqlstate;
+	const char *message;
+
+	cxt = AllocSetContextCreate(TopMemoryContext, "pool session",
+								ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+
+	s = palloc0(sizeof(PoolSession));
+	s->cxt = cxt;
+	s->sock = sock;
+	s->state = PS_IDLE;
+	s->cancel_key = handoff->cancel_key;
+	s->startup_body = palloc(handoff->startup_len + 1);
+	memcpy(s->startup_body, body, handoff->startup_len);
+	s->startup_body[handoff->startup_len] = '\0';
+	if (!bp_parse_startup(s->startup_body, handoff->startup_len, &s->startup,
+						  &sqlstate, &message))
+		memset(&s->startup, 0, sizeof(s->startup)); /* listener checked it */
+	initStringInfo(&s->outbuf);
+	s->guc_cxt = AllocSetContextCreate(cxt, "pool session settings",
+									   ALLOCSET_SMALL_SIZES);
+	s->last_reported = palloc0(Max(n_report_vars, 1) * sizeof(char *));
+
+	s->port = palloc0(sizeof(Port));
+	s->port->sock = sock;
+	s->port->proto = handoff->proto;
+	s->port->user_name = pstrdup(s->startup.user ? s->startup.user : "");
+	s->port->database_name = pstrdup(s->startup.database ? s->startup.database : "");
+	fill_addresses(s);
+
+	/*
+	 * Each wait set costs an epoll fd.  Core counts those against
+	 * max_safe_fds / 3, which would cap an executor at a few hundred
+	 * sessions; executor.c raises RLIMIT_NOFILE for them instead, so hand the
+	 * external-fd slot back (bp_session_destroy takes it again before
+	 * FreeWaitEventSet releases it).
+	 */
+	s->wes = CreateWaitEventSet(cxt, FeBeWaitSetNEvents);
+	ReleaseExternalFD();
+	AddWaitEventToSet(s->wes, WL_SOCKET_WRITEABLE, sock, NULL, NULL);
+	AddWaitEventToSet(s->wes, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(s->wes, WL_POSTMASTER_DEATH, PGINVALID_SOCKET, NULL, NULL);
+
+	MemoryContextSwitchTo(old);
+	return s;
+}
+
+/*
+ * Releases everything of a session that is not switched in.  The
+ * executor has already rolled back its transaction and removed it from
+ * its wait structures.
+ */
+void
+bp_session_destroy(PoolSession *s)
+{
+	int			i;
+
+	Assert(bp_current != s);
+	for (i = 0; i < n_report_vars; i++)
+	{
+		if (s->last_reported[i])
+			free(s->last_reported[i]);
+	}
+	ReserveExternalFD();
+	FreeWaitEventSet(s->wes);
+	close(s->sock);
+	MemoryContextDelete(s->cxt);
+}
+
+/*
+ * Throws away whatever the current session's client sent that we have not
+ * read, so the next session cannot read it.  pq_getbyte only calls recv()
+ * when the buffer is empty, so this never blocks.
+ */
+void
+bp_session_discard_input(void)
+{
+	if (pq_is_reading_msg())
+		pq_endmsgread();
+	pq_startmsgread();
+	while (pq_buffer_has_data())
+		(void) pq_getbyte();
+	pq_endmsgread();
+}
+
+/* ---------------------------------------------------------------------
+ * Settings
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * transaction_* settings belong to one transaction; they are reset when the
+ * next one starts, so carrying them over would be wrong.
+ */
+static bool
+is_carried_setting(struct config_generic *conf)
+{
+	return conf->source == PGC_S_SESSION &&
+		strncmp(conf->name, "transaction_", 12) != 0;
+}
+
+static void
+save_settings(PoolSession *s)
+{
+	struct config_generic **vars = get_guc_variables();
+	int			n = GetNumConfigOptions();
+	MemoryContext old;
+	int			i;
+
+	MemoryContextReset(s->guc_cxt);
+	s->guc_names = NIL;
+	s->guc_values = NIL;
+	old = MemoryContextSwitchTo(s->guc_cxt);
+	for (i = 0; i < n; i++)
+	{
+		struct config_generic *conf = vars[i];
+
+		if (!is_carried_setting(conf))
+			continue;
+		s->guc_names = lappend(s->guc_names, pstrdup(conf->name));
+		s->guc_values = lappend(s->guc_values,
+								pstrdup(GetConfigOption(conf->name, false, false)));
+	}
+	MemoryContextSwitchTo(old);
+}
+
+static void
+set_setting(const char *name, const char *value)
+{
+	(void) set_config_option(name, value, PGC_SU_BACKEND, PGC_S_SESSION,
+							 GUC_ACTION_SET, true, WARNING, false);
+}
+
+/*
+ * Resets every SESSION-sourced setting, then applies s's own.
+ * session_authorization goes first: changing it also resets role.
+ */
+static void
+restore_settings(PoolSession *s)
+{
+	struct config_generic **vars = get_guc_variables();
+	int			n = GetNumConfigOptions();
+	ListCell   *ln,
+			   *lv;
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		if (is_carried_setting(vars[i]))
+			set_setting(vars[i]->name, NULL);
+	}
+	forboth(ln, s->guc_names, lv, s->guc_values)
+	{
+		if (strcmp(lfirst(ln), "session_authorization") == 0)
+			set_setting(lfirst(ln), lfirst(lv));
+	}
+	forboth(ln, s->guc_names, lv, s->guc_values)
+	{
+		if (strcmp(lfirst(ln), "session_authorization") != 0)
+			set_setting(lfirst(ln), lfirst(lv));
+	}
+}
+
+static bool
+any_carried_setting(void)
+{
+	struct config_generic **vars = get_guc_variables();
+	int			n = GetNumConfigOptions();
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		if (is_carried_setting(vars[i]))
+			return true;
+	}
+	return false;
+}
+
+/* ParameterStatus bookkeeping: guc.c compares with last_reported */
+static void
+swap_last_reported(PoolSession *s)
+{
+	int			i;
+
+	for (i = 0; i < n_report_vars; i++)
+	{
+		char	   *mine = s->last_reported[i];
+
+		s->last_reported[i] = report_vars[i]->last_reported;
+		report_vars[i]->last_reported = mine;
+	}
+}
+
+/*
+ * Applies the options of the startup packet, as core's
+ * process_startup_options does, but with SESSION source so that they are
+ * carried across switches like a SET.  An invalid option raises ERROR; the
+ * executor then closes the session, as core would end the connection.
+ */
+void
+bp_session_apply_startup_options(PoolSession *s)
+{
+	GucContext	ctx = superuser() ? PGC_SU_BACKEND : PGC_BACKEND;
+	ListCell   *ln,
+			   *lv;
+
+	if (s->startup.options && s->startup.options[0])
+	{
+		char	  **av;
+		int			maxac = 2 + (strlen(s->startup.options) + 1) / 2;
+		int			ac = 0;
+		int			i;
+
+		av = palloc(maxac * sizeof(char *));
+		av[ac++] = "postgres";
+		pg_split_opts(av, &ac, s->startup.options);
+		for (i = 1; i < ac; i++)
+		{
+			char	   *opt = av[i];
+			char	   *name = NULL;
+			char	   *value = NULL;
+
+			if (strcmp(opt, "-c") == 0 && i + 1 < ac)
+				opt = av[++i];
+			else if (strncmp(opt, "-c", 2) == 0)
+				opt += 2;
+			else if (strncmp(opt, "--", 2) == 0)
+				opt += 2;
+			else
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("invalid command-line argument for server process: %s", av[i]),
+						 errhint("Only -c name=value and --name=value options are supported on the pool port.")));
+			ParseLongOption(opt, &name, &value);
+			if (value == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_SYNTAX_ERROR),
+						 errmsg("parameter \"%s\" requires a value", name)));
+			(void) set_config_option(name, value, ctx, PGC_S_SESSION,
+									 GUC_ACTION_SET, true, ERROR, false);
+		}
+	}
+
+	forboth(ln, s->startup.guc_names, lv, s->startup.guc_values)
+		(void) set_config_option(lfirst(ln), lfirst(lv), ctx, PGC_S_SESSION,
+								 GUC_ACTION_SET, true, ERROR, false);
+}
+
+/* ---------------------------------------------------------------------
+ * Switching
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * Makes s the current session.  Settings are restored inside a short
+ * transaction; a setting that no longer applies is logged, not fatal.
+ * If the identity after the restore is not the one the session left with,
+ * the session is closed rather than run as someone else.
+ */
+void
+bp_session_switch_in(PoolSession *s)
+{
+	Assert(bp_current == NULL);
+
+	if (s->guc_names != NIL || any_carried_setting())
+	{
+		bp_switching = true;
+		StartTransactionCommand();
+		restore_settings(s);
+		CommitTransactionCommand();
+		bp_switching = false;
+	}
+	swap_last_reported(s);
+
+	MyProcPort = s->port;
+	FeBeWaitSet = s->wes;
+	whereToSendOutput = s->dead ? DestNone : DestRemote;
+	bp_current = s;
+	s->state = PS_RUNNING;
+	QueryCancelPending = false;
+
+	if (s->greeted &&
+		(GetSessionUserId() != s->session_userid ||
+		 GetUserId() != s->current_userid))
+	{
+		bp_session_send_fatal(ERRCODE_INTERNAL_ERROR,
+							  "could not restore the session's role after a pool switch");
+		s->closing = true;
+	}
+}
+
+/*
+ * Leaves the current session: records its settings and identity.  Its GUC
+ * values stay in force until the next switch-in resets them.
+ */
+void
+bp_session_switch_out(void)
+{
+	PoolSession *s = bp_current;
+
+	Assert(s != NULL);
+	save_settings(s);
+	s->session_userid = GetSessionUserId();
+	s->current_userid = GetUserId();
+	swap_last_reported(s);
+
+	whereToSendOutput = DestNone;
+	MyProcPort = NULL;
+	FeBeWaitSet = NULL;
+	bp_current = NULL;
+	s->state = PS_IDLE;
+}

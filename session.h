@@ -1,0 +1,81 @@
+/*-------------------------------------------------------------------------
+ *
+ * session.h
+ *	  A client session served by an executor, and the switch in and out of it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef SESSION_H
+#define SESSION_H
+
+#include "lib/ilist.h"
+#include "lib/stringinfo.h"
+#include "libpq/libpq-be.h"
+#include "storage/latch.h"
+
+#include "channel.h"
+#include "startup.h"
+
+/* Where a session is, from the executor's point of view */
+typedef enum PoolSessionState
+{
+	PS_IDLE,					/* waiting for its client's next message */
+	PS_QUEUED,					/* a complete message is waiting: in the run queue */
+	PS_RUNNING					/* switched in */
+} PoolSessionState;
+
+typedef struct PoolSession
+{
+	dlist_node	run_node;		/* in the run queue while PS_QUEUED */
+	PoolSessionState state;
+	uint32		id;				/* unique within the executor */
+	MemoryContext cxt;			/* everything of this session lives here */
+	int			sock;
+	Port	   *port;
+	WaitEventSet *wes;			/* this session's FeBeWaitSet */
+	uint32		cancel_key;
+	PoolStartup startup;		/* points into startup_body */
+	char	   *startup_body;
+
+	/* protocol state, kept per session (postgres.c keeps it in statics) */
+	bool		send_ready_for_query;
+	bool		doing_extended_query_message;
+	bool		ignore_till_sync;
+
+	/* prepared statements (prepared.c, extended.c) */
+	List	   *statements;		/* PoolStatement, named ones */
+	struct CachedPlanSource *unnamed_psrc;
+
+	bool		greeted;		/* startup finished, ReadyForQuery sent */
+	bool		dead;			/* the socket failed: send nothing more */
+	bool		closing;		/* Terminate, EOF or protocol error */
+	bool		recheck;		/* input arrived while queued or running */
+
+	StringInfoData outbuf;		/* output not yet sent */
+
+	/* settings while switched out; see session.c */
+	MemoryContext guc_cxt;
+	List	   *guc_names;
+	List	   *guc_values;
+	char	  **last_reported;	/* malloc'd, owned while switched out */
+	Oid			session_userid;
+	Oid			current_userid;
+} PoolSession;
+
+/* The session switched in, or NULL */
+extern PoolSession *bp_current;
+
+/* true while the executor switches GUCs between sessions */
+extern bool bp_switching;
+
+extern void bp_session_module_init(void);
+extern PoolSession *bp_session_create(int sock, const PoolHandoff *handoff,
+									  const char *body);
+extern void bp_session_switch_in(PoolSession *s);
+extern void bp_session_switch_out(void);
+extern void bp_session_apply_startup_options(PoolSession *s);
+extern void bp_session_discard_input(void);
+extern void bp_session_destroy(PoolSession *s);
+extern void bp_session_send_fatal(int sqlstate, const char *message);
+
+#endif							/* SESSION_H */

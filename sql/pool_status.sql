@@ -1,0 +1,55 @@
+-- The SQL surface of builtin_pool (the pool itself is tested in t/)
+CREATE EXTENSION builtin_pool;
+
+-- settings, as documented
+SHOW builtin_pool.port;
+SHOW builtin_pool.session_pool_ports;
+SHOW builtin_pool.session_pool_size;
+SHOW builtin_pool.max_sessions;
+SHOW builtin_pool.dedicated_databases;
+SHOW builtin_pool.use_io_uring;
+SHOW builtin_pool.idle_executor_timeout;
+
+-- the prefix is reserved: a typo is refused
+SET builtin_pool.no_such_setting = 1;
+
+-- postmaster settings cannot change in a running server
+SET builtin_pool.session_pool_size = 2;
+
+-- columns of pool_status() and pool_pools
+SELECT name, type
+  FROM (SELECT unnest(proargnames) AS name,
+               format_type(unnest(proallargtypes), NULL) AS type
+          FROM pg_proc WHERE proname = 'pool_status') s;
+SELECT attname, format_type(atttypid, atttypmod)
+  FROM pg_attribute
+ WHERE attrelid = 'pool_pools'::regclass AND attnum > 0
+ ORDER BY attnum;
+
+-- nobody has connected through the pool port here
+SELECT count(*) FROM pool_status();
+SELECT count(*) FROM pool_pools;
+SELECT accepted >= 0 AND rejected >= 0 AND cancels >= 0 AS ok
+  FROM pool_listener_stats();
+
+-- the listener runs
+SELECT backend_type FROM pg_stat_activity
+ WHERE backend_type = 'builtin_pool listener';
+
+-- readable by pg_read_all_stats, not by everyone
+CREATE ROLE pool_nobody;
+CREATE ROLE pool_monitor IN ROLE pg_read_all_stats;
+SET ROLE pool_nobody;
+SELECT count(*) FROM pool_status();
+SELECT count(*) FROM pool_pools;
+SELECT * FROM pool_listener_stats();
+RESET ROLE;
+SET ROLE pool_monitor;
+SELECT count(*) FROM pool_status();
+SELECT count(*) FROM pool_pools;
+SELECT count(*) FROM pool_listener_stats();
+RESET ROLE;
+DROP ROLE pool_nobody;
+DROP ROLE pool_monitor;
+
+DROP EXTENSION builtin_pool;
