@@ -2,10 +2,12 @@
 
 MODULE_big = builtin_pool
 OBJS = \
+	auth.o \
 	builtin_pool.o \
 	channel.o \
 	executor.o \
 	extended.o \
+	pool_io.o \
 	pool_shmem.o \
 	prepared.o \
 	protocol.o \
@@ -28,3 +30,6 @@ TAP_TESTS = 1
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# PGXS tracks no header dependencies: rebuild everything when a header changes
+$(OBJS): $(wildcard $(srcdir)/*.h)

@@ -90,7 +90,7 @@ define_gucs(void)
 							   NULL,
 							   &bp_dedicated_databases,
 							   "postgres",
-							   PGC_POSTMASTER, GUC_LIST_INPUT | GUC_LIST_QUOTE,
+							   PGC_POSTMASTER, GUC_LIST_INPUT,
 							   check_dedicated_databases, NULL, NULL);
 	DefineCustomBoolVariable("builtin_pool.use_io_uring",
 							 "Accepts pool connections with io_uring; off uses epoll.",

@@ -528,12 +528,16 @@ can_switch_out(PoolSession *s)
 
 /*
  * Serves messages of the current session until it may be switched out or
- * is closed.
+ * is closed.  A session comes here because a complete message is waiting
+ * in its socket, so with must_read the first message is always read:
+ * pqcomm's buffer is still empty then, which alone would allow switching
+ * out.  After error recovery nothing may be waiting, hence no must_read.
  */
 static void
-serve_current(void)
+serve_current(bool must_read)
 {
 	PoolSession *s = bp_current;
+	bool		first = must_read;
 
 	pg_atomic_write_u32(&bp_my_slot->activity, PEA_RUNNING);
 	for (;;)
@@ -548,8 +552,9 @@ serve_current(void)
 		if (s->closing || s->dead)
 			break;
 		bp_send_ready_if_needed();
-		if (s->dead || can_switch_out(s))
+		if (s->dead || (!first && can_switch_out(s)))
 			break;
+		first = false;
 
 		initStringInfo(&msg);
 		type = bp_read_message(&msg);
@@ -675,7 +680,7 @@ bp_executor_main(Datum main_arg)
 
 		if (bp_current != NULL)
 		{
-			serve_current();
+			serve_current(false);
 			continue;
 		}
 
@@ -685,7 +690,7 @@ bp_executor_main(Datum main_arg)
 		if (s != NULL)
 		{
 			bp_session_switch_in(s);
-			serve_current();
+			serve_current(true);
 			continue;
 		}
 		maybe_retire();

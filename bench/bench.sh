@@ -351,16 +351,22 @@ EOF
     echo '"bench" ""' | as_user tee "$WORK/userlist.txt" >/dev/null
     as_user "$PGBOUNCER" -d "$WORK/pgbouncer.ini" >"$WORK/pgbouncer.stdout" 2>&1 || return 1
     local i
-    for i in $(seq 1 50); do
-        probe 127.0.0.1 "$BOUNCER_PORT" && return 0
-        sleep 0.2
-    done
-    return 1
+    probe_until 127.0.0.1 "$BOUNCER_PORT" 15
 }
 
-probe() {  # host port : can the bench role run a query there?
-    timeout -k 5 15 env PGCONNECT_TIMEOUT=10 \
+probe() {  # host port : can the bench role run a query there? (124 = hung)
+    timeout -k 5 10 env PGCONNECT_TIMEOUT=10 \
         "$PGBIN/psql" -X -q -At -h "$1" -p "$2" -U bench -d bench -c "SELECT 1" >/dev/null 2>&1
+}
+probe_until() {  # host port seconds : retry quick failures, give up on a hang
+    local deadline=$((SECONDS + $3)) rc
+    while :; do
+        probe "$1" "$2"; rc=$?
+        [ $rc -eq 0 ] && return 0
+        [ $rc -eq 124 ] || [ $rc -eq 137 ] && return 124
+        [ $SECONDS -ge "$deadline" ] && return $rc
+        sleep 0.5
+    done
 }
 
 if has_target pgbouncer; then
@@ -374,12 +380,16 @@ if has_target pgbouncer; then
 fi
 
 if [ "$POOL_STATE" = ok ]; then
-    ok=0
-    for i in $(seq 1 30); do probe 127.0.0.1 "$POOL_PORT" && { ok=1; break; }; sleep 0.5; done
-    if [ $ok = 1 ]; then
+    probe_until 127.0.0.1 "$POOL_PORT" 20; rc=$?
+    if [ $rc = 0 ]; then
         log "builtin_pool answers on 127.0.0.1:$POOL_PORT"
     else
-        POOL_STATE="pool port $POOL_PORT does not answer SELECT 1"
+        if [ $rc = 124 ]; then
+            POOL_STATE="SELECT 1 through the pool port $POOL_PORT hangs (no answer in 10 s)"
+        else
+            POOL_STATE="SELECT 1 through the pool port $POOL_PORT fails: $(timeout 10 "$PGBIN/psql" -X -At -h 127.0.0.1 \
+                -p "$POOL_PORT" -U bench -d bench -c 'SELECT 1' 2>&1 | head -1 | cut -c1-200)"
+        fi
         log "WARNING: $POOL_STATE"
     fi
 fi
@@ -446,7 +456,7 @@ run_point() {  # proto mode clients target
     if ! wait_server; then NOTE[$key]="server not answering"; return; fi
     settle
     if ! probe 127.0.0.1 "$port"; then
-        NOTE[$key]="port $port does not answer SELECT 1 before the run"
+        NOTE[$key]="SELECT 1 on port $port failed or hung before the run"
         log "[$RUN_NO/$N_RUNS] $proto $mode c=$c $target: FAIL (${NOTE[$key]})"
         return
     fi

@@ -136,7 +136,7 @@ if [ -n "$TAP_ENABLED" ] && compgen -G "$BUILD/t/*.pl" >/dev/null; then
 		FAILED+=("TAP")
 		# prove's "Test Summary Report" names the failed files: show their
 		# logs (all logs if it did not get that far, e.g. a timeout).
-		failed_tap=$(sed -n 's|^t/\([^ ]*\)\.pl (Wstat.*|\1|p' "$TAP_OUT")
+		failed_tap=$(sed -n 's|^t/\([^ ]*\)\.pl  *(Wstat.*|\1|p' "$TAP_OUT")
 		if [ -n "$failed_tap" ]; then
 			for tn in $failed_tap; do
 				for f in "$BUILD/tmp_check/log/regress_log_$tn" "$BUILD/tmp_check/log/${tn}_"*.log; do

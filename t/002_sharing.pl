@@ -147,11 +147,11 @@ $B->quit;
 # role settings (ALTER ROLE ... SET) apply to the role's sessions
 $node->safe_psql('postgres', q{CREATE ROLE app2 LOGIN; ALTER ROLE app2 SET statement_timeout = '123s'});
 is($node->pool_safe_psql('app', 'SHOW statement_timeout', user => 'app2'),
-	'2min 3s', 'ALTER ROLE ... SET applies to a pool session');
+	'123s', 'ALTER ROLE ... SET applies to a pool session');
 is( $node->pool_safe_psql('app',
 		q{SET statement_timeout = '5s'; RESET statement_timeout; SHOW statement_timeout},
 		user => 'app2'),
-	'2min 3s',
+	'123s',
 	'RESET returns to the role setting');
 
 ###########################################################################

@@ -49,14 +49,16 @@ $node->command_ok(
 	'pgbench -i through the main port');
 
 # run_pgbench(NAME, CLIENTS, PORT, [extra pgbench args]): runs pgbench -T 5
-# in the background, sampling the pool while it runs.  Returns a hash ref:
+# in the background, sampling the pool while it runs.  -n: no vacuum, and
+# above all no TRUNCATE of pgbench_history, so that the history always holds
+# every transaction since pgbench -i and the balance invariants hold.  Returns a hash ref:
 # rc, out, err, processed, failed, max_sessions, max_executors, max_rows.
 sub run_pgbench
 {
 	my ($name, $clients, $port, @args) = @_;
 	my ($out, $err) = ('', '');
 	my @cmd = (
-		'pgbench', '-M', 'simple', '-c', $clients, '-j', '2', '-T', '5',
+		'pgbench', '-n', '-M', 'simple', '-c', $clients, '-j', '2', '-T', '5',
 		'-h', '127.0.0.1', '-p', $port, '-U', 'app', @args, 'app');
 	note "running: @cmd";
 	my $timer = IPC::Run::timer(150);

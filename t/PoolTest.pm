@@ -34,7 +34,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep time);
 
-our @EXPORT = qw(pool_node setup_app check_no_crash wait_until bgq
+our @EXPORT = qw(pool_node setup_app check_no_crash wait_until bgq bgq_err
   free_port_range crash_lines);
 
 # Writing to a socket the server closed must give EPIPE, not kill the test.
@@ -140,16 +140,24 @@ sub wait_until
 	}
 }
 
-# bgq(BG, SQL): run SQL in a BackgroundPsql session; returns stdout, or
-# (stdout, stderr) in list context.  stderr is that of this query only.
+# bgq(BG, SQL): run SQL in a BackgroundPsql session; returns its stdout (in
+# any context).  bgq_err(BG, SQL) returns (stdout, stderr), stderr being
+# that of this query only.
 sub bgq
+{
+	my ($bg, $sql) = @_;
+	my ($out) = bgq_err($bg, $sql);
+	return $out;
+}
+
+sub bgq_err
 {
 	my ($bg, $sql) = @_;
 	$bg->{stderr} = '';
 	my ($out) = $bg->query($sql);
 	my $err = $bg->{stderr};
 	$bg->{stderr} = '';
-	return wantarray ? ($out, $err) : $out;
+	return ($out, $err);
 }
 
 ##########################################################################
@@ -194,13 +202,28 @@ sub _split_conn_opts
 
 # pool_psql(DB, SQL, %params): Cluster::psql through the pool port; params
 # as Cluster::psql plus user/unix/port/host/extra of pool_connstr.
+# On timeout the exit code is 124 (Cluster::psql would die, or return 0
+# when given timed_out).
 sub pool_psql
 {
 	my ($self, $db, $sql, %p) = @_;
 	my %c = _split_conn_opts(\%p);
 	$p{timeout} //= 60;
-	return $self->psql($db, $sql, connstr => $self->pool_connstr($db, %c),
-		%p);
+	my $to = 0;
+	my $caller_to = delete $p{timed_out};
+	my ($out, $err) = ('', '');
+	$p{stdout} //= \$out;
+	$p{stderr} //= \$err;
+	my $ret;
+	{
+		no warnings 'uninitialized';
+		$ret = $self->psql($db, $sql,
+			connstr => $self->pool_connstr($db, %c),
+			timed_out => \$to, %p);
+	}
+	$$caller_to = $to if $caller_to;
+	$ret = 124 if $to;
+	return wantarray ? ($ret, ${ $p{stdout} }, ${ $p{stderr} }) : $ret;
 }
 
 sub pool_safe_psql

@@ -1,0 +1,224 @@
+
+# Copyright (c) builtin_pool authors
+#
+# CancelRequest on the pool port: routed to the session's executor with the
+# session's own key (57014 quickly); a wrong key, a wrong pid, another
+# session's key, or the pool session's key sent to the main port cancel
+# nothing; psql's own cancel (SIGINT) works through the pool.
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib $FindBin::RealBin;
+
+use IPC::Run;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use PoolTest;
+use Test::More;
+use Time::HiRes qw(time usleep);
+
+my $node = pool_node('cancel', size => 1);
+$node->start;
+setup_app($node);
+my $pp = $node->pool_port;
+my $main_sock = $node->host . '/.s.PGSQL.' . $node->port;
+
+ok( wait_until(
+		sub {
+			my ($ret, $out) = $node->pool_psql('app', 'SELECT 1', timeout => 10);
+			return $ret == 0 && $out eq '1';
+		},
+		30),
+	'pool port serves');
+
+sub new_session
+{
+	my $c = PoolTest::Raw->new(port => $pp);
+	$c->login(user => 'app', database => 'app') or die 'login failed';
+	return $c;
+}
+
+# wait until the executor PID sleeps in pg_sleep()
+sub wait_sleeping
+{
+	my ($pid) = @_;
+	return wait_until(
+		sub {
+			$node->safe_psql('postgres',
+				"SELECT wait_event FROM pg_stat_activity WHERE pid = $pid") eq
+			  'PgSleep';
+		},
+		10);
+}
+
+my $cancels0 = $node->safe_psql('postgres', 'SELECT cancels FROM pool_listener_stats()');
+
+my $A = new_session();
+my ($pid, $key) = ($A->{startup}{pid}, $A->{startup}{key});
+ok($pid && defined $key, "BackendKeyData: pid $pid");
+
+###########################################################################
+# the right key cancels, quickly
+###########################################################################
+{
+	$A->send_query('SELECT pg_sleep(30)');
+	ok(wait_sleeping($pid), 'pg_sleep(30) running');
+	my $t0 = time();
+	PoolTest::Raw->cancel(port => $pp, pid => $pid, key => $key);
+	my $r = $A->read_result(10);
+	my $dt = time() - $t0;
+	is(PoolTest::Raw::sqlstate($r), '57014', 'query canceled: 57014');
+	like($r->{errors}[0]{M} // '', qr/canceling statement due to user request/,
+		'cancel message');
+	cmp_ok($dt, '<', 5, sprintf('canceled quickly (%.2fs)', $dt));
+	ok($r->{complete}, 'ReadyForQuery after the cancel');
+	is($A->query_value('SELECT 1'), '1', 'session usable after the cancel');
+}
+
+# cancel inside an explicit transaction: the block fails, ROLLBACK works
+{
+	$A->query('BEGIN');
+	$A->send_query('SELECT pg_sleep(30)');
+	ok(wait_sleeping($pid), 'pg_sleep(30) running in a transaction block');
+	PoolTest::Raw->cancel(port => $pp, pid => $pid, key => $key);
+	my $r = $A->read_result(10);
+	is(PoolTest::Raw::sqlstate($r), '57014', 'canceled in a block');
+	is($r->{status}, 'E', 'transaction block failed');
+	$r = $A->query('ROLLBACK');
+	is($r->{status}, 'I', 'ROLLBACK');
+}
+
+###########################################################################
+# wrong keys, wrong pids, the main port
+###########################################################################
+for my $case (
+	[ 'wrong key', $pp, $pid, ($key ^ 1) & 0xffffffff ],
+	[ 'wrong pid', $pp, $pid + 1, $key ],
+	[ 'the pool key on the main port', undef, $pid, $key ])
+{
+	my ($name, $port, $cpid, $ckey) = @$case;
+	$A->send_query('SELECT pg_sleep(3)');
+	ok(wait_sleeping($pid), "$name: pg_sleep(3) running");
+	my $t0 = time();
+	if (defined $port)
+	{
+		PoolTest::Raw->cancel(port => $port, pid => $cpid, key => $ckey);
+	}
+	else
+	{
+		PoolTest::Raw->cancel(path => $main_sock, pid => $cpid, key => $ckey);
+	}
+	my $r = $A->read_result(15);
+	ok($r->{complete}, "$name: query completed");
+	is(scalar @{ $r->{errors} }, 0, "$name: not canceled");
+	is_deeply($r->{tags}, ['SELECT 1'], "$name: normal completion");
+	cmp_ok(time() - $t0, '>=', 1.5, "$name: ran its course");
+}
+
+# cancel while idle in transaction: ignored, as in core
+{
+	$A->query('BEGIN; SELECT 1');
+	PoolTest::Raw->cancel(port => $pp, pid => $pid, key => $key);
+	usleep(300_000);
+	my $r = $A->query('SELECT 2');
+	is_deeply($r->{rows}, [ ['2'] ], 'cancel while idle in transaction is ignored');
+	$r = $A->query('COMMIT');
+	is($r->{status}, 'I', 'COMMIT');
+}
+
+# a storm of bogus cancels
+{
+	$A->send_query('SELECT pg_sleep(2)');
+	ok(wait_sleeping($pid), 'pg_sleep(2) running');
+	for my $i (1 .. 30)
+	{
+		my $k;
+		do { $k = int(rand(2**32)) } while $k == $key;
+		PoolTest::Raw->cancel(port => $pp, pid => $pid, key => $k);
+	}
+	my $r = $A->read_result(15);
+	is(scalar @{ $r->{errors} }, 0, '30 bogus cancels cancel nothing');
+}
+
+###########################################################################
+# two sessions on one executor: B's key never cancels A
+###########################################################################
+my $B = new_session();
+is($B->{startup}{pid}, $pid, 'B on the same executor');
+isnt($B->{startup}{key}, $key, 'B has its own key');
+{
+	# B idle
+	$A->send_query('SELECT pg_sleep(3)');
+	ok(wait_sleeping($pid), 'A sleeps');
+	PoolTest::Raw->cancel(port => $pp, pid => $pid, key => $B->{startup}{key});
+	my $r = $A->read_result(15);
+	ok($r->{complete} && !@{ $r->{errors} }, "B's key (B idle) does not cancel A");
+	$r = $B->query('SELECT 1');
+	is_deeply($r->{rows}, [ ['1'] ], 'B: a cancel received while idle is ignored');
+
+	# B queued behind A
+	$A->send_query('SELECT pg_sleep(3)');
+	ok(wait_sleeping($pid), 'A sleeps again');
+	$B->send_query('SELECT 1');
+	usleep(200_000);
+	PoolTest::Raw->cancel(port => $pp, pid => $pid, key => $B->{startup}{key});
+	$r = $A->read_result(15);
+	ok($r->{complete} && !@{ $r->{errors} }, "B's key (B queued) does not cancel A");
+	my $rb = $B->read_result(15);
+	ok($rb->{complete}, 'B answered');
+	ok( (!@{ $rb->{errors} } && $rb->{rows}[0][0] eq '1')
+		  || PoolTest::Raw::sqlstate($rb) eq '57014',
+		'B: either served or canceled itself');
+
+	# and A's key while A runs cancels A only
+	$A->send_query('SELECT pg_sleep(30)');
+	ok(wait_sleeping($pid), 'A sleeps (30)');
+	$B->send_query('SELECT 7');
+	PoolTest::Raw->cancel(port => $pp, pid => $pid, key => $key);
+	$r = $A->read_result(10);
+	is(PoolTest::Raw::sqlstate($r), '57014', 'A canceled with its key');
+	$rb = $B->read_result(10);
+	is_deeply($rb->{rows}, [ ['7'] ], 'queued B not canceled by A\'s cancel');
+}
+$A->terminate;
+$B->terminate;
+
+###########################################################################
+# psql's own cancel (SIGINT) through the pool, TCP and Unix socket
+###########################################################################
+for my $unix (0, 1)
+{
+	my $name = $unix ? 'Unix socket' : 'TCP';
+	my ($out, $err) = ('', '');
+	my @cmd = ('psql', '-X', '-d', $node->pool_connstr('app', unix => $unix),
+		'-c', 'SELECT pg_sleep(30)');
+	my $h = IPC::Run::start(\@cmd, '<', '/dev/null', '>', \$out, '2>', \$err,
+		IPC::Run::timeout(40));
+	ok( wait_until(
+			sub {
+				$node->safe_psql('postgres',
+					q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'builtin_pool executor' AND wait_event = 'PgSleep'}
+				) eq '1';
+			},
+			10),
+		"$name: psql's pg_sleep running");
+	my $t0 = time();
+	$h->signal('INT');
+	eval { $h->finish; };
+	my $dt = time() - $t0;
+	like($err, qr/canceling statement due to user request/, "$name: psql canceled with SIGINT");
+	cmp_ok($dt, '<', 5, "$name: psql returned quickly");
+	is($h->result(0), 1, "$name: psql exit code 1");
+}
+
+cmp_ok($node->safe_psql('postgres', 'SELECT cancels FROM pool_listener_stats()'),
+	'>', $cancels0, 'pool_listener_stats().cancels increased');
+
+is($node->pool_safe_psql('app', 'SELECT 1'), '1', 'pool still serves');
+check_no_crash($node);
+$node->stop;
+check_no_crash($node, 'after stop');
+
+done_testing();
