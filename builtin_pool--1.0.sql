@@ -51,3 +51,22 @@ REVOKE ALL ON pool_pools FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pool_status() TO pg_read_all_stats;
 GRANT EXECUTE ON FUNCTION pool_listener_stats() TO pg_read_all_stats;
 GRANT SELECT ON pool_pools TO pg_read_all_stats;
+
+-- The calling session's prepared statements under their own names.  Through
+-- the pool, pg_prepared_statements lists every statement of the executor
+-- under internal keys; this view keeps the caller's and strips the key.
+CREATE FUNCTION pool_statement_prefix()
+RETURNS text
+AS 'MODULE_PATHNAME', 'pool_statement_prefix'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
+CREATE VIEW pool_prepared_statements AS
+    SELECT CASE WHEN k.prefix IS NULL THEN s.name
+                ELSE substr(s.name, length(k.prefix) + 1) END AS name,
+           s.statement, s.prepare_time, s.parameter_types, s.from_sql,
+           s.generic_plans, s.custom_plans
+    FROM pg_prepared_statements s,
+         LATERAL (SELECT pool_statement_prefix() AS prefix) k
+    WHERE k.prefix IS NULL OR starts_with(s.name, k.prefix);
+
+GRANT SELECT ON pool_prepared_statements TO PUBLIC;

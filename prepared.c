@@ -18,6 +18,10 @@
  * before core could report the prefixed key: a client sees what the main
  * port would say.
  *
+ * pg_prepared_statements lists the whole executor's table, keys and all;
+ * the view pool_prepared_statements shows the caller's own statements
+ * under their own names.
+ *
  * Each session also keeps the source and parameter types of its statements
  * (PoolStatement), so a statement can be prepared again on another executor
  * when sessions stop being bound to one.
@@ -32,9 +36,11 @@
 #include "commands/discard.h"
 #include "commands/prepare.h"
 #include "commands/sequence.h"
+#include "fmgr.h"
 #include "nodes/parsenodes.h"
 #include "storage/lock.h"
 #include "tcop/utility.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/plancache.h"
@@ -57,6 +63,21 @@ bp_statement_key(const PoolSession *s, const char *name)
 
 	snprintf(key, NAMEDATALEN, "_bp%u_%s", s->id, name);
 	return key;
+}
+
+PG_FUNCTION_INFO_V1(pool_statement_prefix);
+
+/*
+ * pool_statement_prefix(): the prefix of the calling session's statement
+ * keys, NULL outside the pool.  The view pool_prepared_statements uses it
+ * to show a session its own statements under their own names.
+ */
+Datum
+pool_statement_prefix(PG_FUNCTION_ARGS)
+{
+	if (bp_current == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(bp_statement_key(bp_current, "")));
 }
 
 static PoolStatement *
@@ -171,6 +192,32 @@ keyed_execute(ExecuteStmt *stmt)
 }
 
 /*
+ * EXPLAIN EXECUTE and CREATE TABLE AS EXECUTE carry the EXECUTE, by the
+ * time they reach ProcessUtility, inside a utility Query.  Keys it in
+ * place (the caller owns a copy) and returns true if there was one.
+ */
+static bool
+key_inner_execute(Node **query)
+{
+	if (*query == NULL)
+		return false;
+	if (IsA(*query, ExecuteStmt))
+	{
+		*query = (Node *) keyed_execute((ExecuteStmt *) *query);
+		return true;
+	}
+	if (IsA(*query, Query) && ((Query *) *query)->utilityStmt &&
+		IsA(((Query *) *query)->utilityStmt, ExecuteStmt))
+	{
+		Query	   *q = (Query *) *query;
+
+		q->utilityStmt = (Node *) keyed_execute((ExecuteStmt *) q->utilityStmt);
+		return true;
+	}
+	return false;
+}
+
+/*
  * DISCARD ALL as core's DiscardAll does it, except that only the caller's
  * prepared statements go.  The rest acts on state a session owns alone
  * while it runs (its portals, settings, listens, locks, temp schema).
@@ -244,28 +291,18 @@ rewrite_or_run(PlannedStmt *pstmt, const char *query_string, bool top_level,
 			return true;
 		case T_ExplainStmt:
 			{
-				ExplainStmt *stmt = (ExplainStmt *) parsetree;
+				ExplainStmt *copy = copyObject((ExplainStmt *) parsetree);
 
-				if (IsA(stmt->query, ExecuteStmt))
-				{
-					ExplainStmt *copy = copyObject(stmt);
-
-					copy->query = (Node *) keyed_execute((ExecuteStmt *) stmt->query);
+				if (key_inner_execute(&copy->query))
 					rewritten = (Node *) copy;
-				}
 			}
 			break;
 		case T_CreateTableAsStmt:
 			{
-				CreateTableAsStmt *stmt = (CreateTableAsStmt *) parsetree;
+				CreateTableAsStmt *copy = copyObject((CreateTableAsStmt *) parsetree);
 
-				if (IsA(stmt->query, ExecuteStmt))
-				{
-					CreateTableAsStmt *copy = copyObject(stmt);
-
-					copy->query = (Node *) keyed_execute((ExecuteStmt *) stmt->query);
+				if (key_inner_execute(&copy->query))
 					rewritten = (Node *) copy;
-				}
 			}
 			break;
 		default:
