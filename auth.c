@@ -68,6 +68,7 @@ static bool warned_hostname = false;
 
 #define token_is_keyword(t, k)	(!(t)->quoted && strcmp((t)->string, (k)) == 0)
 
+/* See auth.h; the file is read with the server's own tokenizer and parser */
 void
 bp_auth_load_hba(MemoryContext parent)
 {
@@ -357,6 +358,7 @@ refuse(PoolAuthRefusal *why, int sqlstate, char *msg, char *detail,
 	return false;
 }
 
+/* See auth.h; the order of the checks is core's */
 bool
 bp_auth_check(PoolAuthRequest *req, PoolAuthRefusal *why)
 {

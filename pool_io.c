@@ -170,6 +170,7 @@ bp_io_init(bool use_io_uring, PoolAcceptHandler on_accept)
 				 errmsg("builtin_pool could not create an epoll set: %m")));
 }
 
+/* true if bp_io_init() got a ring, false if it fell back to epoll */
 bool
 bp_io_using_uring(void)
 {
@@ -580,6 +581,7 @@ bp_io_shutdown(void)
  * ---------------------------------------------------------------------
  */
 
+/* Records a listening socket (not armed until bp_io_listen_start) */
 void
 bp_io_listen_add(int fd, int port_index, bool is_unix, char *path)
 {

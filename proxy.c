@@ -1189,7 +1189,14 @@ listener_shutdown(void)
 		(void) send(c->io.fd, buf.data, buf.len, MSG_DONTWAIT | MSG_NOSIGNAL);
 	}
 	bp_io_shutdown();
-	proc_exit(0);
+
+	/*
+	 * Exit 1, not 0: a bgworker that exits 0 is unregistered, so a
+	 * pg_terminate_backend() on the listener would take the pool away until
+	 * the next restart.  With 1 the postmaster starts it again after
+	 * bgw_restart_time, unless the server itself is shutting down.
+	 */
+	proc_exit(1);
 }
 
 /*
