@@ -9,6 +9,7 @@ OBJS = \
 	extended.o \
 	pool_io.o \
 	pool_shmem.o \
+	pinning.o \
 	prepared.o \
 	protocol.o \
 	proxy.o \

@@ -64,7 +64,6 @@ typedef struct IfaddrMatch
 
 static MemoryContext hba_cxt = NULL;
 static List *hba_lines = NIL;
-static bool warned_hostname = false;
 
 #define token_is_keyword(t, k)	(!(t)->quoted && strcmp((t)->string, (k)) == 0)
 
@@ -122,7 +121,6 @@ bp_auth_load_hba(MemoryContext parent)
 		MemoryContextDelete(hba_cxt);
 	hba_cxt = cxt;
 	hba_lines = lines;
-	warned_hostname = false;
 }
 
 /* Is roleid a member (not through superuser) of the role named name? */
@@ -214,7 +212,13 @@ ifaddr_match(struct sockaddr *addr, struct sockaddr *netmask, void *arg)
 	m->found = addr_in_range(m->raddr, addr, netmask);
 }
 
-/* Address column of a host line; host names never match (logged once) */
+/*
+ * Address column of a host line.  A line naming a host name matches any
+ * address: resolving names would block the listener, so such a line, when
+ * its database and role match, refuses the client (see bp_authenticate)
+ * rather than being skipped, which could fall through to a later, more
+ * permissive line.
+ */
 static bool
 addr_matches(PoolAuthRequest *req, HbaLine *h)
 {
@@ -225,15 +229,10 @@ addr_matches(PoolAuthRequest *req, HbaLine *h)
 		case ipCmpAll:
 			return true;
 		case ipCmpMask:
-			if (h->hostname == NULL)
-				return addr_in_range(req->raddr, (struct sockaddr *) &h->addr,
-									 (struct sockaddr *) &h->mask);
-			if (!warned_hostname)
-				ereport(LOG,
-						(errmsg("builtin_pool skips pg_hba.conf line %d: host names are not supported on the pool port",
-								h->linenumber)));
-			warned_hostname = true;
-			return false;
+			if (h->hostname != NULL)
+				return true;
+			return addr_in_range(req->raddr, (struct sockaddr *) &h->addr,
+								 (struct sockaddr *) &h->mask);
 		case ipCmpSameHost:
 		case ipCmpSameNet:
 			m.raddr = req->raddr;
@@ -383,6 +382,12 @@ bp_auth_check(PoolAuthRequest *req, PoolAuthRefusal *why)
 		return refuse(why, ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
 					  psprintf("no pg_hba.conf entry for host \"%s\", user \"%s\", database \"%s\", no encryption",
 							   who, req->user, req->dbname), NULL, NULL, NULL);
+	if (f.hba->ip_cmp_method == ipCmpMask && f.hba->hostname != NULL)
+		return refuse(why, ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+					  psprintf("pg_hba.conf line %d names a host, which the pool port cannot check",
+							   f.hba->linenumber), NULL,
+					  pstrdup("Use an address and mask in that line, or connect to the server's port."),
+					  line);
 	if (f.hba->auth_method == uaReject)
 		return refuse(why, ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
 					  psprintf("pg_hba.conf rejects connection for host \"%s\", user \"%s\", database \"%s\", no encryption",

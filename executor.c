@@ -53,6 +53,7 @@
 
 #include "builtin_pool.h"
 #include "channel.h"
+#include "pinning.h"
 #include "pool_shmem.h"
 #include "prepared.h"
 #include "protocol.h"
@@ -80,6 +81,7 @@ static uint32 last_session_id = 0;
 static volatile uint32 running_key = 0;
 
 static void close_session(PoolSession *s);
+static void set_pinned(PoolSession *s, bool pinned);
 static void examine_session(PoolSession *s, bool hangup);
 
 /* ---------------------------------------------------------------------
@@ -228,7 +230,14 @@ start_session(int sock, const PoolHandoff *handoff, const char *body)
 		elog(ERROR, "could not add client socket to epoll set: %m");
 
 	bp_session_switch_in(s);
+
+	/* privilege checks of the options read the catalogs */
+	bp_switching = true;
+	StartTransactionCommand();
 	bp_session_apply_startup_options(s);
+	CommitTransactionCommand();
+	bp_switching = false;
+
 	bp_send_greeting(s);
 	bp_send_ready_if_needed();
 	bp_session_switch_out();
@@ -300,6 +309,8 @@ close_session(PoolSession *s)
 		AbortOutOfAnyTransaction();
 		bp_xact_started = false;
 		bp_session_discard_input();
+		bp_session_release_state(s);
+		set_pinned(s, false);
 		bp_session_switch_out();
 	}
 	if (s->state == PS_QUEUED)
@@ -354,7 +365,7 @@ peek_input(PoolSession *s, bool hangup)
 
 	memcpy(&len, hdr + 1, 4);
 	len = pg_ntoh32(len);
-	if (len < 4)
+	if (len < 4 || len > PQ_LARGE_MESSAGE_LIMIT)
 		return INPUT_COMPLETE;	/* bad length: let the reader report it */
 	if (ioctl(s->sock, FIONREAD, &avail) < 0)
 		return INPUT_GONE;
@@ -512,6 +523,47 @@ wait_for_work(void)
  * ---------------------------------------------------------------------
  */
 
+/* Publishes the pinned state of s in our slot for the listener */
+static void
+set_pinned(PoolSession *s, bool pinned)
+{
+	s->pinned = pinned;
+	pg_atomic_write_u32(&bp_my_slot->n_pinned, pinned ? 1 : 0);
+}
+
+/*
+ * Waits for the next message of a pinned session between its transactions.
+ * Unlike a read inside a transaction this is the session's idle time, so
+ * it does what core does while idle: deliver notifications (the reason a
+ * LISTENing session is pinned), catch up with invalidations, reload the
+ * configuration.  Returns false if the client went away.
+ */
+static bool
+wait_pinned_input(PoolSession *s)
+{
+	for (;;)
+	{
+		WaitEvent	event;
+
+		if (pq_buffer_has_data())
+			return true;
+		if (notifyInterruptPending)
+			ProcessNotifyInterrupt(true);
+		(void) idle_duties();
+		if (s->dead)
+			return false;
+
+		ModifyWaitEvent(s->wes, FeBeWaitSetSocketPos, WL_SOCKET_READABLE, NULL);
+		(void) WaitEventSetWait(s->wes, -1, &event, 1, WAIT_EVENT_CLIENT_READ);
+		if (event.events & WL_POSTMASTER_DEATH)
+			proc_exit(1);
+		if (event.events & WL_SOCKET_READABLE)
+			return true;
+		if (event.events & WL_LATCH_SET)
+			ResetLatch(MyLatch);
+	}
+}
+
 /*
  * The session may be left for another: no transaction open, nothing of it
  * buffered or half read, nothing owed to the client.
@@ -552,8 +604,19 @@ serve_current(bool must_read)
 		if (s->closing || s->dead)
 			break;
 		bp_send_ready_if_needed();
-		if (s->dead || (!first && can_switch_out(s)))
+		if (s->dead)
 			break;
+		if (!first && can_switch_out(s))
+		{
+			if (!bp_session_pinned(s))
+			{
+				set_pinned(s, false);
+				break;
+			}
+			set_pinned(s, true);
+			if (!wait_pinned_input(s))
+				break;
+		}
 		first = false;
 
 		initStringInfo(&msg);
@@ -664,6 +727,7 @@ bp_executor_main(Datum main_arg)
 										   ALLOCSET_DEFAULT_SIZES);
 	bp_session_module_init();
 	bp_prepared_init();
+	bp_pinning_init();
 	RegisterXactCallback(count_transaction, NULL);
 	say_hello();
 	build_wait_sets();

@@ -532,7 +532,10 @@ conn_accept(int fd, int port_index, bool is_unix)
  * ---------------------------------------------------------------------
  */
 
-/* Slot of pool_id with the fewest sessions that can take one more, or -1 */
+/*
+ * Slot of pool_id with the fewest sessions that can take one more, or -1;
+ * *load is its session count, raised by max_sessions if it is pinned.
+ */
 static int
 exec_least_loaded(int pool_id, uint32 *load)
 {
@@ -549,7 +552,12 @@ exec_least_loaded(int pool_id, uint32 *load)
 			(ex->state != PE_STARTING && ex->state != PE_READY))
 			continue;
 		n = pg_atomic_read_u32(&ex->n_sessions);
-		if (n < (uint32) bp_max_sessions && n < *load)
+		if (n >= (uint32) bp_max_sessions)
+			continue;
+		/* a pinned executor serves one session alone: last resort */
+		if (pg_atomic_read_u32(&ex->n_pinned) > 0)
+			n += bp_max_sessions;
+		if (n < *load)
 		{
 			best = i;
 			*load = n;

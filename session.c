@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "access/xact.h"
+#include "commands/sequence.h"
 #include "common/ip.h"
 #include "libpq/libpq.h"
 #include "libpq/pqformat.h"
@@ -521,15 +522,14 @@ swap_last_reported(PoolSession *s)
 }
 
 /*
- * Applies the options of the startup packet, as core's
- * process_startup_options does, but with SESSION source so that they are
- * carried across switches like a SET.  An invalid option raises ERROR; the
- * executor then closes the session, as core would end the connection.
+ * Collects the settings of the startup packet, "options" switches first,
+ * then name/value pairs, as core's process_startup_options orders them.
+ * Raises ERROR on a switch the pool does not take.
  */
-void
-bp_session_apply_startup_options(PoolSession *s)
+static void
+collect_startup_options(PoolSession *s)
 {
-	GucContext	ctx = superuser() ? PGC_SU_BACKEND : PGC_BACKEND;
+	MemoryContext old = MemoryContextSwitchTo(s->cxt);
 	ListCell   *ln,
 			   *lv;
 
@@ -565,14 +565,47 @@ bp_session_apply_startup_options(PoolSession *s)
 				ereport(ERROR,
 						(errcode(ERRCODE_SYNTAX_ERROR),
 						 errmsg("parameter \"%s\" requires a value", name)));
-			(void) set_config_option(name, value, ctx, PGC_S_SESSION,
-									 GUC_ACTION_SET, true, ERROR, false);
+			s->option_names = lappend(s->option_names, name);
+			s->option_values = lappend(s->option_values, value);
 		}
 	}
-
 	forboth(ln, s->startup.guc_names, lv, s->startup.guc_values)
-		(void) set_config_option(lfirst(ln), lfirst(lv), ctx, PGC_S_SESSION,
-								 GUC_ACTION_SET, true, ERROR, false);
+	{
+		s->option_names = lappend(s->option_names, lfirst(ln));
+		s->option_values = lappend(s->option_values, lfirst(lv));
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Applies the session's startup settings named name, or all of them when
+ * name is NULL.  They are SESSION-sourced, so carried across switches like
+ * a SET; since core would make them the reset values, RESET, RESET ALL and
+ * DISCARD ALL call this again (pinning.c) to return to them.  elevel ERROR
+ * at startup: a bad option ends the session, as core ends the connection.
+ * Must run inside a transaction: privilege checks read the catalogs.
+ */
+void
+bp_session_apply_startup(PoolSession *s, const char *name, int elevel)
+{
+	GucContext	ctx = superuser() ? PGC_SU_BACKEND : PGC_BACKEND;
+	ListCell   *ln,
+			   *lv;
+
+	forboth(ln, s->option_names, lv, s->option_values)
+	{
+		if (name == NULL || pg_strcasecmp(name, lfirst(ln)) == 0)
+			(void) set_config_option(lfirst(ln), lfirst(lv), ctx, PGC_S_SESSION,
+									 GUC_ACTION_SET, true, elevel, false);
+	}
+}
+
+/* First application of the startup settings; see above */
+void
+bp_session_apply_startup_options(PoolSession *s)
+{
+	collect_startup_options(s);
+	bp_session_apply_startup(s, NULL, ERROR);
 }
 
 /* ---------------------------------------------------------------------
@@ -589,7 +622,20 @@ bp_session_apply_startup_options(PoolSession *s)
 void
 bp_session_switch_in(PoolSession *s)
 {
+	static uint32 last_session_in = 0;
+
 	Assert(bp_current == NULL);
+
+	/*
+	 * currval() and lastval() read per-process caches: another session
+	 * must not see them.  Dropping them when a different session comes in
+	 * makes currval() raise "not yet defined in this session" instead.
+	 */
+	if (s->id != last_session_in)
+	{
+		ResetSequenceCaches();
+		last_session_in = s->id;
+	}
 
 	if (s->guc_names != NIL || any_carried_setting())
 	{

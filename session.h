@@ -35,6 +35,8 @@ typedef struct PoolSession
 	WaitEventSet *wes;			/* this session's FeBeWaitSet */
 	uint32		cancel_key;
 	PoolStartup startup;		/* points into startup_body */
+	List	   *option_names;	/* startup settings, "options" included */
+	List	   *option_values;
 	char	   *startup_body;
 
 	/* protocol state, kept per session (postgres.c keeps it in statics) */
@@ -50,6 +52,12 @@ typedef struct PoolSession
 	bool		dead;			/* the socket failed: send nothing more */
 	bool		closing;		/* Terminate, EOF or protocol error */
 	bool		recheck;		/* input arrived while queued or running */
+
+	/* state core keeps per process; the session is pinned while any exists */
+	List	   *listen_channels;	/* LISTEN, minus UNLISTEN */
+	List	   *hold_cursors;	/* names of WITH HOLD cursors declared */
+	bool		temp_check;		/* a relation was created: look for temp ones */
+	bool		pinned;			/* last verdict of bp_session_pinned() */
 
 	StringInfoData outbuf;		/* output not yet sent */
 
@@ -74,6 +82,7 @@ extern PoolSession *bp_session_create(int sock, const PoolHandoff *handoff,
 extern void bp_session_switch_in(PoolSession *s);
 extern void bp_session_switch_out(void);
 extern void bp_session_apply_startup_options(PoolSession *s);
+extern void bp_session_apply_startup(PoolSession *s, const char *name, int elevel);
 extern void bp_session_discard_input(void);
 extern void bp_session_destroy(PoolSession *s);
 extern void bp_session_send_fatal(int sqlstate, const char *message);

@@ -494,8 +494,12 @@ run_point() {  # proto mode clients target
         NOTE[$key]+="pgbench exit code $rc$( [ -n "$tps" ] && echo " (partial tps $tps)"); $(grep -m1 -E 'error|FATAL' "$out" | cut -c1-160); "
     elif ! [[ ${tps:-x} =~ $num_re ]]; then
         # pgbench prints no tps when no transaction completed at all
-        NOTE[$key]+="no tps in pgbench output (transactions processed: $(sed -n 's/^number of transactions actually processed: //p' "$out" | head -1)"
-        NOTE[$key]+="; $(grep -m1 '^initial connection time' "$out")); "
+        local done_tx; done_tx=$(sed -n 's/^number of transactions actually processed: //p' "$out" | head -1)
+        if [ "${done_tx:-}" = 0 ]; then
+            NOTE[$key]+="no transaction completed within ${DURATION}s (latency exceeds the run at this load; try a longer -T); "
+        else
+            NOTE[$key]+="no tps in pgbench output; "
+        fi
     elif [ -n "$crash" ]; then
         NOTE[$key]+="server log: $(echo "$crash" | head -1 | cut -c1-200); "
     else

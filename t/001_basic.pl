@@ -443,7 +443,6 @@ my ($acc) = $node->safe_psql('postgres',
 is($acc, 't', 'pool_listener_stats() counts accepted connections');
 
 # A session that ends is removed from the executor's count.
-my $before = $st[0]{sessions} // 0;
 {
 	my $c = PoolTest::Raw->new(port => $pp);
 	$c->login(user => 'app', database => 'app');

@@ -44,9 +44,13 @@ my $pidA = bgq($A, 'SELECT pg_backend_pid()');
 my $pidB = bgq($B, 'SELECT pg_backend_pid()');
 like($pidA, qr/^\d+$/, 'A has a pid');
 is($pidB, $pidA, 'A and B are served by the same executor');
-my @st = $node->pool_status("pid = $pidA");
-is($st[0]{sessions}, 2, 'pool_status: the executor holds both sessions')
-  if @st;
+ok( wait_until(
+		sub {
+			my @st = $node->pool_status("pid = $pidA");
+			return @st && $st[0]{sessions} == 2;
+		},
+		10),
+	'pool_status: the executor holds both sessions');
 
 # work_mem
 my $wm0 = bgq($B, 'SHOW work_mem');
@@ -140,6 +144,31 @@ is(bgq($C, 'SHOW work_mem'), '5MB', 'RESET returns C to its startup value');
 bgq($A, 'RESET work_mem');
 is(bgq($A, 'SHOW work_mem'), $wm0, 'RESET returns A to the default');
 $C->quit;
+
+# SQL prepared statements are private (same name in both sessions)
+bgq($A, q{PREPARE ps AS SELECT 'from A'});
+my ($o, $e) = bgq_err($B, 'EXECUTE ps');
+like($e, qr/prepared statement "ps" does not exist/, "B cannot EXECUTE A's statement");
+bgq($B, q{PREPARE ps AS SELECT 'from B'});
+is(bgq($A, 'EXECUTE ps'), 'from A', 'A executes its own ps');
+is(bgq($B, 'EXECUTE ps'), 'from B', 'B executes its own ps');
+bgq($B, 'DEALLOCATE ALL');
+is(bgq($A, 'EXECUTE ps'), 'from A', "B's DEALLOCATE ALL leaves A's statement");
+is(bgq($A, 'SELECT count(*) FROM pg_prepared_statements'), '1',
+	'pg_prepared_statements shows only A\'s own statement');
+($o, $e) = bgq_err($B, 'EXECUTE ps');
+like($e, qr/does not exist/, "B's statement gone");
+bgq($A, 'DEALLOCATE ps');
+
+# currval/lastval do not leak between sessions
+bgq($A, 'CREATE SEQUENCE seq_a');
+is(bgq($A, q{SELECT nextval('seq_a')}), '1', 'A nextval');
+($o, $e) = bgq_err($B, q{SELECT currval('seq_a')});
+like($e, qr/currval of sequence "seq_a" is not yet defined in this session/,
+	"B does not see A's currval");
+($o, $e) = bgq_err($B, 'SELECT lastval()');
+like($e, qr/lastval is not yet defined in this session/, "B does not see A's lastval");
+is(bgq($A, 'SELECT lastval()'), '1', 'A keeps its lastval');
 
 $A->quit;
 $B->quit;

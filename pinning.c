@@ -1,0 +1,331 @@
+/*-------------------------------------------------------------------------
+ *
+ * pinning.c
+ *	  Session state that core keeps per process and sessions therefore
+ *	  cannot share: it pins the session to its executor while it exists,
+ *	  and is released when the session ends.
+ *
+ * DESIGN.md section 4: each kind of state is private or pinned, never
+ * shared.  Temp tables live in the backend's one temp schema, session
+ * advisory locks belong to its PGPROC, LISTEN registers the backend, WITH
+ * HOLD cursors sit in its portal table.  None can be given to one session
+ * and hidden from another, so while a session holds any of them the
+ * executor serves it alone (executor.c), and when it ends they are dropped,
+ * released, unlistened and closed here before anyone else runs.
+ *
+ * The same ProcessUtility hook makes RESET, RESET ALL, SET ... TO DEFAULT
+ * and DISCARD ALL return to the session's startup values, which core would
+ * have made the reset values (session.c applies them as SESSION values).
+ *
+ * Detection is cheap on the common path: LISTEN and WITH HOLD cursors are
+ * seen in the hook, locks in our PGPROC's lock queues; only after a
+ * relation was created does a transaction end with a look at pg_class for
+ * the temp schema.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/objectaccess.h"
+#include "catalog/pg_class.h"
+#include "commands/async.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "storage/lock.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "tcop/utility.h"
+#include "utils/fmgroids.h"
+#include "utils/memutils.h"
+#include "utils/portal.h"
+
+#include "pinning.h"
+#include "session.h"
+
+static ProcessUtility_hook_type prev_process_utility = NULL;
+static object_access_hook_type prev_object_access = NULL;
+
+static List *
+add_name(List *names, const char *name)
+{
+	MemoryContext old = MemoryContextSwitchTo(bp_current->cxt);
+
+	names = lappend(names, pstrdup(name));
+	MemoryContextSwitchTo(old);
+	return names;
+}
+
+static List *
+remove_name(List *names, const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, names)
+	{
+		if (strcmp(lfirst(lc), name) == 0)
+			return list_delete_cell(names, lc);
+	}
+	return names;
+}
+
+/* Records what a utility statement did to the session's per-process state */
+static void
+track_statement(Node *stmt)
+{
+	PoolSession *s = bp_current;
+
+	switch (nodeTag(stmt))
+	{
+		case T_VariableSetStmt:
+			{
+				VariableSetStmt *v = (VariableSetStmt *) stmt;
+
+				if (v->is_local)
+					break;
+				if (v->kind == VAR_RESET_ALL)
+					bp_session_apply_startup(s, NULL, WARNING);
+				else if (v->kind == VAR_RESET || v->kind == VAR_SET_DEFAULT)
+					bp_session_apply_startup(s, v->name, WARNING);
+			}
+			break;
+		case T_DiscardStmt:
+			if (((DiscardStmt *) stmt)->target == DISCARD_ALL)
+			{
+				bp_session_apply_startup(s, NULL, WARNING);
+				list_free_deep(s->listen_channels);
+				s->listen_channels = NIL;
+				list_free_deep(s->hold_cursors);
+				s->hold_cursors = NIL;
+			}
+			break;
+		case T_ListenStmt:
+			s->listen_channels = add_name(s->listen_channels,
+										  ((ListenStmt *) stmt)->conditionname);
+			break;
+		case T_UnlistenStmt:
+			{
+				UnlistenStmt *u = (UnlistenStmt *) stmt;
+
+				if (u->conditionname == NULL)
+				{
+					list_free_deep(s->listen_channels);
+					s->listen_channels = NIL;
+				}
+				else
+					s->listen_channels = remove_name(s->listen_channels,
+													 u->conditionname);
+			}
+			break;
+		case T_DeclareCursorStmt:
+			{
+				DeclareCursorStmt *d = (DeclareCursorStmt *) stmt;
+
+				if (d->options & CURSOR_OPT_HOLD)
+					s->hold_cursors = add_name(s->hold_cursors, d->portalname);
+			}
+			break;
+		case T_ClosePortalStmt:
+			{
+				ClosePortalStmt *c = (ClosePortalStmt *) stmt;
+
+				if (c->portalname == NULL)
+				{
+					list_free_deep(s->hold_cursors);
+					s->hold_cursors = NIL;
+				}
+				else
+					s->hold_cursors = remove_name(s->hold_cursors, c->portalname);
+			}
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * Runs the statement, then tracks it.  A statement that fails is not
+ * tracked: its effect is rolled back with the transaction.  One that
+ * succeeds in a transaction later rolled back stays tracked; that errs on
+ * the side of pinning, and the lists are checked again at the boundary.
+ */
+static void
+pinning_process_utility(PlannedStmt *pstmt, const char *query_string,
+						bool read_only_tree, ProcessUtilityContext context,
+						ParamListInfo params, QueryEnvironment *query_env,
+						DestReceiver *dest, QueryCompletion *qc)
+{
+	/*
+	 * Core refuses LISTEN in background workers, which have no way to
+	 * deliver notifications.  An executor does (it pins a listening session
+	 * and delivers while it is idle), so LISTEN is run here, with core's
+	 * other checks.
+	 */
+	if (bp_current != NULL && IsA(pstmt->utilityStmt, ListenStmt))
+	{
+		ListenStmt *stmt = (ListenStmt *) pstmt->utilityStmt;
+
+		PreventCommandDuringRecovery("LISTEN");
+		if (InSecurityRestrictedOperation())
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("cannot execute %s within security-restricted operation",
+							"LISTEN")));
+		Async_Listen(stmt->conditionname);
+		track_statement(pstmt->utilityStmt);
+		return;
+	}
+
+	if (prev_process_utility)
+		prev_process_utility(pstmt, query_string, read_only_tree, context,
+							 params, query_env, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, query_string, read_only_tree, context,
+								params, query_env, dest, qc);
+
+	if (bp_current != NULL)
+		track_statement(pstmt->utilityStmt);
+}
+
+/* Any relation created may be a temp one: look at the next boundary */
+static void
+pinning_object_access(ObjectAccessType access, Oid classId, Oid objectId,
+					  int subId, void *arg)
+{
+	if (prev_object_access)
+		prev_object_access(access, classId, objectId, subId, arg);
+	if (access == OAT_POST_CREATE && classId == RelationRelationId &&
+		bp_current != NULL)
+		bp_current->temp_check = true;
+}
+
+/* Executors only: the main port keeps core's behaviour untouched */
+void
+bp_pinning_init(void)
+{
+	prev_process_utility = ProcessUtility_hook;
+	ProcessUtility_hook = pinning_process_utility;
+	prev_object_access = object_access_hook;
+	object_access_hook = pinning_object_access;
+}
+
+/* Does our temp schema hold any relation?  Inside a transaction. */
+static bool
+temp_relations_exist(void)
+{
+	Oid			nsp;
+	Oid			toast_nsp;
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	bool		found;
+
+	GetTempNamespaceState(&nsp, &toast_nsp);
+	if (!OidIsValid(nsp))
+		return false;
+
+	rel = table_open(RelationRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_class_relnamespace, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(nsp));
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 1, &key);
+	found = HeapTupleIsValid(systable_getnext(scan));
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/* Outside a transaction, any lock left in our PGPROC is a session lock */
+static bool
+session_locks_held(void)
+{
+	int			i;
+
+	for (i = 0; i < NUM_LOCK_PARTITIONS; i++)
+	{
+		if (!SHMQueueEmpty(&MyProc->myProcLocks[i]))
+			return true;
+	}
+	return false;
+}
+
+bool
+bp_session_pinned(PoolSession *s)
+{
+	ListCell   *lc;
+
+	Assert(!IsTransactionOrTransactionBlock());
+
+	/* cursors closed by COMMIT/ROLLBACK or an error are gone by now */
+	foreach(lc, s->hold_cursors)
+	{
+		if (!PortalIsValid(GetPortalByName(lfirst(lc))))
+			s->hold_cursors = foreach_delete_current(s->hold_cursors, lc);
+	}
+
+	if (s->temp_check)
+	{
+		bp_switching = true;
+		StartTransactionCommand();
+		s->temp_check = temp_relations_exist();
+		CommitTransactionCommand();
+		bp_switching = false;
+	}
+
+	s->pinned = s->listen_channels != NIL || s->hold_cursors != NIL ||
+		s->temp_check || session_locks_held();
+	return s->pinned;
+}
+
+/*
+ * Drops what a leaving session held, as DISCARD ALL would, so that the
+ * next session on this executor finds nothing of it.  Only a pinned
+ * session can hold any of it, and a pinned session is always the current
+ * one.  If the cleanup fails the executor cannot promise isolation any
+ * more, so it ends (its other sessions lose their connection; none sees
+ * another's state).
+ */
+void
+bp_session_release_state(PoolSession *s)
+{
+	bool		temp = s->temp_check;
+
+	Assert(bp_current == s);
+	if (s->listen_channels == NIL && s->hold_cursors == NIL && !temp &&
+		!session_locks_held())
+		return;
+
+	PG_TRY();
+	{
+		bp_switching = true;
+		StartTransactionCommand();
+		if (s->listen_channels != NIL)
+			Async_UnlistenAll();
+		if (s->hold_cursors != NIL)
+			PortalHashTableDeleteAll();
+		if (temp)
+			ResetTempTableNamespace();
+		CommitTransactionCommand();
+		LockReleaseAll(USER_LOCKMETHOD, true);
+		bp_switching = false;
+	}
+	PG_CATCH();
+	{
+		EmitErrorReport();
+		ereport(FATAL,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not release the state of a closed pool session"),
+				 errdetail("The executor exits so that no other session can see it.")));
+	}
+	PG_END_TRY();
+
+	list_free_deep(s->listen_channels);
+	s->listen_channels = NIL;
+	list_free_deep(s->hold_cursors);
+	s->hold_cursors = NIL;
+	s->temp_check = false;
+	s->pinned = false;
+}

@@ -1,0 +1,26 @@
+/*-------------------------------------------------------------------------
+ *
+ * pinning.h
+ *	  Session state core keeps per process: pinning, RESET to startup
+ *	  values, cleanup when a session ends.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PINNING_H
+#define PINNING_H
+
+#include "session.h"
+
+extern void bp_pinning_init(void);
+
+/*
+ * Does the current session hold state that other sessions must not share
+ * (temp tables, session advisory locks, LISTEN, WITH HOLD cursors)?  Called
+ * at a transaction boundary; may run a short catalog check.
+ */
+extern bool bp_session_pinned(PoolSession *s);
+
+/* Releases that state when the current session ends, outside a transaction */
+extern void bp_session_release_state(PoolSession *s);
+
+#endif							/* PINNING_H */
