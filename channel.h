@@ -22,6 +22,7 @@
 #define BP_HANDOFF_MAGIC	0x42504431	/* "BPD1" */
 #define BP_RETIRE_MAGIC		0x42505231	/* "BPR1" */
 #define BP_RETIRE_ACK_MAGIC	0x42504131	/* "BPA1" */
+#define BP_HANDBACK_MAGIC	0x42504231	/* "BPB1" */
 
 /* executor -> listener, once, right after connect() */
 typedef struct PoolHello
@@ -40,7 +41,30 @@ typedef struct PoolHandoff
 	int32		port_index;		/* which pool port accepted the client */
 	ProtocolVersion proto;		/* from the startup packet */
 	int32		startup_len;	/* length of the name/value pairs that follow */
+	int32		state_len;		/* > 0: a session moved from another executor;
+								 * its state (session.c) follows the pairs */
 } PoolHandoff;
+
+/*
+ * executor -> listener, with the client's socket: a session moves to
+ * another executor of the same pool, because this one became pinned to
+ * another session.  The listener routes it like a new client, but without
+ * authentication and with its cancel key, and sends it on as a PoolHandoff
+ * carrying the same state.
+ */
+typedef struct PoolHandback
+{
+	uint32		magic;
+	int32		slot;			/* the executor giving the session back */
+	uint32		cancel_key;
+	int32		port_index;
+	ProtocolVersion proto;
+	int32		startup_len;
+	int32		state_len;
+} PoolHandback;
+
+/* Largest serialized session state that may move */
+#define BP_STATE_MAX		(64 * 1024)
 
 /*
  * executor -> listener: "I have no sessions and want to exit" (idle timeout,
@@ -61,7 +85,7 @@ typedef struct PoolRetireAck
 } PoolRetireAck;
 
 /* Largest datagram on the channel */
-#define BP_HANDOFF_MAX	(sizeof(PoolHandoff) + MAX_STARTUP_PACKET_LENGTH)
+#define BP_HANDOFF_MAX	(sizeof(PoolHandback) + MAX_STARTUP_PACKET_LENGTH + BP_STATE_MAX)
 
 /* Listener: creates the listening socket (non-blocking); ereports ERROR on failure. */
 extern int	bp_channel_listen(void);

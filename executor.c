@@ -54,6 +54,7 @@
 #include "builtin_pool.h"
 #include "channel.h"
 #include "pinning.h"
+#include "extended.h"
 #include "pool_shmem.h"
 #include "prepared.h"
 #include "protocol.h"
@@ -69,6 +70,8 @@ static int	channel_fd = -1;
 static int	idle_epoll_fd = -1;
 static WaitEventSet *main_wes = NULL;
 static dlist_head run_queue = DLIST_STATIC_INIT(run_queue);
+static dlist_head all_sessions = DLIST_STATIC_INIT(all_sessions);
+static char channel_buf[BP_HANDOFF_MAX];
 static int	n_sessions = 0;
 static int	n_queued = 0;
 static bool retire_sent = false;
@@ -220,6 +223,7 @@ start_session(int sock, const PoolHandoff *handoff, const char *body)
 
 	s = bp_session_create(sock, handoff, body);
 	s->id = ++last_session_id;
+	dlist_push_tail(&all_sessions, &s->all_node);
 	n_sessions++;
 	served_any = true;
 
@@ -228,6 +232,14 @@ start_session(int sock, const PoolHandoff *handoff, const char *body)
 	ev.data.ptr = s;
 	if (epoll_ctl(idle_epoll_fd, EPOLL_CTL_ADD, sock, &ev) < 0)
 		elog(ERROR, "could not add client socket to epoll set: %m");
+
+	/* a session moved from another executor: already greeted there */
+	if (handoff->state_len > 0)
+	{
+		bp_session_restore(s, body + handoff->startup_len, handoff->state_len);
+		examine_session(s, false);
+		return;
+	}
 
 	bp_session_switch_in(s);
 
@@ -254,12 +266,12 @@ start_session(int sock, const PoolHandoff *handoff, const char *body)
 static void
 drain_channel(void)
 {
-	char		buf[BP_HANDOFF_MAX];
+	char	   *buf = channel_buf;
 
 	for (;;)
 	{
 		int			fd;
-		ssize_t		n = bp_channel_recv(channel_fd, buf, sizeof(buf), &fd);
+		ssize_t		n = bp_channel_recv(channel_fd, buf, BP_HANDOFF_MAX, &fd);
 		uint32		magic;
 
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
@@ -278,8 +290,8 @@ drain_channel(void)
 			PoolHandoff handoff;
 
 			memcpy(&handoff, buf, sizeof(handoff));
-			if (handoff.startup_len >= 0 &&
-				n == sizeof(PoolHandoff) + handoff.startup_len)
+			if (handoff.startup_len >= 0 && handoff.state_len >= 0 &&
+				n == sizeof(PoolHandoff) + handoff.startup_len + handoff.state_len)
 			{
 				start_session(fd, &handoff, buf + sizeof(PoolHandoff));
 				continue;
@@ -319,6 +331,7 @@ close_session(PoolSession *s)
 		n_queued--;
 	}
 	(void) epoll_ctl(idle_epoll_fd, EPOLL_CTL_DEL, s->sock, NULL);
+	dlist_delete(&s->all_node);
 	bp_statements_drop_all(s, true);
 	bp_session_destroy(s);
 	/* a send failure cancelled its statement; nothing else may inherit that */
@@ -523,12 +536,80 @@ wait_for_work(void)
  * ---------------------------------------------------------------------
  */
 
+/*
+ * Gives an idle session back to the listener, which moves it to another
+ * executor of the pool: the client's socket, its startup packet and its
+ * state (session.c) in one datagram.  Returns false if it cannot move (the
+ * channel is full, or its state too large); it then stays here.
+ */
+static bool
+hand_back(PoolSession *s)
+{
+	StringInfoData buf;
+	PoolHandback h;
+	int			state_at;
+	bool		ok;
+
+	Assert(bp_current != s && s->greeted && !s->dead);
+	initStringInfo(&buf);
+	memset(&h, 0, sizeof(h));
+	appendBinaryStringInfo(&buf, (char *) &h, sizeof(h));
+	appendBinaryStringInfo(&buf, s->startup_body, s->startup_len);
+	state_at = buf.len;
+	ok = bp_session_serialize(s, &buf, state_at + BP_STATE_MAX);
+	if (ok)
+	{
+		h.magic = BP_HANDBACK_MAGIC;
+		h.slot = my_slot_index;
+		h.cancel_key = s->cancel_key;
+		h.port_index = s->port_index;
+		h.proto = s->port->proto;
+		h.startup_len = s->startup_len;
+		h.state_len = buf.len - state_at;
+		memcpy(buf.data, &h, sizeof(h));
+		ok = bp_channel_send(channel_fd, buf.data, buf.len, s->sock) == buf.len;
+	}
+	pfree(buf.data);
+	if (!ok)
+		return false;
+
+	/* the listener holds the socket now; drop our side quietly */
+	s->dead = true;
+	close_session(s);
+	return true;
+}
+
+/*
+ * This executor now serves one session alone: move its other sessions to
+ * executors that can serve them.  Done once as the pin starts; sessions
+ * the listener sends here meanwhile wait in the channel until it ends.
+ */
+static void
+hand_back_others(PoolSession *pinned)
+{
+	dlist_mutable_iter it;
+
+	dlist_foreach_modify(it, &all_sessions)
+	{
+		PoolSession *s = dlist_container(PoolSession, all_node, it.cur);
+
+		if (s != pinned && s->greeted && !s->dead && !s->closing &&
+			s->moved_statements == NIL && !hand_back(s))
+			break;
+	}
+	update_counters();
+}
+
 /* Publishes the pinned state of s in our slot for the listener */
 static void
 set_pinned(PoolSession *s, bool pinned)
 {
+	bool		was = s->pinned;
+
 	s->pinned = pinned;
 	pg_atomic_write_u32(&bp_my_slot->n_pinned, pinned ? 1 : 0);
+	if (pinned && !was)
+		hand_back_others(s);
 }
 
 /*
@@ -592,6 +673,8 @@ serve_current(bool must_read)
 	bool		first = must_read;
 
 	pg_atomic_write_u32(&bp_my_slot->activity, PEA_RUNNING);
+	if (s->moved_statements != NIL)
+		bp_restore_statements(s);
 	for (;;)
 	{
 		StringInfoData msg;

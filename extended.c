@@ -21,6 +21,7 @@
 #include "access/printtup.h"
 #include "access/xact.h"
 #include "commands/prepare.h"
+#include "parser/parse_node.h"
 #include "libpq/libpq.h"
 #include "libpq/pqformat.h"
 #include "mb/pg_wchar.h"
@@ -152,7 +153,7 @@ lookup_portal(const char *name)
 
 static void
 parse_statement(const char *name, const char *query, Oid *param_types,
-				int num_params)
+				int num_params, bool reply)
 {
 	bool		is_named = name[0] != '\0';
 	MemoryContext unnamed_cxt = NULL;
@@ -234,7 +235,7 @@ parse_statement(const char *name, const char *query, Oid *param_types,
 	MemoryContextSwitchTo(old);
 
 	CommandCounterIncrement();
-	if (whereToSendOutput == DestRemote)
+	if (reply && whereToSendOutput == DestRemote)
 		pq_putemptymessage('1');
 	debug_query_string = NULL;
 }
@@ -256,7 +257,85 @@ bp_exec_parse(StringInfo msg)
 			param_types[i] = pq_getmsgint(msg, 4);
 	}
 	pq_getmsgend(msg);
-	parse_statement(name, query, param_types, num_params);
+	parse_statement(name, query, param_types, num_params, true);
+}
+
+/*
+ * Prepares again a SQL PREPARE statement of a moved session: finds the
+ * PREPARE of that name in its source text and runs it under the session's
+ * key.
+ */
+static void
+prepare_sql_again(PoolStatement *st)
+{
+	List	   *raws = pg_parse_query(st->query);
+	ListCell   *lc;
+
+	foreach(lc, raws)
+	{
+		RawStmt    *raw = lfirst_node(RawStmt, lc);
+		PrepareStmt *stmt;
+		ParseState *pstate;
+
+		if (!IsA(raw->stmt, PrepareStmt) ||
+			strcmp(((PrepareStmt *) raw->stmt)->name, st->name) != 0)
+			continue;
+		stmt = copyObject((PrepareStmt *) raw->stmt);
+		stmt->name = bp_statement_key(bp_current, st->name);
+		pstate = make_parsestate(NULL);
+		pstate->p_sourcetext = st->query;
+		PrepareQuery(pstate, stmt, raw->stmt_location, raw->stmt_len);
+		bp_statement_remember(st->name, st->query, st->param_types,
+							  st->num_params, true);
+		return;
+	}
+}
+
+/*
+ * A session moved here from another executor brings the source of its
+ * statements (prepared.c); prepare each again, one transaction apiece, so
+ * that one which no longer prepares (a table dropped meanwhile) is logged
+ * and left out rather than failing the others.  Called with the session
+ * switched in, outside a transaction.
+ */
+void
+bp_restore_statements(PoolSession *s)
+{
+	List	   *moved = s->moved_statements;
+	ListCell   *lc;
+
+	s->moved_statements = NIL;
+	foreach(lc, moved)
+	{
+		PoolStatement *st = lfirst(lc);
+		MemoryContext cxt = CurrentMemoryContext;
+
+		PG_TRY();
+		{
+			bp_start_xact_command();
+			if (st->from_sql)
+				prepare_sql_again(st);
+			else
+				parse_statement(st->name, st->query, st->param_types,
+								st->num_params, false);
+			bp_finish_xact_command();
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			AbortCurrentTransaction();
+			bp_xact_started = false;
+			ereport(LOG,
+					(errmsg("could not prepare statement \"%s\" again after moving its session: %s",
+							st->name, edata->message)));
+			FreeErrorData(edata);
+		}
+		PG_END_TRY();
+	}
 }
 
 /* ---------------------------------------------------------------------

@@ -17,4 +17,7 @@ extern void bp_exec_describe(StringInfo msg);
 extern void bp_exec_close(StringInfo msg);
 extern void bp_drop_unnamed_statement(void);
 
+struct PoolSession;
+extern void bp_restore_statements(struct PoolSession *s);
+
 #endif							/* EXTENDED_H */

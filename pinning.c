@@ -275,9 +275,8 @@ bp_session_pinned(PoolSession *s)
 		bp_switching = false;
 	}
 
-	s->pinned = s->listen_channels != NIL || s->hold_cursors != NIL ||
+	return s->listen_channels != NIL || s->hold_cursors != NIL ||
 		s->temp_check || session_locks_held();
-	return s->pinned;
 }
 
 /*

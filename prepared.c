@@ -8,8 +8,9 @@
  * sharing an executor must not see each other's: each session's statements
  * are stored under a key made of a per-session prefix and the client's name.
  * Our Parse/Bind/Describe/Close (extended.c) build the key themselves; for
- * SQL, a ProcessUtility hook rewrites PREPARE, EXECUTE, DEALLOCATE, and the
- * EXECUTE inside EXPLAIN and CREATE TABLE AS, before core runs them.
+ * SQL, a post-parse-analysis hook keys the names in PREPARE, EXECUTE,
+ * DEALLOCATE, and the EXECUTE inside EXPLAIN and CREATE TABLE AS, before
+ * anything looks them up, and a ProcessUtility hook checks them.
  * DEALLOCATE ALL and DISCARD ALL, which in core drop the whole table (the
  * original prototype's bug: one session's DISCARD ALL broke every other
  * session), drop only the caller's statements here.
@@ -38,6 +39,7 @@
 #include "commands/sequence.h"
 #include "fmgr.h"
 #include "nodes/parsenodes.h"
+#include "parser/analyze.h"
 #include "storage/lock.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
@@ -50,6 +52,7 @@
 #include "session.h"
 
 static ProcessUtility_hook_type prev_process_utility = NULL;
+static post_parse_analyze_hook_type prev_post_parse_analyze = NULL;
 
 /*
  * Key of a session's statement.  Core truncates names to NAMEDATALEN - 1
@@ -167,54 +170,127 @@ bp_statements_drop_all(PoolSession *s, bool unnamed_too)
 	}
 }
 
-/* Raises core's error if the current session has no statement name */
-static void
-require_statement(const char *name)
+/* The client's name of a key of the current session */
+static const char *
+client_name(const char *key)
 {
-	char	   *key = bp_statement_key(bp_current, name);
+	char	   *prefix = bp_statement_key(bp_current, "");
+	int			len = strlen(prefix);
 
+	return strncmp(key, prefix, len) == 0 ? key + len : key;
+}
+
+/* Raises core's error, with the client's name, if key does not exist */
+static void
+require_statement(const char *key)
+{
 	if (FetchPreparedStatement(key, false) == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_PSTATEMENT),
-				 errmsg("prepared statement \"%s\" does not exist", name)));
-	pfree(key);
-}
-
-/* Returns a copy of stmt whose EXECUTE names the session's key */
-static ExecuteStmt *
-keyed_execute(ExecuteStmt *stmt)
-{
-	ExecuteStmt *copy = copyObject(stmt);
-
-	require_statement(stmt->name);
-	copy->name = bp_statement_key(bp_current, stmt->name);
-	return copy;
+				 errmsg("prepared statement \"%s\" does not exist",
+						client_name(key))));
 }
 
 /*
- * EXPLAIN EXECUTE and CREATE TABLE AS EXECUTE carry the EXECUTE, by the
- * time they reach ProcessUtility, inside a utility Query.  Keys it in
- * place (the caller owns a copy) and returns true if there was one.
+ * Keys the name in a statement that names a prepared statement.  The
+ * statement is the raw parse tree, which a cached plan may keep and
+ * analyze again, so it is copied rather than changed.  EXPLAIN runs the
+ * analysis hook again on its inner query, so a name that already carries
+ * the session's key keeps it (key_once); a client that names a statement
+ * with its own session's key reaches its own statement, no one else's.
  */
-static bool
-key_inner_execute(Node **query)
+static char *
+key_once(const char *name)
 {
-	if (*query == NULL)
-		return false;
-	if (IsA(*query, ExecuteStmt))
-	{
-		*query = (Node *) keyed_execute((ExecuteStmt *) *query);
-		return true;
-	}
-	if (IsA(*query, Query) && ((Query *) *query)->utilityStmt &&
-		IsA(((Query *) *query)->utilityStmt, ExecuteStmt))
-	{
-		Query	   *q = (Query *) *query;
+	char	   *prefix = bp_statement_key(bp_current, "");
 
-		q->utilityStmt = (Node *) keyed_execute((ExecuteStmt *) q->utilityStmt);
-		return true;
+	if (strncmp(name, prefix, strlen(prefix)) == 0)
+		return pstrdup(name);
+	return bp_statement_key(bp_current, name);
+}
+
+static Node *
+keyed_copy(Node *stmt)
+{
+	switch (nodeTag(stmt))
+	{
+		case T_ExecuteStmt:
+			{
+				ExecuteStmt *copy = copyObject((ExecuteStmt *) stmt);
+
+				copy->name = key_once(copy->name);
+				return (Node *) copy;
+			}
+		case T_PrepareStmt:
+			{
+				PrepareStmt *copy = copyObject((PrepareStmt *) stmt);
+
+				copy->name = key_once(copy->name);
+				return (Node *) copy;
+			}
+		case T_DeallocateStmt:
+			{
+				DeallocateStmt *copy = copyObject((DeallocateStmt *) stmt);
+
+				if (copy->name)
+					copy->name = key_once(copy->name);
+				return (Node *) copy;
+			}
+		default:
+			return NULL;
 	}
-	return false;
+}
+
+/* EXPLAIN EXECUTE and CREATE TABLE AS EXECUTE: the EXECUTE inside */
+static void
+key_inner_query(Node *query)
+{
+	if (query && IsA(query, Query) && ((Query *) query)->utilityStmt &&
+		IsA(((Query *) query)->utilityStmt, ExecuteStmt))
+		((Query *) query)->utilityStmt = keyed_copy(((Query *) query)->utilityStmt);
+}
+
+/*
+ * post_parse_analyze_hook: statements naming prepared statements get the
+ * session's key at analysis, before anything looks the name up.  Core
+ * already looks at analysis and planning time (an EXECUTE's result columns
+ * come from its statement), so keying later would be too late.
+ */
+static void
+key_statement_names(ParseState *pstate, Query *query, JumbleState *jstate)
+{
+	if (prev_post_parse_analyze)
+		prev_post_parse_analyze(pstate, query, jstate);
+	if (bp_current == NULL || query->commandType != CMD_UTILITY ||
+		query->utilityStmt == NULL)
+		return;
+
+	switch (nodeTag(query->utilityStmt))
+	{
+		case T_ExecuteStmt:
+		case T_PrepareStmt:
+		case T_DeallocateStmt:
+			query->utilityStmt = keyed_copy(query->utilityStmt);
+			break;
+		case T_ExplainStmt:
+			key_inner_query(((ExplainStmt *) query->utilityStmt)->query);
+			break;
+		case T_CreateTableAsStmt:
+			key_inner_query(((CreateTableAsStmt *) query->utilityStmt)->query);
+			break;
+		default:
+			break;
+	}
+}
+
+/* The EXECUTE an EXPLAIN or CREATE TABLE AS carries, or NULL */
+static ExecuteStmt *
+inner_execute(Node *query)
+{
+	if (query && IsA(query, Query) && ((Query *) query)->utilityStmt &&
+		IsA(((Query *) query)->utilityStmt, ExecuteStmt))
+		return (ExecuteStmt *) ((Query *) query)->utilityStmt;
+	return NULL;
 }
 
 /*
@@ -238,82 +314,57 @@ discard_all(bool top_level)
 }
 
 /*
- * Rewrites the statements that name prepared statements, then lets core
- * run them.  Parse trees may come from a cache, so they are copied, never
- * changed in place.  Returns true if the statement was handled entirely.
+ * Checks the (keyed) names before core does, so that errors carry the
+ * client's name, and does DEALLOCATE and DISCARD ALL for the session only.
+ * Returns true if the statement was handled entirely.
  */
 static bool
-rewrite_or_run(PlannedStmt *pstmt, const char *query_string, bool top_level,
-			   PlannedStmt **out)
+check_or_run(Node *stmt, bool top_level)
 {
-	Node	   *parsetree = pstmt->utilityStmt;
-	Node	   *rewritten = NULL;
+	ExecuteStmt *exec = NULL;
 
-	switch (nodeTag(parsetree))
+	switch (nodeTag(stmt))
 	{
 		case T_PrepareStmt:
-			{
-				PrepareStmt *stmt = copyObject((PrepareStmt *) parsetree);
-				char	   *key = bp_statement_key(bp_current, stmt->name);
-
-				if (FetchPreparedStatement(key, false) != NULL)
-					ereport(ERROR,
-							(errcode(ERRCODE_DUPLICATE_PSTATEMENT),
-							 errmsg("prepared statement \"%s\" already exists",
-									stmt->name)));
-				stmt->name = key;
-				rewritten = (Node *) stmt;
-			}
-			break;
+			if (FetchPreparedStatement(((PrepareStmt *) stmt)->name, false) != NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_DUPLICATE_PSTATEMENT),
+						 errmsg("prepared statement \"%s\" already exists",
+								client_name(((PrepareStmt *) stmt)->name))));
+			return false;
 		case T_ExecuteStmt:
-			rewritten = (Node *) keyed_execute((ExecuteStmt *) parsetree);
+			exec = (ExecuteStmt *) stmt;
+			break;
+		case T_ExplainStmt:
+			exec = inner_execute(((ExplainStmt *) stmt)->query);
+			break;
+		case T_CreateTableAsStmt:
+			exec = inner_execute(((CreateTableAsStmt *) stmt)->query);
 			break;
 		case T_DeallocateStmt:
 			{
-				DeallocateStmt *stmt = (DeallocateStmt *) parsetree;
+				DeallocateStmt *d = (DeallocateStmt *) stmt;
 
-				if (stmt->name == NULL)
+				if (d->name == NULL)
 					bp_statements_drop_all(bp_current, false);
 				else
 				{
-					char	   *key = bp_statement_key(bp_current, stmt->name);
-
-					require_statement(stmt->name);
-					DropPreparedStatement(key, true);
-					bp_statement_forget(stmt->name);
+					require_statement(d->name);
+					DropPreparedStatement(d->name, true);
+					bp_statement_forget(client_name(d->name));
 				}
 				return true;
 			}
 		case T_DiscardStmt:
-			if (((DiscardStmt *) parsetree)->target != DISCARD_ALL)
-				break;
+			if (((DiscardStmt *) stmt)->target != DISCARD_ALL)
+				return false;
 			discard_all(top_level);
 			return true;
-		case T_ExplainStmt:
-			{
-				ExplainStmt *copy = copyObject((ExplainStmt *) parsetree);
-
-				if (key_inner_execute(&copy->query))
-					rewritten = (Node *) copy;
-			}
-			break;
-		case T_CreateTableAsStmt:
-			{
-				CreateTableAsStmt *copy = copyObject((CreateTableAsStmt *) parsetree);
-
-				if (key_inner_execute(&copy->query))
-					rewritten = (Node *) copy;
-			}
-			break;
 		default:
-			break;
+			return false;
 	}
-
-	if (rewritten != NULL)
-	{
-		*out = copyObject(pstmt);
-		(*out)->utilityStmt = rewritten;
-	}
+	if (exec)
+		require_statement(exec->name);
 	return false;
 }
 
@@ -323,32 +374,30 @@ pool_process_utility(PlannedStmt *pstmt, const char *query_string,
 					 ParamListInfo params, QueryEnvironment *query_env,
 					 DestReceiver *dest, QueryCompletion *qc)
 {
-	PlannedStmt *run = pstmt;
 	PrepareStmt *prepare = NULL;
 
 	if (bp_current != NULL)
 	{
-		if (rewrite_or_run(pstmt, query_string,
-						   context == PROCESS_UTILITY_TOPLEVEL, &run))
+		if (check_or_run(pstmt->utilityStmt, context == PROCESS_UTILITY_TOPLEVEL))
 			return;
 		if (IsA(pstmt->utilityStmt, PrepareStmt))
 			prepare = (PrepareStmt *) pstmt->utilityStmt;
 	}
 
 	if (prev_process_utility)
-		prev_process_utility(run, query_string, run != pstmt || read_only_tree,
+		prev_process_utility(pstmt, query_string, read_only_tree,
 							 context, params, query_env, dest, qc);
 	else
-		standard_ProcessUtility(run, query_string, run != pstmt || read_only_tree,
+		standard_ProcessUtility(pstmt, query_string, read_only_tree,
 								context, params, query_env, dest, qc);
 
 	if (prepare != NULL)
 	{
-		char	   *key = bp_statement_key(bp_current, prepare->name);
-		PreparedStatement *entry = FetchPreparedStatement(key, false);
+		PreparedStatement *entry = FetchPreparedStatement(prepare->name, false);
 
 		if (entry != NULL)
-			bp_statement_remember(prepare->name, entry->plansource->query_string,
+			bp_statement_remember(client_name(prepare->name),
+								  entry->plansource->query_string,
 								  entry->plansource->param_types,
 								  entry->plansource->num_params, true);
 	}
@@ -360,4 +409,6 @@ bp_prepared_init(void)
 {
 	prev_process_utility = ProcessUtility_hook;
 	ProcessUtility_hook = pool_process_utility;
+	prev_post_parse_analyze = post_parse_analyze_hook;
+	post_parse_analyze_hook = key_statement_names;
 }

@@ -96,6 +96,12 @@ typedef struct PoolConn
 	int			exec_slot;		/* executor it is queued for, or -1 */
 	uint32		exec_gen;
 	uint32		cancel_key;
+
+	/* a session moving between executors (PoolHandback) */
+	bool		resumed;
+	int			from_slot;		/* the executor that gave it back */
+	char	   *moved_state;	/* serialized session state */
+	int			state_len;
 } PoolConn;
 
 /* An executor's end of the channel */
@@ -127,6 +133,7 @@ static PoolExecLocal *bp_exec;
 static dlist_head bp_conns = DLIST_STATIC_INIT(bp_conns);
 static dlist_head bp_new_chans = DLIST_STATIC_INIT(bp_new_chans);
 static char bp_handoff_buf[BP_HANDOFF_MAX];
+static char bp_chan_buf[BP_HANDOFF_MAX];
 
 static void conn_route(PoolConn *c);
 static void chan_close(PoolChan *ch);
@@ -185,6 +192,8 @@ conn_close(PoolConn *c)
 	dlist_delete(&c->all_node);
 	if (c->pkt)
 		pfree(c->pkt);
+	if (c->moved_state)
+		pfree(c->moved_state);
 	pfree(c);
 }
 
@@ -230,27 +239,48 @@ conn_cancel(PoolConn *c)
 	CancelRequestPacket canc;
 	int			pid;
 	int			i;
-	bool		found = false;
+	int			pool_id = -1;
+	pid_t	   *targets = palloc(sizeof(pid_t) * bp_shared->max_executors);
+	int			n_targets = 0;
 
 	memcpy(&canc, c->pkt, sizeof(canc));
 	pid = (int) pg_ntoh32(canc.backendPID);
 	LWLockAcquire(bp_shared->lock, LW_SHARED);
-	for (i = 0; i < bp_shared->max_executors && !found && pid > 0; i++)
+	for (i = 0; i < bp_shared->max_executors && pool_id < 0 && pid > 0; i++)
 	{
 		PoolExecutor *ex = &bp_shared->executors[i];
 
 		if ((ex->state == PE_READY || ex->state == PE_EXITING) && ex->pid == pid)
+			pool_id = ex->pool_id;
+	}
+
+	/*
+	 * The session may have moved to another executor of the pool since it
+	 * learnt this pid (executor.c gives sessions back when it is pinned), so
+	 * every executor of the pool gets the key; each cancels only if the key
+	 * is its running session's.
+	 */
+	for (i = 0; i < bp_shared->max_executors && pool_id >= 0; i++)
+	{
+		PoolExecutor *ex = &bp_shared->executors[i];
+
+		if ((ex->state == PE_READY || ex->state == PE_EXITING) &&
+			ex->pool_id == pool_id && ex->pid != 0)
 		{
 			pg_atomic_write_u32(&ex->cancel_key, pg_ntoh32(canc.cancelAuthCode));
-			found = true;
+			targets[n_targets++] = ex->pid;
 		}
 	}
 	LWLockRelease(bp_shared->lock);
-	if (!found)
+	if (pool_id < 0)
 		conn_log(c, LOG,
 				 errmsg("PID %d in cancel request did not match any pool executor", pid));
-	else if (kill(pid, SIGINT) == 0)
-		pg_atomic_fetch_add_u64(&bp_shared->n_cancels, 1);
+	for (i = 0; i < n_targets; i++)
+	{
+		if (kill(targets[i], SIGINT) == 0 && targets[i] == pid)
+			pg_atomic_fetch_add_u64(&bp_shared->n_cancels, 1);
+	}
+	pfree(targets);
 }
 
 /* Sends NegotiateProtocolVersion as core does; false if the send failed */
@@ -669,6 +699,14 @@ conn_route(PoolConn *c)
 			return;
 		}
 	}
+	if (c->exec_slot < 0 && c->resumed)
+	{
+		/* no other executor: back to where it was, to wait for it */
+		LWLockAcquire(bp_shared->lock, LW_EXCLUSIVE);
+		if (bp_shared->executors[c->from_slot].state == PE_READY)
+			exec_assign(c, c->from_slot);
+		LWLockRelease(bp_shared->lock);
+	}
 	if (c->exec_slot < 0)
 	{
 		if (pool_id < 0)
@@ -688,7 +726,8 @@ conn_route(PoolConn *c)
 		return;
 	}
 
-	if (!pg_strong_random(&c->cancel_key, sizeof(c->cancel_key)))
+	if (!c->resumed &&
+		!pg_strong_random(&c->cancel_key, sizeof(c->cancel_key)))
 		c->cancel_key = pg_prng_uint32(&pg_global_prng_state);
 	if (c->cancel_key == 0)
 		c->cancel_key = 1;
@@ -726,10 +765,14 @@ exec_flush(int slot)
 		h.port_index = c->port_index;
 		h.proto = c->proto;
 		h.startup_len = body_len;
+		h.state_len = c->state_len;
 		memcpy(bp_handoff_buf, &h, sizeof(h));
 		memcpy(bp_handoff_buf + sizeof(h), c->pkt + 4, body_len);
-		if (bp_channel_send(ch->io.fd, bp_handoff_buf, sizeof(h) + body_len,
-							c->io.fd) < 0)
+		if (c->state_len > 0)
+			memcpy(bp_handoff_buf + sizeof(h) + body_len, c->moved_state,
+				   c->state_len);
+		if (bp_channel_send(ch->io.fd, bp_handoff_buf,
+							sizeof(h) + body_len + c->state_len, c->io.fd) < 0)
 		{
 			if (errno == EINTR)
 				continue;
@@ -915,7 +958,63 @@ chan_hello(PoolChan *ch)
 	exec_flush(ch->slot);
 }
 
-/* Reads what an executor sent: its hello, then retire requests */
+/*
+ * PoolHandback: a session leaves its executor (which became pinned to
+ * another session) for another executor of the same pool.  It is routed
+ * like a new client, minus authentication, keeping its cancel key.
+ */
+static void
+chan_handback(PoolChan *ch, const char *msg, ssize_t n, int fd)
+{
+	PoolHandback h;
+	PoolConn   *c;
+	PoolDesc   *pool;
+
+	memcpy(&h, msg, sizeof(h));
+	if (h.slot != ch->slot || h.startup_len <= 0 || h.state_len < 0 ||
+		h.startup_len > MAX_STARTUP_PACKET_LENGTH || h.state_len > BP_STATE_MAX ||
+		n != sizeof(h) + h.startup_len + h.state_len)
+	{
+		ereport(LOG,
+				(errmsg("builtin_pool ignored a malformed session handback from executor %d",
+						ch->slot)));
+		close(fd);
+		return;
+	}
+
+	c = MemoryContextAllocZero(bp_conn_cxt, sizeof(PoolConn));
+	c->io.fd = fd;
+	c->resumed = true;
+	c->from_slot = ch->slot;
+	c->exec_slot = -1;
+	c->port_index = h.port_index;
+	c->proto = h.proto;
+	c->cancel_key = h.cancel_key;
+	c->pktlen = h.startup_len + 8;
+	c->pkt = MemoryContextAllocZero(bp_conn_cxt, h.startup_len + 5);
+	memcpy(c->pkt + 4, msg + sizeof(h), h.startup_len);
+	c->moved_state = MemoryContextAlloc(bp_conn_cxt, Max(h.state_len, 1));
+	memcpy(c->moved_state, msg + sizeof(h) + h.startup_len, h.state_len);
+	c->state_len = h.state_len;
+	c->raddr.salen = sizeof(c->raddr.addr);
+	if (getpeername(fd, (struct sockaddr *) &c->raddr.addr, &c->raddr.salen) < 0)
+		c->raddr.salen = 0;
+	strlcpy(c->remote_host, "moved session", sizeof(c->remote_host));
+
+	LWLockAcquire(bp_shared->lock, LW_SHARED);
+	pool = &bp_shared->pools[bp_shared->executors[ch->slot].pool_id];
+	strlcpy(c->dbname, pool->dbname, NAMEDATALEN);
+	strlcpy(c->user, pool->rolname, NAMEDATALEN);
+	LWLockRelease(bp_shared->lock);
+
+	c->io.handler = conn_ready;
+	c->io.want = 0;				/* nothing to read: the executor reads */
+	bp_io_register(&c->io);
+	dlist_push_tail(&bp_conns, &c->all_node);
+	conn_route(c);
+}
+
+/* Reads what an executor sent: its hello, then retires and handbacks */
 static void
 chan_read(PoolChan *ch)
 {
@@ -925,22 +1024,17 @@ chan_read(PoolChan *ch)
 
 	for (i = 0; i < 64 && bp_io_alive(id, gen); i++)
 	{
-		union
-		{
-			PoolHello	hello;
-			PoolRetire	retire;
-			char		raw[64];
-		}			msg;
+		char	   *msg = bp_chan_buf;
 		int			passfd;
 		uint32		magic = 0;
-		ssize_t		n = bp_channel_recv(ch->io.fd, &msg, sizeof(msg), &passfd);
+		ssize_t		n = bp_channel_recv(ch->io.fd, msg, BP_HANDOFF_MAX, &passfd);
 
-		if (passfd >= 0)
-			close(passfd);		/* executors never send descriptors */
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 			return;
 		if (n <= 0)
 		{
+			if (passfd >= 0)
+				close(passfd);
 			if (n < 0)
 				ereport(LOG,
 						(errcode_for_socket_access(),
@@ -949,7 +1043,15 @@ chan_read(PoolChan *ch)
 			return;
 		}
 		if (n >= sizeof(uint32))
-			memcpy(&magic, &msg, sizeof(magic));
+			memcpy(&magic, msg, sizeof(magic));
+		if (ch->slot >= 0 && magic == BP_HANDBACK_MAGIC && passfd >= 0 &&
+			n >= sizeof(PoolHandback))
+		{
+			chan_handback(ch, msg, n, passfd);
+			continue;
+		}
+		if (passfd >= 0)
+			close(passfd);		/* only handbacks carry descriptors */
 		if (ch->slot < 0 && !ch->hello_pending)
 		{
 			if (n != sizeof(PoolHello) || magic != BP_HELLO_MAGIC)
@@ -959,12 +1061,13 @@ chan_read(PoolChan *ch)
 				chan_close(ch);
 				return;
 			}
-			ch->hello = msg.hello;
+			memcpy(&ch->hello, msg, sizeof(PoolHello));
 			ch->hello_pending = true;
 			chan_hello(ch);
 		}
 		else if (ch->slot >= 0 && n == sizeof(PoolRetire) &&
-				 magic == BP_RETIRE_MAGIC && msg.retire.slot == ch->slot)
+				 magic == BP_RETIRE_MAGIC &&
+				 ((PoolRetire *) msg)->slot == ch->slot)
 			exec_retire(ch);
 		else
 			ereport(LOG,
@@ -1116,6 +1219,8 @@ tick(void)
 	{
 		PoolConn   *c = dlist_container(PoolConn, all_node, it.cur);
 
+		if (c->resumed)
+			continue;			/* an established session: no deadline */
 		if (c->deadline > now)
 		{
 			timeout = Min(timeout,

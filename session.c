@@ -46,6 +46,7 @@
 #include "utils/memutils.h"
 
 #include "pool_shmem.h"
+#include "prepared.h"
 #include "session.h"
 #include "startup.h"
 
@@ -343,6 +344,8 @@ bp_session_create(int sock, const PoolHandoff *handoff, const char *body)
 	s->startup_body = palloc(handoff->startup_len + 1);
 	memcpy(s->startup_body, body, handoff->startup_len);
 	s->startup_body[handoff->startup_len] = '\0';
+	s->startup_len = handoff->startup_len;
+	s->port_index = handoff->port_index;
 	if (!bp_parse_startup(s->startup_body, handoff->startup_len, &s->startup,
 						  &sqlstate, &message))
 		memset(&s->startup, 0, sizeof(s->startup)); /* listener checked it */
@@ -684,4 +687,151 @@ bp_session_switch_out(void)
 	FeBeWaitSet = NULL;
 	bp_current = NULL;
 	s->state = PS_IDLE;
+}
+
+/* ---------------------------------------------------------------------
+ * Moving a session to another executor
+ * ---------------------------------------------------------------------
+ */
+
+static void
+put_string(StringInfo buf, const char *str)
+{
+	appendBinaryStringInfo(buf, str, strlen(str) + 1);
+}
+
+static void
+put_int32(StringInfo buf, int32 v)
+{
+	uint32		n = pg_hton32((uint32) v);
+
+	appendBinaryStringInfo(buf, (char *) &n, 4);
+}
+
+/*
+ * Writes what a switched-out session needs on another executor: its
+ * settings, what its client was last told of each reported setting, its
+ * identity, and its statements (source and parameter types; plans are made
+ * again there).  The startup packet travels beside it.  Returns false if
+ * the state would exceed max_len: such a session stays where it is.
+ */
+bool
+bp_session_serialize(PoolSession *s, StringInfo buf, int max_len)
+{
+	ListCell   *ln,
+			   *lv;
+	int			i;
+
+	Assert(bp_current != s);
+	put_int32(buf, list_length(s->guc_names));
+	forboth(ln, s->guc_names, lv, s->guc_values)
+	{
+		put_string(buf, lfirst(ln));
+		put_string(buf, lfirst(lv));
+	}
+
+	put_int32(buf, n_report_vars);
+	for (i = 0; i < n_report_vars; i++)
+	{
+		put_string(buf, report_vars[i]->name);
+		appendStringInfoChar(buf, s->last_reported[i] ? 1 : 0);
+		if (s->last_reported[i])
+			put_string(buf, s->last_reported[i]);
+	}
+
+	put_int32(buf, (int32) s->session_userid);
+	put_int32(buf, (int32) s->current_userid);
+
+	put_int32(buf, list_length(s->statements));
+	foreach(ln, s->statements)
+	{
+		PoolStatement *st = lfirst(ln);
+
+		put_string(buf, st->name);
+		put_string(buf, st->query);
+		appendStringInfoChar(buf, st->from_sql ? 1 : 0);
+		put_int32(buf, st->num_params);
+		for (i = 0; i < st->num_params; i++)
+			put_int32(buf, (int32) st->param_types[i]);
+	}
+	return buf->len <= max_len;
+}
+
+/* Readers for bp_session_restore; they raise ERROR on a short buffer */
+static const char *
+get_string(StringInfo in)
+{
+	return pq_getmsgrawstring(in);
+}
+
+static int32
+get_int32(StringInfo in)
+{
+	return (int32) pq_getmsgint(in, 4);
+}
+
+/*
+ * Reads bp_session_serialize's output into a new session s (created by
+ * bp_session_create, not yet switched in).  Statements are only recorded:
+ * the executor prepares them again once the session is switched in.
+ */
+void
+bp_session_restore(PoolSession *s, const char *data, int len)
+{
+	StringInfoData in;
+	MemoryContext old = MemoryContextSwitchTo(s->cxt);
+	int			n;
+	int			i;
+
+	in.data = unconstify(char *, data);
+	in.len = len;
+	in.maxlen = len;
+	in.cursor = 0;
+
+	collect_startup_options(s);
+
+	MemoryContextSwitchTo(s->guc_cxt);
+	n = get_int32(&in);
+	for (i = 0; i < n; i++)
+	{
+		s->guc_names = lappend(s->guc_names, pstrdup(get_string(&in)));
+		s->guc_values = lappend(s->guc_values, pstrdup(get_string(&in)));
+	}
+	MemoryContextSwitchTo(s->cxt);
+
+	n = get_int32(&in);
+	for (i = 0; i < n; i++)
+	{
+		const char *name = get_string(&in);
+		const char *value = pq_getmsgbyte(&in) ? get_string(&in) : NULL;
+		int			j;
+
+		for (j = 0; j < n_report_vars && value; j++)
+		{
+			if (strcmp(report_vars[j]->name, name) == 0)
+				s->last_reported[j] = strdup(value);
+		}
+	}
+
+	s->session_userid = (Oid) get_int32(&in);
+	s->current_userid = (Oid) get_int32(&in);
+
+	n = get_int32(&in);
+	for (i = 0; i < n; i++)
+	{
+		PoolStatement *st = palloc0(sizeof(PoolStatement));
+		int			j;
+
+		st->name = pstrdup(get_string(&in));
+		st->query = pstrdup(get_string(&in));
+		st->from_sql = pq_getmsgbyte(&in) != 0;
+		st->num_params = get_int32(&in);
+		if (st->num_params > 0)
+			st->param_types = palloc(st->num_params * sizeof(Oid));
+		for (j = 0; j < st->num_params; j++)
+			st->param_types[j] = (Oid) get_int32(&in);
+		s->moved_statements = lappend(s->moved_statements, st);
+	}
+	s->greeted = true;
+	MemoryContextSwitchTo(old);
 }

@@ -26,6 +26,7 @@ typedef enum PoolSessionState
 
 typedef struct PoolSession
 {
+	dlist_node	all_node;		/* in the executor's list of sessions */
 	dlist_node	run_node;		/* in the run queue while PS_QUEUED */
 	PoolSessionState state;
 	uint32		id;				/* unique within the executor */
@@ -38,6 +39,8 @@ typedef struct PoolSession
 	List	   *option_names;	/* startup settings, "options" included */
 	List	   *option_values;
 	char	   *startup_body;
+	int			startup_len;
+	int			port_index;		/* pool port it came in on */
 
 	/* protocol state, kept per session (postgres.c keeps it in statics) */
 	bool		send_ready_for_query;
@@ -46,6 +49,7 @@ typedef struct PoolSession
 
 	/* prepared statements (prepared.c, extended.c) */
 	List	   *statements;		/* PoolStatement, named ones */
+	List	   *moved_statements;	/* to prepare again after a move */
 	struct CachedPlanSource *unnamed_psrc;
 
 	bool		greeted;		/* startup finished, ReadyForQuery sent */
@@ -57,7 +61,7 @@ typedef struct PoolSession
 	List	   *listen_channels;	/* LISTEN, minus UNLISTEN */
 	List	   *hold_cursors;	/* names of WITH HOLD cursors declared */
 	bool		temp_check;		/* a relation was created: look for temp ones */
-	bool		pinned;			/* last verdict of bp_session_pinned() */
+	bool		pinned;			/* executor.c serves it alone (set_pinned) */
 
 	StringInfoData outbuf;		/* output not yet sent */
 
@@ -86,5 +90,7 @@ extern void bp_session_apply_startup(PoolSession *s, const char *name, int eleve
 extern void bp_session_discard_input(void);
 extern void bp_session_destroy(PoolSession *s);
 extern void bp_session_send_fatal(int sqlstate, const char *message);
+extern bool bp_session_serialize(PoolSession *s, StringInfo buf, int max_len);
+extern void bp_session_restore(PoolSession *s, const char *data, int len);
 
 #endif							/* SESSION_H */

@@ -168,7 +168,15 @@ like($e, qr/currval of sequence "seq_a" is not yet defined in this session/,
 	"B does not see A's currval");
 ($o, $e) = bgq_err($B, 'SELECT lastval()');
 like($e, qr/lastval is not yet defined in this session/, "B does not see A's lastval");
-is(bgq($A, 'SELECT lastval()'), '1', 'A keeps its lastval');
+# A keeps them while no other session runs in between; once another did,
+# the executor has dropped them (README: currval and lastval), so A gets
+# core's "not yet defined" error, never another session's value
+is(bgq($A, q{SELECT nextval('seq_a')}), '2', 'A nextval again');
+is(bgq($A, 'SELECT lastval()'), '2', 'A keeps its lastval while alone');
+bgq($B, 'SELECT 1');
+($o, $e) = bgq_err($A, 'SELECT lastval()');
+like($e, qr/lastval is not yet defined in this session/,
+	"after B ran, A's lastval is dropped, not replaced");
 
 $A->quit;
 $B->quit;

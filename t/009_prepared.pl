@@ -215,16 +215,16 @@ is(sq($B, 'EXECUTE q(3)'), 'B:6', "B's q unaffected by A's errors");
 # Names up to NAMEDATALEN - 1 (63) bytes are distinct in core; the pool's
 # per-session key must not make two of them collide.
 {
-	my $n1 = ('n' x 55) . 'first';     # 60 bytes
-	my $n2 = ('n' x 55) . 'secnd';     # 60 bytes
+	my $n1 = ('n' x 57) . 'first';     # 62 bytes
+	my $n2 = ('n' x 57) . 'secnd';     # 62 bytes
 	for my $c ([ main => $M ], [ A => $A ])
 	{
 		my ($label, $conn) = @$c;
-		is(sq($conn, qq{PREPARE $n1 AS SELECT 'first'}), '', "$label: PREPARE 60-byte name 1");
+		is(sq($conn, qq{PREPARE $n1 AS SELECT 'first'}), '', "$label: PREPARE 62-byte name 1");
 		is(sq($conn, qq{PREPARE $n2 AS SELECT 'second'}), '',
-			"$label: PREPARE 60-byte name 2, differing in the last bytes");
-		is(sq($conn, "EXECUTE $n1"), 'first', "$label: EXECUTE 60-byte name 1");
-		is(sq($conn, "EXECUTE $n2"), 'second', "$label: EXECUTE 60-byte name 2");
+			"$label: PREPARE 62-byte name 2, differing in the last bytes");
+		is(sq($conn, "EXECUTE $n1"), 'first', "$label: EXECUTE 62-byte name 1");
+		is(sq($conn, "EXECUTE $n2"), 'second', "$label: EXECUTE 62-byte name 2");
 		sq($conn, "DEALLOCATE $n1; DEALLOCATE $n2");
 	}
 	my $p1 = ('p' x 58) . 'one';    # 61 bytes, protocol level
@@ -480,22 +480,40 @@ $node->command_ok(
 	],
 	'pgbench -i through the main port');
 
+# run_pgbench(NAME, CLIENTS, ARGS...): pgbench -T 5 through the pool port.
+# A run still going 30 s after its end is stuck: the pool's executors and
+# sessions are shown (diag) before pgbench is killed.
 sub run_pgbench
 {
 	my ($name, $clients, @args) = @_;
+	@args = ('-j', '2', @args) unless grep { $_ eq '-j' } @args;
 	my ($out, $err) = ('', '');
 	my @cmd = (
-		'pgbench', '-n', '-c', $clients, '-j', '2', '-T', '5',
+		'pgbench', '-n', '-c', $clients, '-T', '5',
 		'-h', '127.0.0.1', '-p', $pp, '-U', 'app', @args, 'app');
 	note "running: @cmd";
-	my $h = IPC::Run::start(\@cmd, '<', '/dev/null', '>', \$out, '2>', \$err,
-		IPC::Run::timeout(120));
-	my $ok = eval { $h->finish; 1 };
-	my %r;
-	if (!$ok)
+	my $h = IPC::Run::start(\@cmd, '<', '/dev/null', '>', \$out, '2>', \$err);
+	my $deadline = time() + ($clients > 200 ? 60 : 35);
+	while ($h->pumpable && time() < $deadline)
 	{
-		$h->kill_kill;
+		$h->pump_nb;
+		usleep(100_000);
+	}
+	my %r;
+	if ($h->pumpable)
+	{
 		$r{timed_out} = 1;
+		diag("$name: pgbench stuck; pool_status():\n"
+			  . $node->safe_psql('postgres',
+				'SELECT pid, state, sessions, active, waiting, transactions FROM pool_status() ORDER BY pid')
+			  . "\nexecutors in pg_stat_activity:\n"
+			  . $node->safe_psql('app',
+				q{SELECT pid, state, wait_event, left(query, 40) FROM pg_stat_activity WHERE backend_type = 'builtin_pool executor' ORDER BY pid}));
+		$h->kill_kill;
+	}
+	else
+	{
+		$h->finish;
 	}
 	$r{rc} = $h->result(0);
 	$r{out} = $out;
@@ -547,6 +565,14 @@ for my $mode (qw(extended prepared))
 	check_pgbench("-M $mode TPC-B, $clients clients", $clients, '-M', $mode);
 	balances_ok("-M $mode TPC-B");
 }
+
+# -M prepared prepares each statement with a synchronous PQprepare() when
+# first used, blocking its pgbench thread: with several clients per thread
+# a thread can wait on a session queued behind another of its own clients
+# that holds an executor in a transaction.  One client per thread takes
+# that out and checks prepared mode alone.
+check_pgbench('-M prepared TPC-B, one client per thread', 32, '-M', 'prepared', '-j', '32');
+balances_ok('-M prepared TPC-B, one client per thread');
 
 SKIP:
 {
