@@ -89,6 +89,20 @@ single_utility(List *stmts)
 	return pstmt->commandType == CMD_UTILITY ? pstmt : NULL;
 }
 
+/* core's errdetail_params: the parameter values in a log line */
+static int
+errdetail_params(ParamListInfo params)
+{
+	if (params && params->numParams > 0 && log_parameter_max_length != 0)
+	{
+		char	   *str = BuildParamLogString(params, NULL, log_parameter_max_length);
+
+		if (str && str[0] != '\0')
+			errdetail("parameters: %s", str);
+	}
+	return 0;
+}
+
 static void
 reject_in_aborted_block(void)
 {
@@ -163,6 +177,7 @@ parse_statement(const char *name, const char *query, Oid *param_types,
 	List	   *querytrees = NIL;
 	CachedPlanSource *psrc;
 	char	   *key = NULL;
+	char		msec_str[32];
 
 	debug_query_string = query;
 	pgstat_report_activity(STATE_RUNNING, query);
@@ -237,6 +252,21 @@ parse_statement(const char *name, const char *query, Oid *param_types,
 	CommandCounterIncrement();
 	if (reply && whereToSendOutput == DestRemote)
 		pq_putemptymessage('1');
+
+	switch (check_log_duration(msec_str, false))
+	{
+		case 1:
+			ereport(LOG,
+					(errmsg("duration: %s ms", msec_str),
+					 errhidestmt(true)));
+			break;
+		case 2:
+			ereport(LOG,
+					(errmsg("duration: %s ms  parse %s: %s",
+							msec_str, *name ? name : "<unnamed>", query),
+					 errhidestmt(true)));
+			break;
+	}
 	debug_query_string = NULL;
 }
 
@@ -514,6 +544,7 @@ bp_exec_bind(StringInfo msg)
 	MemoryContext old;
 	char	   *query;
 	char	   *saved_name;
+	char		msec_str[32];
 	int			i;
 
 	debug_query_string = psrc->query_string;
@@ -591,6 +622,24 @@ bp_exec_bind(StringInfo msg)
 
 	if (whereToSendOutput == DestRemote)
 		pq_putemptymessage('2');
+
+	switch (check_log_duration(msec_str, false))
+	{
+		case 1:
+			ereport(LOG,
+					(errmsg("duration: %s ms", msec_str),
+					 errhidestmt(true)));
+			break;
+		case 2:
+			ereport(LOG,
+					(errmsg("duration: %s ms  bind %s%s%s: %s",
+							msec_str, *stmt_name ? stmt_name : "<unnamed>",
+							*portal_name ? "/" : "", *portal_name ? portal_name : "",
+							psrc->query_string),
+					 errhidestmt(true),
+					 errdetail_params(params)));
+			break;
+	}
 	debug_query_string = NULL;
 }
 
@@ -614,6 +663,12 @@ bp_exec_execute(StringInfo msg)
 	QueryCompletion qc;
 	ParamsErrorCbData params_data;
 	ErrorContextCallback params_errcxt;
+	const char *source;
+	const char *stmt_label;
+	ParamListInfo params;
+	bool		execute_is_fetch;
+	bool		was_logged = false;
+	char		msec_str[32];
 
 	pq_getmsgend(msg);
 	portal = lookup_portal(portal_name);
@@ -628,7 +683,10 @@ bp_exec_execute(StringInfo msg)
 	utility = single_utility(portal->stmts);
 	is_xact_command = utility && IsA(utility->utilityStmt, TransactionStmt);
 
-	debug_query_string = pstrdup(portal->sourceText);
+	source = pstrdup(portal->sourceText);
+	stmt_label = portal->prepStmtName ? pstrdup(portal->prepStmtName) : "<unnamed>";
+	params = portal->portalParams;
+	debug_query_string = source;
 	pgstat_report_activity(STATE_RUNNING, portal->sourceText);
 	set_ps_display(GetCommandTagName(portal->commandTag));
 	BeginCommand(portal->commandTag, dest);
@@ -638,6 +696,19 @@ bp_exec_execute(StringInfo msg)
 		SetRemoteDestReceiverParams(receiver, portal);
 
 	bp_start_xact_command();
+
+	execute_is_fetch = !portal->atStart;
+	if (bp_statement_needs_logging(portal->stmts))
+	{
+		ereport(LOG,
+				(errmsg("%s %s%s%s: %s",
+						execute_is_fetch ? _("execute fetch from") : _("execute"),
+						stmt_label, *portal_name ? "/" : "",
+						*portal_name ? portal_name : "", source),
+				 errhidestmt(true),
+				 errdetail_params(params)));
+		was_logged = true;
+	}
 
 	if (IsAbortedTransactionBlockState() &&
 		!(utility && is_transaction_exit(utility->utilityStmt)))
@@ -660,7 +731,10 @@ bp_exec_execute(StringInfo msg)
 	if (completed)
 	{
 		if (is_xact_command || (MyXactFlags & XACT_FLAGS_NEEDIMMEDIATECOMMIT))
+		{
 			bp_finish_xact_command();
+			params = NULL;		/* freed with the portal at commit */
+		}
 		else
 		{
 			CommandCounterIncrement();
@@ -674,6 +748,24 @@ bp_exec_execute(StringInfo msg)
 		if (whereToSendOutput == DestRemote)
 			pq_putemptymessage('s');
 		MyXactFlags |= XACT_FLAGS_PIPELINING;
+	}
+
+	switch (check_log_duration(msec_str, was_logged))
+	{
+		case 1:
+			ereport(LOG,
+					(errmsg("duration: %s ms", msec_str),
+					 errhidestmt(true)));
+			break;
+		case 2:
+			ereport(LOG,
+					(errmsg("duration: %s ms  %s %s%s%s: %s", msec_str,
+							execute_is_fetch ? _("execute fetch from") : _("execute"),
+							stmt_label, *portal_name ? "/" : "",
+							*portal_name ? portal_name : "", source),
+					 errhidestmt(true),
+					 errdetail_params(params)));
+			break;
 	}
 	debug_query_string = NULL;
 }

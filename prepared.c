@@ -37,6 +37,7 @@
 #include "commands/discard.h"
 #include "commands/prepare.h"
 #include "commands/sequence.h"
+#include "common/hashfn.h"
 #include "fmgr.h"
 #include "nodes/parsenodes.h"
 #include "parser/analyze.h"
@@ -63,8 +64,28 @@ char *
 bp_statement_key(const PoolSession *s, const char *name)
 {
 	char	   *key = palloc(NAMEDATALEN);
+	char		client[NAMEDATALEN];
+	int			prefix_len;
+	int			name_len;
 
-	snprintf(key, NAMEDATALEN, "_bp%u_%s", s->id, name);
+	/* core keeps NAMEDATALEN - 1 bytes of a name: so do we, first */
+	strlcpy(client, name, NAMEDATALEN);
+	prefix_len = snprintf(key, NAMEDATALEN, "_bp%u_", s->id);
+	name_len = strlen(client);
+
+	/*
+	 * A name too long to follow the prefix keeps its head and gets a hash
+	 * of the whole, so that names differing only at the end stay apart.
+	 */
+	if (prefix_len + name_len < NAMEDATALEN)
+		strlcpy(key + prefix_len, client, NAMEDATALEN - prefix_len);
+	else
+	{
+		int			head = NAMEDATALEN - 1 - prefix_len - 9;
+
+		snprintf(key + prefix_len, NAMEDATALEN - prefix_len, "%.*s~%08x",
+				 head, client, hash_bytes((unsigned char *) client, name_len));
+	}
 	return key;
 }
 
@@ -364,7 +385,20 @@ check_or_run(Node *stmt, bool top_level)
 			return false;
 	}
 	if (exec)
+	{
+		PreparedStatement *entry;
+		int			nparams = list_length(exec->params);
+
 		require_statement(exec->name);
+		entry = FetchPreparedStatement(exec->name, false);
+		if (nparams != entry->plansource->num_params)
+			ereport(ERROR,
+					(errcode(ERRCODE_SYNTAX_ERROR),
+					 errmsg("wrong number of parameters for prepared statement \"%s\"",
+							client_name(exec->name)),
+					 errdetail("Expected %d parameters but got %d.",
+							   entry->plansource->num_params, nparams)));
+	}
 	return false;
 }
 

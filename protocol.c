@@ -110,8 +110,8 @@ is_transaction_exit_stmt(Node *parsetree)
 	return false;
 }
 
-static bool
-statement_needs_logging(List *parsetrees)
+bool
+bp_statement_needs_logging(List *parsetrees)
 {
 	ListCell   *lc;
 
@@ -252,7 +252,7 @@ exec_simple_query(const char *query_string)
 
 	old = MemoryContextSwitchTo(MessageContext);
 	parsetrees = pg_parse_query(query_string);
-	if (statement_needs_logging(parsetrees))
+	if (bp_statement_needs_logging(parsetrees))
 	{
 		ereport(LOG,
 				(errmsg("statement: %s", query_string),
@@ -353,8 +353,10 @@ classify_message(int type, int *maxlen, bool *extended)
 		case 'D':
 		case 'E':
 		case 'H':
-		case 'S':
 			*extended = true;
+			return true;
+		case 'S':
+			/* Sync ends the extended sequence: an error here skips nothing */
 			return true;
 		default:
 			return false;

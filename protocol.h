@@ -9,6 +9,7 @@
 #define PROTOCOL_H
 
 #include "lib/stringinfo.h"
+#include "nodes/pg_list.h"
 
 #include "session.h"
 
@@ -35,6 +36,9 @@ extern void bp_protocol_error_cleanup(void);
 extern void bp_start_xact_command(void);
 extern void bp_finish_xact_command(void);
 extern void bp_disable_statement_timeout(void);
+
+/* log_statement says these statements (raw or planned) are logged */
+extern bool bp_statement_needs_logging(List *stmts);
 
 /* true while a transaction started for a client message is open */
 extern bool bp_xact_started;

@@ -821,6 +821,15 @@ both('EXPLAIN EXECUTE of a protocol statement (through Execute)',
 	P('pp4', 'SELECT * FROM t WHERE id = $1', 23)
 	  . P('', 'EXPLAIN (COSTS OFF) EXECUTE pp4(1)') . B('', '', [], [], []) . E('', 0) . S());
 
+both('EXPLAIN EXECUTE of an SQL statement through a simple Query',
+	Q('PREPARE sx(int) AS SELECT * FROM t WHERE id = $1')
+	  . Q('EXPLAIN (COSTS OFF) EXECUTE sx(2)')
+	  . Q('CREATE TABLE ctas_x AS EXECUTE sx(3)')
+	  . Q(q{SELECT id + 0, name || '' FROM ctas_x})
+	  . Q('DROP TABLE ctas_x')
+	  . Q('DEALLOCATE sx'),
+	z => 6);
+
 ###########################################################################
 # Error cases
 ###########################################################################
