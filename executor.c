@@ -59,6 +59,7 @@
 #include "prepared.h"
 #include "protocol.h"
 #include "session.h"
+#include "startup.h"
 
 #define MAX_EPOLL_EVENTS	64
 
@@ -390,6 +391,7 @@ peek_input(PoolSession *s, bool hangup)
 static void
 enqueue(PoolSession *s)
 {
+	s->idle_deadline = 0;
 	s->state = PS_QUEUED;
 	dlist_push_tail(&run_queue, &s->run_node);
 	n_queued++;
@@ -507,12 +509,58 @@ maybe_retire(void)
 	}
 }
 
+/*
+ * idle_session_timeout of sessions waiting here, each with the value it
+ * had set: ends those past their deadline, with core's message, and
+ * returns the ms until the next deadline (-1 if none).
+ */
+static long
+expire_idle_sessions(void)
+{
+	dlist_mutable_iter it;
+	TimestampTz now = GetCurrentTimestamp();
+	long		next = -1;
+
+	dlist_foreach_modify(it, &all_sessions)
+	{
+		PoolSession *s = dlist_container(PoolSession, all_node, it.cur);
+		long		left;
+
+		if (s->idle_deadline == 0 || s->state != PS_IDLE)
+			continue;
+		left = TimestampDifferenceMilliseconds(now, s->idle_deadline);
+		if (left > 0)
+		{
+			if (next < 0 || left < next)
+				next = left;
+			continue;
+		}
+		if (!s->dead)
+		{
+			StringInfoData buf;
+
+			initStringInfo(&buf);
+			bp_build_error(&buf, "FATAL", ERRCODE_IDLE_SESSION_TIMEOUT,
+						   "terminating connection due to idle-session timeout",
+						   NULL, NULL);
+			(void) send(s->sock, buf.data, buf.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+			pfree(buf.data);
+		}
+		ereport(LOG,
+				(errcode(ERRCODE_IDLE_SESSION_TIMEOUT),
+				 errmsg("terminating pool session due to idle-session timeout")));
+		close_session(s);
+	}
+	return next;
+}
+
 /* Blocks until the channel, a session or the latch has something */
 static void
 wait_for_work(void)
 {
 	WaitEvent	events[4];
 	long		timeout;
+	long		idle_timeout;
 	int			n;
 	int			i;
 
@@ -521,6 +569,9 @@ wait_for_work(void)
 	pg_atomic_write_u32(&bp_my_slot->activity, PEA_IDLE);
 
 	timeout = idle_duties();
+	idle_timeout = expire_idle_sessions();
+	if (idle_timeout >= 0 && (timeout < 0 || idle_timeout < timeout))
+		timeout = idle_timeout;
 	n = WaitEventSetWait(main_wes, timeout, events, lengthof(events),
 						 PG_WAIT_CLIENT);
 	for (i = 0; i < n; i++)
@@ -613,29 +664,58 @@ set_pinned(PoolSession *s, bool pinned)
 }
 
 /*
- * Waits for the next message of a pinned session between its transactions.
- * Unlike a read inside a transaction this is the session's idle time, so
- * it does what core does while idle: deliver notifications (the reason a
- * LISTENing session is pinned), catch up with invalidations, reload the
- * configuration.  Returns false if the client went away.
+ * Waits for the current session's next message when the executor must stay
+ * with it: inside a transaction, or between transactions of a pinned
+ * session.  This is the session's idle time, so it keeps core's idle
+ * rules: idle_in_transaction_session_timeout and idle_session_timeout end
+ * this session alone (core's FATAL would end the executor), and between
+ * transactions notifications are delivered (the reason a LISTENing session
+ * is pinned), invalidations caught up, the configuration reloaded.
+ * Returns false if the session must end.
  */
 static bool
-wait_pinned_input(PoolSession *s)
+wait_session_input(PoolSession *s)
 {
+	bool		in_xact = IsTransactionOrTransactionBlock();
+	int			timeout = in_xact ? IdleInTransactionSessionTimeout : IdleSessionTimeout;
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout);
+
 	for (;;)
 	{
 		WaitEvent	event;
+		long		left = -1;
 
 		if (pq_buffer_has_data())
 			return true;
-		if (notifyInterruptPending)
-			ProcessNotifyInterrupt(true);
-		(void) idle_duties();
+		if (in_xact)
+			CHECK_FOR_INTERRUPTS();
+		else
+		{
+			if (notifyInterruptPending)
+				ProcessNotifyInterrupt(true);
+			(void) idle_duties();
+		}
 		if (s->dead)
 			return false;
 
+		if (timeout > 0)
+		{
+			left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+			if (left <= 0)
+			{
+				if (in_xact)
+					bp_session_send_fatal(ERRCODE_IDLE_IN_TRANSACTION_SESSION_TIMEOUT,
+										  "terminating connection due to idle-in-transaction timeout");
+				else
+					bp_session_send_fatal(ERRCODE_IDLE_SESSION_TIMEOUT,
+										  "terminating connection due to idle-session timeout");
+				return false;
+			}
+		}
+
 		ModifyWaitEvent(s->wes, FeBeWaitSetSocketPos, WL_SOCKET_READABLE, NULL);
-		(void) WaitEventSetWait(s->wes, -1, &event, 1, WAIT_EVENT_CLIENT_READ);
+		if (WaitEventSetWait(s->wes, left, &event, 1, WAIT_EVENT_CLIENT_READ) == 0)
+			continue;
 		if (event.events & WL_POSTMASTER_DEATH)
 			proc_exit(1);
 		if (event.events & WL_SOCKET_READABLE)
@@ -697,9 +777,14 @@ serve_current(bool must_read)
 				break;
 			}
 			set_pinned(s, true);
-			if (!wait_pinned_input(s))
+			if (!wait_session_input(s))
 				break;
 		}
+		else if (!first && !pq_buffer_has_data() &&
+				 (!IsTransactionOrTransactionBlock() ||
+				  IdleInTransactionSessionTimeout > 0) &&
+				 !wait_session_input(s))
+			break;				/* else the read blocks in secure_read */
 		first = false;
 
 		initStringInfo(&msg);
@@ -720,6 +805,8 @@ serve_current(bool must_read)
 		bool		recheck = s->recheck;
 
 		s->recheck = false;
+		s->idle_deadline = IdleSessionTimeout > 0 ?
+			TimestampTzPlusMilliseconds(GetCurrentTimestamp(), IdleSessionTimeout) : 0;
 		bp_session_switch_out();
 		if (recheck)
 			examine_session(s, false);

@@ -8,6 +8,7 @@
 #ifndef SESSION_H
 #define SESSION_H
 
+#include "datatype/timestamp.h"
 #include "lib/ilist.h"
 #include "lib/stringinfo.h"
 #include "libpq/libpq-be.h"
@@ -62,6 +63,7 @@ typedef struct PoolSession
 	List	   *hold_cursors;	/* names of WITH HOLD cursors declared */
 	bool		temp_check;		/* a relation was created: look for temp ones */
 	bool		pinned;			/* executor.c serves it alone (set_pinned) */
+	TimestampTz idle_deadline;	/* its idle_session_timeout, 0 if none */
 
 	StringInfoData outbuf;		/* output not yet sent */
 
