@@ -31,6 +31,7 @@ OS_USER=${OS_USER:-bp}
 RESULTS_DIR=${RESULTS_DIR:-$SCRIPT_DIR/results}
 TIMEOUT_MARGIN=${TIMEOUT_MARGIN:-60}
 WARMUP=${WARMUP:-3}
+FORCE_PREPARED_TPCB=${FORCE_PREPARED_TPCB:-0}
 SETTLE_MAX=${SETTLE_MAX:-20}
 BUILD=0
 KEEP=0
@@ -56,6 +57,9 @@ Compares direct connections, the builtin_pool pool port and PgBouncer
   --targets "T T"    any of direct pool pgbouncer (default "$TARGETS")
   --warmup SEC       unrecorded select-only warm-up per target before the
                      grid, 8 clients (default $WARMUP; 0 = none)
+  --force-prepared-tpcb
+                     also run pool + -M prepared + TPC-B when clients exceed
+                     the pool size (deadlocks in pgbench itself, see README)
   --max-sessions N   builtin_pool.max_sessions (default $MAX_SESSIONS)
   --pg-port N        main PostgreSQL port (default $PG_PORT)
   --pool-port N      builtin_pool.port (default $POOL_PORT)
@@ -85,6 +89,7 @@ while [ $# -gt 0 ]; do
         --modes) MODES=$2; shift 2 ;;
         --targets) TARGETS=$2; shift 2 ;;
         --warmup) WARMUP=$2; shift 2 ;;
+        --force-prepared-tpcb) FORCE_PREPARED_TPCB=1; shift ;;
         --max-sessions) MAX_SESSIONS=$2; shift 2 ;;
         --pg-port) PG_PORT=$2; shift 2 ;;
         --pool-port) POOL_PORT=$2; shift 2 ;;
@@ -440,6 +445,16 @@ run_point() {  # proto mode clients target
                 if [ "$POOL_STATE" != ok ]; then
                     GENERAL_NOTES["pool: FAIL everywhere — $POOL_STATE"]=1
                     log "[$RUN_NO/$N_RUNS] $proto $mode c=$c $target: FAIL ($POOL_STATE)"; return
+                fi
+                # pgbench -M prepared prepares each statement with a blocking
+                # PQprepare(); while one client of a thread waits for a free
+                # executor, the thread's other clients keep theirs inside an
+                # open transaction: all executors end up held, nobody moves.
+                if [ "$proto" = prepared ] && [ "$mode" = tpcb ] && [ "$FORCE_PREPARED_TPCB" != 1 ] &&
+                   [ "$c" -gt "$POOL_SIZE" ] && [ "$c" -gt "$THREADS" ]; then
+                    TPS[$key]=n/a; LAT[$key]=n/a
+                    GENERAL_NOTES["pool: n/a with -M prepared and TPC-B when clients > pool size — pgbench deadlocks itself: its blocking PQprepare() for a client waiting for an executor stalls the thread whose other clients hold every executor in an open transaction (-j = -c avoids it; --force-prepared-tpcb runs it anyway)"]=1
+                    log "[$RUN_NO/$N_RUNS] $proto $mode c=$c $target: n/a (pgbench -M prepared + transaction pooling)"; return
                 fi ;;
         pgbouncer) port=$BOUNCER_PORT
                 if [ "$BOUNCER_STATE" != ok ]; then
