@@ -63,6 +63,9 @@ typedef struct PoolExecutor
 	pg_atomic_uint64 bytes_in;
 	pg_atomic_uint64 bytes_out;
 	pg_atomic_uint32 cancel_key;	/* key of a forwarded CancelRequest, 0 if none */
+	pg_atomic_uint32 channel_sends;	/* datagrams the listener sent it; lets
+									 * the executor skip reading an empty
+									 * channel between transactions */
 } PoolExecutor;
 
 typedef struct PoolShared

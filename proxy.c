@@ -790,6 +790,7 @@ exec_flush(int slot)
 			chan_close(ch);
 			return;
 		}
+		pg_atomic_fetch_add_u32(&bp_shared->executors[slot].channel_sends, 1);
 		dlist_delete(&c->queue_node);
 		c->exec_slot = -1;		/* the executor counts it from now on */
 		conn_close(c);
@@ -1085,7 +1086,10 @@ chan_writable(PoolChan *ch)
 
 		ack.magic = BP_RETIRE_ACK_MAGIC;
 		if (bp_channel_send(ch->io.fd, &ack, sizeof(ack), -1) == sizeof(ack))
+		{
 			ch->ack_pending = false;
+			pg_atomic_fetch_add_u32(&bp_shared->executors[ch->slot].channel_sends, 1);
+		}
 		else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
 		{
 			chan_close(ch);
