@@ -33,6 +33,7 @@ int			bp_max_sessions = 1000;
 char	   *bp_dedicated_databases = NULL;
 bool		bp_use_io_uring = true;
 int			bp_idle_executor_timeout = 0;
+int			bp_queue_wait_timeout = 0;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -105,6 +106,14 @@ define_gucs(void)
 							&bp_idle_executor_timeout,
 							0, 0, INT_MAX / 1000,
 							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("builtin_pool.queue_wait_timeout",
+							"Longest time a session's request may wait for its executor.",
+							"A session waiting longer is ended with an error. 0 waits without limit.",
+							&bp_queue_wait_timeout,
+							0, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("builtin_pool");

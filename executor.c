@@ -406,6 +406,7 @@ static void
 enqueue(PoolSession *s)
 {
 	s->idle_deadline = 0;
+	s->queued_at = GetCurrentTimestamp();
 	s->state = PS_QUEUED;
 	dlist_push_tail(&run_queue, &s->run_node);
 	n_queued++;
@@ -523,6 +524,55 @@ maybe_retire(void)
 	}
 }
 
+/* Ends a session that is not switched in, telling its client why */
+static void
+end_waiting_session(PoolSession *s, int sqlstate, const char *message,
+					const char *hint)
+{
+	if (!s->dead)
+	{
+		StringInfoData buf;
+
+		initStringInfo(&buf);
+		bp_build_error(&buf, "FATAL", sqlstate, message, NULL, hint);
+		(void) send(s->sock, buf.data, buf.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		pfree(buf.data);
+	}
+	ereport(LOG,
+			(errcode(sqlstate),
+			 errmsg("ending pool session: %s", message)));
+	close_session(s);
+}
+
+/*
+ * builtin_pool.queue_wait_timeout: ends the sessions that waited longer
+ * for this executor.  The queue is FIFO, so only its head can be due.
+ * Returns the ms until the next one is, -1 if none.
+ */
+static long
+expire_queued_sessions(void)
+{
+	TimestampTz now;
+
+	if (bp_queue_wait_timeout <= 0 || dlist_is_empty(&run_queue))
+		return -1;
+	now = GetCurrentTimestamp();
+	while (!dlist_is_empty(&run_queue))
+	{
+		PoolSession *s = dlist_head_element(PoolSession, run_node, &run_queue);
+		long		left = bp_queue_wait_timeout -
+			TimestampDifferenceMilliseconds(s->queued_at, now);
+
+		if (left > 0)
+			return left;
+		end_waiting_session(s, ERRCODE_TOO_MANY_CONNECTIONS,
+							"no pool executor became free within builtin_pool.queue_wait_timeout",
+							"Raise builtin_pool.session_pool_size or builtin_pool.queue_wait_timeout, or shorten long transactions.");
+	}
+	update_counters();
+	return -1;
+}
+
 /*
  * idle_session_timeout of sessions waiting here, each with the value it
  * had set: ends those past their deadline, with core's message, and
@@ -549,21 +599,9 @@ expire_idle_sessions(void)
 				next = left;
 			continue;
 		}
-		if (!s->dead)
-		{
-			StringInfoData buf;
-
-			initStringInfo(&buf);
-			bp_build_error(&buf, "FATAL", ERRCODE_IDLE_SESSION_TIMEOUT,
-						   "terminating connection due to idle-session timeout",
-						   NULL, NULL);
-			(void) send(s->sock, buf.data, buf.len, MSG_DONTWAIT | MSG_NOSIGNAL);
-			pfree(buf.data);
-		}
-		ereport(LOG,
-				(errcode(ERRCODE_IDLE_SESSION_TIMEOUT),
-				 errmsg("terminating pool session due to idle-session timeout")));
-		close_session(s);
+		end_waiting_session(s, ERRCODE_IDLE_SESSION_TIMEOUT,
+							"terminating connection due to idle-session timeout",
+							NULL);
 	}
 	return next;
 }
@@ -682,13 +720,44 @@ set_pinned(PoolSession *s, bool pinned)
 }
 
 /*
+ * Harvests readiness edges while the current session s is served: other
+ * sessions join the run queue (so that queue_wait_timeout can see them);
+ * returns true if s itself became readable.
+ */
+static bool
+harvest_while_serving(PoolSession *s)
+{
+	struct epoll_event events[MAX_EPOLL_EVENTS];
+	bool		mine = false;
+	int			n;
+	int			i;
+
+	n = epoll_wait(idle_epoll_fd, events, MAX_EPOLL_EVENTS, 0);
+	for (i = 0; i < n; i++)
+	{
+		PoolSession *other = events[i].data.ptr;
+
+		if (other == s)
+			mine = true;
+		else if (other->state == PS_IDLE)
+			examine_session(other, (events[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0);
+		else
+			other->recheck = true;
+	}
+	update_counters();
+	return mine;
+}
+
+/*
  * Waits for the current session's next message when the executor must stay
  * with it: inside a transaction, or between transactions of a pinned
  * session.  This is the session's idle time, so it keeps core's idle
  * rules: idle_in_transaction_session_timeout and idle_session_timeout end
  * this session alone (core's FATAL would end the executor), and between
  * transactions notifications are delivered (the reason a LISTENing session
- * is pinned), invalidations caught up, the configuration reloaded.
+ * is pinned), invalidations caught up, the configuration reloaded.  The
+ * wait is the executor's main one, so sessions that become ready meanwhile
+ * are queued and builtin_pool.queue_wait_timeout applies to them.
  * Returns false if the session must end.
  */
 static bool
@@ -700,11 +769,21 @@ wait_session_input(PoolSession *s)
 
 	for (;;)
 	{
-		WaitEvent	event;
+		WaitEvent	events[4];
 		long		left = -1;
+		long		queue_left;
+		char		c;
+		int			n;
+		int			i;
 
 		if (pq_buffer_has_data())
 			return true;
+
+		/* data (or EOF) that came before the wait leaves no new edge */
+		if (recv(s->sock, &c, 1, MSG_PEEK | MSG_DONTWAIT) >= 0 ||
+			(errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+			return true;
+
 		if (in_xact)
 			CHECK_FOR_INTERRUPTS();
 		else
@@ -716,6 +795,7 @@ wait_session_input(PoolSession *s)
 		if (s->dead)
 			return false;
 
+		queue_left = expire_queued_sessions();
 		if (timeout > 0)
 		{
 			left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
@@ -730,16 +810,20 @@ wait_session_input(PoolSession *s)
 				return false;
 			}
 		}
+		if (queue_left >= 0 && (left < 0 || queue_left < left))
+			left = queue_left;
 
-		ModifyWaitEvent(s->wes, FeBeWaitSetSocketPos, WL_SOCKET_READABLE, NULL);
-		if (WaitEventSetWait(s->wes, left, &event, 1, WAIT_EVENT_CLIENT_READ) == 0)
-			continue;
-		if (event.events & WL_POSTMASTER_DEATH)
-			proc_exit(1);
-		if (event.events & WL_SOCKET_READABLE)
-			return true;
-		if (event.events & WL_LATCH_SET)
-			ResetLatch(MyLatch);
+		n = WaitEventSetWait(main_wes, left, events, lengthof(events),
+							 WAIT_EVENT_CLIENT_READ);
+		for (i = 0; i < n; i++)
+		{
+			if (events[i].events & WL_LATCH_SET)
+				ResetLatch(MyLatch);
+			if (events[i].fd == channel_fd)
+				channel_readable = true;
+			if (events[i].fd == idle_epoll_fd && harvest_while_serving(s))
+				return true;
+		}
 	}
 }
 
@@ -800,7 +884,8 @@ serve_current(bool must_read)
 		}
 		else if (!first && !pq_buffer_has_data() &&
 				 (!IsTransactionOrTransactionBlock() ||
-				  IdleInTransactionSessionTimeout > 0) &&
+				  IdleInTransactionSessionTimeout > 0 ||
+				  bp_queue_wait_timeout > 0) &&
 				 !wait_session_input(s))
 			break;				/* else the read blocks in secure_read */
 		first = false;
@@ -950,6 +1035,7 @@ bp_executor_main(Datum main_arg)
 			picks_since_poll = 0;
 			poll_sessions();
 		}
+		(void) expire_queued_sessions();
 		s = next_session();
 		if (s != NULL)
 		{

@@ -64,6 +64,7 @@ typedef struct PoolSession
 	bool		temp_check;		/* a relation was created: look for temp ones */
 	bool		pinned;			/* executor.c serves it alone (set_pinned) */
 	TimestampTz idle_deadline;	/* its idle_session_timeout, 0 if none */
+	TimestampTz queued_at;		/* when it joined the run queue */
 
 	StringInfoData outbuf;		/* output not yet sent */
 

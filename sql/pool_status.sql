@@ -9,6 +9,7 @@ SHOW builtin_pool.max_sessions;
 SHOW builtin_pool.dedicated_databases;
 SHOW builtin_pool.use_io_uring;
 SHOW builtin_pool.idle_executor_timeout;
+SHOW builtin_pool.queue_wait_timeout;
 
 -- the prefix is reserved: a typo is refused
 SET builtin_pool.no_such_setting = 1;
