@@ -39,6 +39,8 @@ BP_PACKAGES=(
 	coreutils
 	findutils
 	perl
+	python3-psycopg
+	python3-asyncpg
 )
 
 bp_log() { printf '==> %s\n' "$*" >&2; }
@@ -59,6 +61,9 @@ bp_install_packages() {
 		for p in "${BP_PACKAGES[@]}"; do
 			dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 		done
+		# Node.js for the node-postgres client test; a Node.js from
+		# elsewhere (nodesource) already brings npm and conflicts with Debian's
+		command -v node >/dev/null || missing+=(nodejs npm)
 		if [ ${#missing[@]} -eq 0 ]; then
 			bp_log "packages already installed"
 		else
@@ -118,7 +123,8 @@ bp_run() {
 	)
 	local v
 	for v in PROVE_FLAGS PROVE_TESTS PG_TEST_EXTRA PG_TEST_NOCLEAN PGCTLTIMEOUT \
-		PG_TEST_TIMEOUT_DEFAULT EXTRA_REGRESS_OPTS CI; do
+		PG_TEST_TIMEOUT_DEFAULT EXTRA_REGRESS_OPTS CI NODE_EXTRA_CA_CERTS SSL_CERT_FILE \
+		HTTPS_PROXY HTTP_PROXY https_proxy http_proxy npm_config_registry; do
 		if [ -n "${!v+x}" ]; then envs+=("$v=${!v}"); fi
 	done
 	# shellcheck disable=SC2016  # "$1", "$@" are the inner bash's
@@ -202,4 +208,17 @@ bp_stop_leftover_clusters() {
 		bp_log "stopping leftover cluster in $datadir"
 		bp_run / "$PG_BINDIR/pg_ctl" stop -D "$datadir" -m immediate -t 30 >/dev/null 2>&1 || true
 	done < <(find "$dir" -name postmaster.pid -type f 2>/dev/null)
+}
+
+# Install the client libraries of test/clients from the npm registry (the
+# node-postgres test skips, saying so, if this fails).
+bp_install_node_clients() {
+	local dir="$1/test/clients"
+	[ -f "$dir/package.json" ] || return 0
+	if ! command -v npm >/dev/null; then
+		bp_log "npm missing: the node-postgres client test will be skipped"
+		return 0
+	fi
+	bp_run "$dir" timeout 600 npm ci --no-audit --no-fund >/dev/null 2>&1 ||
+		bp_log "npm ci failed in $dir: the node-postgres client test will be skipped"
 }

@@ -54,6 +54,7 @@ EXTRA_TIMEOUT=${BP_EXTRA_TIMEOUT:-900}
 PROVE_FLAGS=${PROVE_FLAGS:---timer}
 
 bp_copy_tree "$BUILD"
+bp_install_node_clients "$BUILD"
 trap 'bp_stop_leftover_clusters "$BUILD"' EXIT
 
 bp_build "$BUILD" "$BP_HOME/builtin_pool-build.log"

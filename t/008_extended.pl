@@ -21,7 +21,7 @@
 # and portal; Sync with status I, T and E; Flush (replies without Sync);
 # errors in the middle of a pipeline (everything skipped until Sync);
 # pipelined streams (many Parse/Bind/Execute/Sync in one packet, several
-# Syncs in a row); BEGIN / COMMIT through Execute; an error at COMMIT time
+# Syncs in a row, 1 MB results, pipelines arriving 7 and 1 bytes at a time); BEGIN / COMMIT through Execute; an error at COMMIT time
 # raised by Sync (deferred constraint); empty query (EmptyQueryResponse);
 # FunctionCall with text and binary arguments and results; COPY TO and FROM
 # through Execute; notices and ParameterStatus inside the extended
@@ -29,7 +29,8 @@
 # statements; the error cases: unknown statement (26000) and portal (34000),
 # duplicate statement (42P05), wrong parameter count and format counts
 # (08P01), bad binary data (22P03), multiple commands (42601), undetermined
-# parameter type (42P18), aborted transaction (25P02).
+# parameter type (42P18), aborted transaction (25P02); log_statement = all
+# logs each Execute as core does.
 
 use strict;
 use warnings;
@@ -41,7 +42,8 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use PoolTest;
 use Test::More;
-use Time::HiRes qw(time);
+use Socket qw(IPPROTO_TCP TCP_NODELAY);
+use Time::HiRes qw(time usleep);
 
 ###########################################################################
 # Message builders (frontend)
@@ -285,6 +287,8 @@ sub connect_raw
 {
 	my ($port, $label, $schema) = @_;
 	my $c = PoolTest::Raw->new(host => '127.0.0.1', port => $port, timeout => 10);
+	# small writes leave at once (the chunked pipelines below)
+	setsockopt($c->sock, IPPROTO_TCP, TCP_NODELAY, 1) or die "TCP_NODELAY: $!";
 	$c->login(user => 'app', database => 'app', application_name => 'ext')
 	  or die "login through $label failed: " . explain($c->{startup});
 	my $r = $c->query("SET search_path = $schema, public");
@@ -325,7 +329,20 @@ sub both
 	for my $side ([ main => $M ], [ pool => $P ])
 	{
 		my ($label, $c) = @$side;
-		$c->send_bytes($bytes) or die "$name: send to $label failed";
+		if ($o{chunk})
+		{
+			# in small pieces, messages split anywhere, with pauses
+			for (my $off = 0; $off < length $bytes; $off += $o{chunk})
+			{
+				$c->send_bytes(substr($bytes, $off, $o{chunk}))
+				  or die "$name: send to $label failed";
+				usleep(2000);
+			}
+		}
+		else
+		{
+			$c->send_bytes($bytes) or die "$name: send to $label failed";
+		}
 		$res{$label} = read_replies($c, %o);
 	}
 	my ($m, $p) = @res{qw(main pool)};
@@ -659,6 +676,18 @@ resync() if $p->{timed_out};
 	  . B('', '', [], [], []) . E('', 0) . S();
 	my ($mm, $px) = both('large result (1 MB) through Execute', $big x 3, z => 3, timeout => 30);
 }
+
+# the same pipelines, arriving in pieces: 7 bytes at a time
+both('pipeline sent 7 bytes at a time',
+	P('s_chunk', 'SELECT $1::int + $2::int', 23, 23)
+	  . B('', 's_chunk', [ 0, 1 ], [ '40', pack('l>', 2) ], [1]) . D('P', '') . E('', 0) . S()
+	  . P('', 'SELECT 1/0') . B('', '', [], [], []) . E('', 0)
+	  . B('', 's_chunk', [], [ '1', '2' ], []) . E('', 0) . S()
+	  . Q('SELECT 3') . C('S', 's_chunk') . S(),
+	z => 4, chunk => 7);
+both('pipeline sent 1 byte at a time',
+	P('', q{SELECT 'tiny', $1::text}) . B('', '', [], ['steps'], []) . E('', 0) . S(),
+	chunk => 1);
 
 ###########################################################################
 # Transactions through the extended protocol
