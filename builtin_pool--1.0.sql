@@ -54,19 +54,23 @@ GRANT SELECT ON pool_pools TO pg_read_all_stats;
 
 -- The calling session's prepared statements under their own names.  Through
 -- the pool, pg_prepared_statements lists every statement of the executor
--- under internal keys; this view keeps the caller's and strips the key.
+-- under internal keys; this view keeps the caller's, named as it named them.
 CREATE FUNCTION pool_statement_prefix()
 RETURNS text
 AS 'MODULE_PATHNAME', 'pool_statement_prefix'
 LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 
+CREATE FUNCTION pool_session_statements(OUT key text, OUT name text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'pool_session_statements'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
 CREATE VIEW pool_prepared_statements AS
-    SELECT CASE WHEN k.prefix IS NULL THEN s.name
-                ELSE substr(s.name, length(k.prefix) + 1) END AS name,
+    SELECT coalesce(o.name, s.name) AS name,
            s.statement, s.prepare_time, s.parameter_types, s.from_sql,
            s.generic_plans, s.custom_plans
-    FROM pg_prepared_statements s,
-         LATERAL (SELECT pool_statement_prefix() AS prefix) k
-    WHERE k.prefix IS NULL OR starts_with(s.name, k.prefix);
+    FROM pg_prepared_statements s
+         LEFT JOIN pool_session_statements() o ON o.key = s.name
+    WHERE pool_statement_prefix() IS NULL OR o.key IS NOT NULL;
 
 GRANT SELECT ON pool_prepared_statements TO PUBLIC;

@@ -701,7 +701,8 @@ hand_back_others(PoolSession *pinned)
 		PoolSession *s = dlist_container(PoolSession, all_node, it.cur);
 
 		if (s != pinned && s->greeted && !s->dead && !s->closing &&
-			s->moved_statements == NIL && !hand_back(s))
+			s->moved_statements == NIL && s->moved_unnamed == NULL &&
+			!hand_back(s))
 			break;
 	}
 	update_counters();

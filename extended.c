@@ -117,6 +117,7 @@ bp_drop_unnamed_statement(void)
 {
 	PoolSession *s = bp_current;
 
+	s->unnamed_changed = false;
 	if (s->unnamed_psrc)
 	{
 		CachedPlanSource *psrc = s->unnamed_psrc;
@@ -328,13 +329,47 @@ prepare_sql_again(PoolStatement *st)
  * and left out rather than failing the others.  Called with the session
  * switched in, outside a transaction.
  */
+/*
+ * Compares the result columns of a statement prepared again after a move
+ * with those it had: its client may have cached them (Describe), so a
+ * change makes Bind fail as core's plan revalidation would.
+ */
+static void
+note_result_change(PoolSession *s, PoolStatement *st)
+{
+	TupleDesc	desc;
+	char	   *sig;
+
+	if (st->name[0] == '\0')
+		desc = s->unnamed_psrc ? s->unnamed_psrc->resultDesc : NULL;
+	else
+	{
+		PreparedStatement *entry =
+			FetchPreparedStatement(bp_statement_key(s, st->name), false);
+
+		desc = entry ? entry->plansource->resultDesc : NULL;
+	}
+	sig = bp_result_signature(desc);
+	if (st->result_sig && strcmp(sig, st->result_sig) != 0)
+	{
+		if (st->name[0] == '\0')
+			s->unnamed_changed = true;
+		else if (bp_statement_find(st->name))
+			bp_statement_find(st->name)->result_changed = true;
+	}
+	pfree(sig);
+}
+
 void
 bp_restore_statements(PoolSession *s)
 {
 	List	   *moved = s->moved_statements;
 	ListCell   *lc;
 
+	if (s->moved_unnamed)
+		moved = lappend(moved, s->moved_unnamed);
 	s->moved_statements = NIL;
+	s->moved_unnamed = NULL;
 	foreach(lc, moved)
 	{
 		PoolStatement *st = lfirst(lc);
@@ -348,6 +383,7 @@ bp_restore_statements(PoolSession *s)
 			else
 				parse_statement(st->name, st->query, st->param_types,
 								st->num_params, false);
+			note_result_change(s, st);
 			bp_finish_xact_command();
 		}
 		PG_CATCH();
@@ -546,6 +582,14 @@ bp_exec_bind(StringInfo msg)
 	char	   *saved_name;
 	char		msec_str[32];
 	int			i;
+
+	/* moved here with other result columns than its client was told */
+	if (stmt_name[0] == '\0' ? bp_current->unnamed_changed :
+		bp_statement_find(stmt_name) != NULL &&
+		bp_statement_find(stmt_name)->result_changed)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cached plan must not change result type")));
 
 	debug_query_string = psrc->query_string;
 	pgstat_report_activity(STATE_RUNNING, psrc->query_string);

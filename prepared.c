@@ -39,6 +39,8 @@
 #include "commands/sequence.h"
 #include "common/hashfn.h"
 #include "fmgr.h"
+#include "funcapi.h"
+#include "tcop/tcopprot.h"
 #include "nodes/parsenodes.h"
 #include "parser/analyze.h"
 #include "storage/lock.h"
@@ -53,6 +55,7 @@
 #include "session.h"
 
 static ProcessUtility_hook_type prev_process_utility = NULL;
+static PoolStatement *find_statement(const char *name);
 static post_parse_analyze_hook_type prev_post_parse_analyze = NULL;
 
 /*
@@ -90,6 +93,7 @@ bp_statement_key(const PoolSession *s, const char *name)
 }
 
 PG_FUNCTION_INFO_V1(pool_statement_prefix);
+PG_FUNCTION_INFO_V1(pool_session_statements);
 
 /*
  * pool_statement_prefix(): the prefix of the calling session's statement
@@ -104,19 +108,96 @@ pool_statement_prefix(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(bp_statement_key(bp_current, "")));
 }
 
+/*
+ * pool_session_statements(): (key, name) of each named statement of the
+ * calling session, nothing outside the pool.  The view
+ * pool_prepared_statements joins it with pg_prepared_statements, so that a
+ * session sees its own statements under the names it gave them (core
+ * keeps NAMEDATALEN - 1 bytes of a name; so does the view).
+ */
+Datum
+pool_session_statements(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ListCell   *lc;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (bp_current == NULL)
+		return (Datum) 0;
+	foreach(lc, bp_current->statements)
+	{
+		PoolStatement *st = lfirst(lc);
+		Datum		values[2];
+		bool		nulls[2] = {false, false};
+		char		name[NAMEDATALEN];
+
+		strlcpy(name, st->name, NAMEDATALEN);
+		values[0] = CStringGetTextDatum(bp_statement_key(bp_current, st->name));
+		values[1] = CStringGetTextDatum(name);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+char *
+bp_result_signature(TupleDesc desc)
+{
+	StringInfoData buf;
+	int			i;
+
+	initStringInfo(&buf);
+	if (desc == NULL)
+		return buf.data;
+	appendStringInfo(&buf, "%d:", desc->natts);
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		appendStringInfo(&buf, "%u/%d,", att->atttypid, att->atttypmod);
+	}
+	return buf.data;
+}
+
+void
+bp_check_result_unchanged(PoolStatement *st)
+{
+	if (st != NULL && st->result_changed)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cached plan must not change result type")));
+}
+
+PoolStatement *
+bp_statement_find(const char *name)
+{
+	return find_statement(name);
+}
+
+/*
+ * The current session's statement called name.  Compared by key: a name
+ * read back from a key (client_name) may be the shortened form of a long
+ * one, and both have the same key.
+ */
 static PoolStatement *
 find_statement(const char *name)
 {
+	char	   *key = bp_statement_key(bp_current, name);
+	PoolStatement *found = NULL;
 	ListCell   *lc;
 
 	foreach(lc, bp_current->statements)
 	{
 		PoolStatement *st = lfirst(lc);
+		char	   *other = bp_statement_key(bp_current, st->name);
 
-		if (strcmp(st->name, name) == 0)
-			return st;
+		if (strcmp(other, key) == 0)
+			found = st;
+		pfree(other);
+		if (found)
+			break;
 	}
-	return NULL;
+	pfree(key);
+	return found;
 }
 
 static void
@@ -126,6 +207,8 @@ free_statement(PoolStatement *st)
 	pfree(st->query);
 	if (st->param_types)
 		pfree(st->param_types);
+	if (st->result_sig)
+		pfree(st->result_sig);
 	pfree(st);
 }
 
@@ -390,6 +473,7 @@ check_or_run(Node *stmt, bool top_level)
 		int			nparams = list_length(exec->params);
 
 		require_statement(exec->name);
+		bp_check_result_unchanged(find_statement(client_name(exec->name)));
 		entry = FetchPreparedStatement(exec->name, false);
 		if (nparams != entry->plansource->num_params)
 			ereport(ERROR,
@@ -400,6 +484,35 @@ check_or_run(Node *stmt, bool top_level)
 							   entry->plansource->num_params, nparams)));
 	}
 	return false;
+}
+
+/*
+ * Records a PREPARE just run.  What is kept is that statement's own text,
+ * not the whole query string, which may hold several PREPAREs of one name
+ * (PREPARE, DEALLOCATE, PREPARE): a move prepares exactly this one again.
+ * The client's name is read back from that text, since the one in the
+ * statement is keyed (and may have been shortened).
+ */
+static void
+remember_prepare(PlannedStmt *pstmt, const char *query_string)
+{
+	PreparedStatement *entry =
+		FetchPreparedStatement(((PrepareStmt *) pstmt->utilityStmt)->name, false);
+	int			start = Max(pstmt->stmt_location, 0);
+	int			len = pstmt->stmt_len > 0 ? pstmt->stmt_len :
+		(int) strlen(query_string) - start;
+	char	   *text = pnstrdup(query_string + start, len);
+	List	   *raws = pg_parse_query(text);
+	RawStmt    *raw;
+
+	if (list_length(raws) != 1)
+		return;
+	raw = linitial_node(RawStmt, raws);
+	if (!IsA(raw->stmt, PrepareStmt))
+		return;
+	bp_statement_remember(((PrepareStmt *) raw->stmt)->name, text,
+						  entry->plansource->param_types,
+						  entry->plansource->num_params, true);
 }
 
 static void
@@ -425,16 +538,9 @@ pool_process_utility(PlannedStmt *pstmt, const char *query_string,
 		standard_ProcessUtility(pstmt, query_string, read_only_tree,
 								context, params, query_env, dest, qc);
 
-	if (prepare != NULL)
-	{
-		PreparedStatement *entry = FetchPreparedStatement(prepare->name, false);
-
-		if (entry != NULL)
-			bp_statement_remember(client_name(prepare->name),
-								  entry->plansource->query_string,
-								  entry->plansource->param_types,
-								  entry->plansource->num_params, true);
-	}
+	if (prepare != NULL &&
+		FetchPreparedStatement(prepare->name, false) != NULL)
+		remember_prepare(pstmt, query_string);
 }
 
 /* Installs the hook; executors only, so the main port is untouched */

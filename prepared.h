@@ -8,6 +8,7 @@
 #ifndef PREPARED_H
 #define PREPARED_H
 
+#include "access/tupdesc.h"
 #include "session.h"
 
 /* What a session needs to prepare a statement again elsewhere */
@@ -18,6 +19,10 @@ typedef struct PoolStatement
 	Oid		   *param_types;	/* as given in Parse or PREPARE */
 	int			num_params;
 	bool		from_sql;		/* PREPARE rather than a Parse message */
+	char	   *result_sig;		/* result columns when first prepared, for a
+								 * move; NULL if not known */
+	bool		result_changed; /* prepared again after a move with other
+								 * result columns: Bind fails as core's would */
 } PoolStatement;
 
 extern void bp_prepared_init(void);
@@ -30,6 +35,13 @@ extern void bp_statement_remember(const char *name, const char *query,
 								  const Oid *param_types, int num_params,
 								  bool from_sql);
 extern void bp_statement_forget(const char *name);
+extern PoolStatement *bp_statement_find(const char *name);
+
+/* "n:type/typmod,..." of a statement's result columns ("" for none) */
+extern char *bp_result_signature(TupleDesc desc);
+
+/* core's error for a statement whose result columns changed */
+extern void bp_check_result_unchanged(PoolStatement *st);
 
 /* Drops every statement of s, the unnamed one too (DEALLOCATE ALL, close) */
 extern void bp_statements_drop_all(PoolSession *s, bool unnamed_too);

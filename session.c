@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "access/xact.h"
+#include "commands/prepare.h"
 #include "commands/sequence.h"
 #include "common/ip.h"
 #include "libpq/libpq.h"
@@ -44,6 +45,7 @@
 #include "utils/guc.h"
 #include "utils/guc_tables.h"
 #include "utils/memutils.h"
+#include "utils/plancache.h"
 
 #include "pool_shmem.h"
 #include "prepared.h"
@@ -708,6 +710,25 @@ put_int32(StringInfo buf, int32 v)
 	appendBinaryStringInfo(buf, (char *) &n, 4);
 }
 
+/* One statement: enough to prepare it again, and its result columns */
+static void
+put_statement(StringInfo buf, const char *name, const char *query,
+			  const Oid *param_types, int num_params, bool from_sql,
+			  TupleDesc result)
+{
+	int			i;
+	char	   *sig = bp_result_signature(result);
+
+	put_string(buf, name);
+	put_string(buf, query);
+	appendStringInfoChar(buf, from_sql ? 1 : 0);
+	put_int32(buf, num_params);
+	for (i = 0; i < num_params; i++)
+		put_int32(buf, (int32) param_types[i]);
+	put_string(buf, sig);
+	pfree(sig);
+}
+
 /*
  * Writes what a switched-out session needs on another executor: its
  * settings, what its client was last told of each reported setting, its
@@ -746,14 +767,21 @@ bp_session_serialize(PoolSession *s, StringInfo buf, int max_len)
 	foreach(ln, s->statements)
 	{
 		PoolStatement *st = lfirst(ln);
+		char	   *key = bp_statement_key(s, st->name);
+		PreparedStatement *entry = FetchPreparedStatement(key, false);
 
-		put_string(buf, st->name);
-		put_string(buf, st->query);
-		appendStringInfoChar(buf, st->from_sql ? 1 : 0);
-		put_int32(buf, st->num_params);
-		for (i = 0; i < st->num_params; i++)
-			put_int32(buf, (int32) st->param_types[i]);
+		put_statement(buf, st->name, st->query, st->param_types,
+					  st->num_params, st->from_sql,
+					  entry ? entry->plansource->resultDesc : NULL);
+		pfree(key);
 	}
+
+	/* the unnamed statement lives until the next Parse or Query */
+	appendStringInfoChar(buf, s->unnamed_psrc ? 1 : 0);
+	if (s->unnamed_psrc)
+		put_statement(buf, "", s->unnamed_psrc->query_string,
+					  s->unnamed_psrc->param_types, s->unnamed_psrc->num_params,
+					  false, s->unnamed_psrc->resultDesc);
 	return buf->len <= max_len;
 }
 
@@ -768,6 +796,25 @@ static int32
 get_int32(StringInfo in)
 {
 	return (int32) pq_getmsgint(in, 4);
+}
+
+/* Reads put_statement's output, in the current memory context */
+static PoolStatement *
+get_statement(StringInfo in)
+{
+	PoolStatement *st = palloc0(sizeof(PoolStatement));
+	int			j;
+
+	st->name = pstrdup(get_string(in));
+	st->query = pstrdup(get_string(in));
+	st->from_sql = pq_getmsgbyte(in) != 0;
+	st->num_params = get_int32(in);
+	if (st->num_params > 0)
+		st->param_types = palloc(st->num_params * sizeof(Oid));
+	for (j = 0; j < st->num_params; j++)
+		st->param_types[j] = (Oid) get_int32(in);
+	st->result_sig = pstrdup(get_string(in));
+	return st;
 }
 
 /*
@@ -818,20 +865,9 @@ bp_session_restore(PoolSession *s, const char *data, int len)
 
 	n = get_int32(&in);
 	for (i = 0; i < n; i++)
-	{
-		PoolStatement *st = palloc0(sizeof(PoolStatement));
-		int			j;
-
-		st->name = pstrdup(get_string(&in));
-		st->query = pstrdup(get_string(&in));
-		st->from_sql = pq_getmsgbyte(&in) != 0;
-		st->num_params = get_int32(&in);
-		if (st->num_params > 0)
-			st->param_types = palloc(st->num_params * sizeof(Oid));
-		for (j = 0; j < st->num_params; j++)
-			st->param_types[j] = (Oid) get_int32(&in);
-		s->moved_statements = lappend(s->moved_statements, st);
-	}
+		s->moved_statements = lappend(s->moved_statements, get_statement(&in));
+	if (pq_getmsgbyte(&in))
+		s->moved_unnamed = get_statement(&in);
 	s->greeted = true;
 	MemoryContextSwitchTo(old);
 }

@@ -51,6 +51,8 @@ typedef struct PoolSession
 	/* prepared statements (prepared.c, extended.c) */
 	List	   *statements;		/* PoolStatement, named ones */
 	List	   *moved_statements;	/* to prepare again after a move */
+	struct PoolStatement *moved_unnamed;	/* likewise, the unnamed one */
+	bool		unnamed_changed;	/* see PoolStatement.result_changed */
 	struct CachedPlanSource *unnamed_psrc;
 
 	bool		greeted;		/* startup finished, ReadyForQuery sent */
