@@ -14,6 +14,7 @@ OBJS = \
 	protocol.o \
 	proxy.o \
 	session.o \
+	shutdown.o \
 	startup.o \
 	stats.o
 
@@ -21,7 +22,9 @@ EXTENSION = builtin_pool
 DATA = builtin_pool--1.0.sql
 PGFILEDESC = "builtin_pool - connection pool inside the server"
 
+PG_CPPFLAGS = -I$(libpq_srcdir)
 SHLIB_LINK = -luring
+SHLIB_LINK_INTERNAL = $(libpq)
 
 REGRESS = pool_status
 REGRESS_OPTS = --temp-instance=./tmp_check_regress --temp-config=$(srcdir)/test/regress.conf

@@ -34,6 +34,7 @@ char	   *bp_dedicated_databases = NULL;
 bool		bp_use_io_uring = true;
 int			bp_idle_executor_timeout = 0;
 int			bp_queue_wait_timeout = 0;
+bool		bp_smart_shutdown_guard = true;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -115,6 +116,14 @@ define_gucs(void)
 							0, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("builtin_pool.smart_shutdown_guard",
+							 "Makes a smart shutdown wait for pooled sessions.",
+							 "The listener keeps one idle connection to the server's Unix socket, as the bootstrap superuser, so that a smart shutdown waits for it; it disconnects once no pooled session is left.",
+							 &bp_smart_shutdown_guard,
+							 true,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("builtin_pool");
 }

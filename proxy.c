@@ -60,6 +60,7 @@
 #include "channel.h"
 #include "pool_io.h"
 #include "pool_shmem.h"
+#include "shutdown.h"
 #include "startup.h"
 
 #define BP_HELLO_TIMEOUT_MS 60000	/* executor connected but silent */
@@ -134,6 +135,7 @@ static dlist_head bp_conns = DLIST_STATIC_INIT(bp_conns);
 static dlist_head bp_new_chans = DLIST_STATIC_INIT(bp_new_chans);
 static char bp_handoff_buf[BP_HANDOFF_MAX];
 static char bp_chan_buf[BP_HANDOFF_MAX];
+static bool bp_smart_shutdown = false;	/* see shutdown.c */
 
 static void conn_route(PoolConn *c);
 static void chan_close(PoolChan *ch);
@@ -650,7 +652,7 @@ exec_start(int slot, const char *dbname, const char *rolname)
 static void
 conn_route(PoolConn *c)
 {
-	bool		dedicated = bp_database_is_dedicated(c->dbname);
+	bool		dedicated;
 	int			pool_id;
 	int			best = -1;
 	int			fresh = -1;
@@ -659,6 +661,15 @@ conn_route(PoolConn *c)
 	bool		want_new = false;
 	char	   *detail;
 
+	/* during a smart shutdown, as core: no new client */
+	if (bp_smart_shutdown && !c->resumed)
+	{
+		conn_refuse(c, LOG, ERRCODE_CANNOT_CONNECT_NOW,
+					"the database system is shutting down", NULL, NULL, NULL);
+		return;
+	}
+
+	dedicated = bp_database_is_dedicated(c->dbname);
 	LWLockAcquire(bp_shared->lock, LW_EXCLUSIVE);
 	pool_id = bp_pool_lookup(c->port_index, c->dbname, c->user, true);
 	if (pool_id >= 0)
@@ -1282,6 +1293,11 @@ tick(void)
 	{
 		last_slow = now;
 		pgstat_report_stat(false);
+
+		/* a smart shutdown waits for the pool's sessions (shutdown.c) */
+		bp_smart_shutdown = bp_guard_tick();
+		if (bp_smart_shutdown && bp_pool_sessions_total() == 0)
+			bp_guard_release();
 		if (dlist_is_empty(&bp_conns))
 			MemoryContextReset(bp_conn_cxt);	/* give back a burst's memory */
 	}

@@ -10,6 +10,7 @@ SHOW builtin_pool.dedicated_databases;
 SHOW builtin_pool.use_io_uring;
 SHOW builtin_pool.idle_executor_timeout;
 SHOW builtin_pool.queue_wait_timeout;
+SHOW builtin_pool.smart_shutdown_guard;
 
 -- the prefix is reserved: a typo is refused
 SET builtin_pool.no_such_setting = 1;
