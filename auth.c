@@ -1,22 +1,39 @@
 /*-------------------------------------------------------------------------
  *
  * auth.c
- *	  Decides whether a pool client may connect: pg_hba.conf matching and
- *	  the catalog checks core makes at connection start.
+ *	  Decides whether a pool client may connect: pg_hba.conf matching, the
+ *	  password exchange the matching line asks for, and the catalog checks
+ *	  core makes at connection start.
  *
  * Core's load_hba()/check_hba() cannot be used in a background worker: they
  * keep their rules in a child of PostmasterContext, which bgworkers delete
  * at start (pg15-internals.md, Q7).  So the listener tokenizes and parses
  * pg_hba.conf itself with the exported tokenize_auth_file() and
  * parse_hba_line(), keeps the result in its own context, and matches lines
- * here.  Host names in pg_hba.conf would need DNS, which blocks, so such
- * lines never match on the pool port.  Only "trust" and "reject" are served
- * for now; any other method refuses the client and says so (SCRAM and md5
- * through the exported primitives come next, per DESIGN.md section 6).
+ * here.  Host names in pg_hba.conf would need DNS, which blocks, so a line
+ * naming a host refuses the client instead of being evaluated.
+ *
+ * Methods served: trust, reject, password, md5 and scram-sha-256; any other
+ * refuses the client and says so.  ClientAuthentication() blocks on the
+ * socket (and its hba half crashes a bgworker), so the password methods are
+ * driven here as a message codec over core's exported primitives: the
+ * secret from get_role_password(), then plain_crypt_verify(),
+ * md5_crypt_verify() or the pg_be_scram_mech callbacks.  The listener's
+ * state machine sends what this module words and feeds back the client's
+ * answers as they arrive, so a slow client delays nobody.  The choices
+ * are core's (CheckPasswordAuth, CheckPWChallengeAuth, CheckSASLAuth): an
+ * md5 line whose role holds a SCRAM secret runs SCRAM; an unknown role, a
+ * missing or expired password go through the motions and fail like a
+ * wrong password, with the reason in the server log only.
+ *
+ * The hashing primitives register their OpenSSL contexts with
+ * CurrentResourceOwner, which is NULL in the listener outside a transaction
+ * (a NULL owner is a SIGSEGV, pg15-internals.md Q7): each step runs under a
+ * resource owner of its own, released even when the step throws.
  *
  * Refusals follow core's order and wording: pg_hba.conf first, then the
- * role, then the database.  datconnlimit and rolconnlimit are not applied:
- * pooled sessions hold no backend.
+ * password, then the role, then the database.  datconnlimit and
+ * rolconnlimit are not applied: pooled sessions hold no backend.
  *
  *-------------------------------------------------------------------------
  */
@@ -28,8 +45,14 @@
 #include "access/xact.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_database.h"
+#include "commands/user.h"
+#include "libpq/crypt.h"
 #include "libpq/hba.h"
 #include "libpq/ifaddr.h"
+#include "libpq/libpq-be.h"
+#include "libpq/pqformat.h"
+#include "libpq/sasl.h"
+#include "libpq/scram.h"
 #include "miscadmin.h"
 #include "postmaster/postmaster.h"
 #include "storage/fd.h"
@@ -38,9 +61,17 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/relcache.h"
+#include "utils/resowner.h"
 #include "utils/syscache.h"
 
 #include "auth.h"
+
+/*
+ * Longest client message accepted, length word included: core's limits
+ * for a password packet (auth.c) and a SASL message (auth-sasl.c).
+ */
+#define BP_MAX_PASSWORD_MESSAGE	65535
+#define BP_MAX_SASL_MESSAGE		1024
 
 /* What lookup() learns from the catalogs and pg_hba.conf */
 typedef struct AuthFacts
@@ -53,6 +84,8 @@ typedef struct AuthFacts
 	bool		datallowconn;
 	bool		datinvalid;
 	bool		canconnect;
+	char	   *shadow_pass;	/* stored secret if the line wants one */
+	const char *logdetail;		/* why shadow_pass is NULL */
 } AuthFacts;
 
 typedef struct IfaddrMatch
@@ -61,6 +94,34 @@ typedef struct IfaddrMatch
 	bool		samehost;
 	bool		found;
 } IfaddrMatch;
+
+/* How the client proves its password; see exchange_begin() */
+typedef enum PoolAuthKind
+{
+	PAK_PASSWORD,				/* cleartext: AuthenticationCleartextPassword */
+	PAK_MD5,					/* salted md5: AuthenticationMD5Password */
+	PAK_SCRAM					/* SASL SCRAM-SHA-256: AuthenticationSASL... */
+} PoolAuthKind;
+
+/*
+ * One client's exchange.  Everything lives in cxt, the SCRAM state
+ * included, which keeps pointers to the Port and to earlier messages.
+ * The hba line is copied: a reload may free the rules mid-exchange.
+ */
+struct PoolAuthExchange
+{
+	MemoryContext cxt;
+	PoolAuthKind kind;
+	char		user[NAMEDATALEN];
+	char		dbname[NAMEDATALEN];
+	int			hba_linenumber;
+	char	   *hba_rawline;
+	char	   *shadow_pass;	/* NULL: no role, no password, or expired */
+	const char *logdetail;		/* server-log reason of a failure */
+	char		md5_salt[4];
+	Port	   *port;			/* what the SCRAM callbacks read */
+	void	   *sasl_state;		/* NULL until SASLInitialResponse */
+};
 
 static MemoryContext hba_cxt = NULL;
 static List *hba_lines = NIL;
@@ -274,13 +335,23 @@ hba_find(PoolAuthRequest *req, Oid roleid)
 	return NULL;
 }
 
+/* Does this method check a password (and so need the stored secret)? */
+static bool
+method_wants_password(UserAuth method)
+{
+	return method == uaPassword || method == uaMD5 || method == uaSCRAM;
+}
+
 /*
- * Reads the role, the database and the matching pg_hba.conf line in one
- * short transaction.  Returns NULL, or the error that interrupted the
- * lookups (copied into the caller's context; the transaction is aborted).
+ * Reads the role, the database and, if with_hba, the matching pg_hba.conf
+ * line and the secret that line needs, in one short transaction.  Returns
+ * NULL, or the error that interrupted the lookups (copied into the
+ * caller's context; the transaction is aborted).  The secret and its log
+ * detail are copied into the caller's context before the commit frees
+ * what get_role_password() returned.
  */
 static ErrorData *
-lookup(PoolAuthRequest *req, AuthFacts *f)
+lookup(PoolAuthRequest *req, AuthFacts *f, bool with_hba)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ErrorData  *edata = NULL;
@@ -329,7 +400,18 @@ lookup(PoolAuthRequest *req, AuthFacts *f)
 		if (OidIsValid(f->roleid) && OidIsValid(f->dboid))
 			f->canconnect = f->rolsuper ||
 				pg_database_aclcheck(f->dboid, f->roleid, ACL_CONNECT) == ACLCHECK_OK;
-		f->hba = hba_find(req, f->roleid);
+		if (with_hba)
+			f->hba = hba_find(req, f->roleid);
+		if (f->hba && method_wants_password(f->hba->auth_method))
+		{
+			const char *logdetail = NULL;
+			char	   *secret = get_role_password(req->user, &logdetail);
+
+			if (secret)
+				f->shadow_pass = MemoryContextStrdup(cxt, secret);
+			if (logdetail)
+				f->logdetail = MemoryContextStrdup(cxt, logdetail);
+		}
 		CommitTransactionCommand();
 	}
 	PG_CATCH();
@@ -345,7 +427,7 @@ lookup(PoolAuthRequest *req, AuthFacts *f)
 }
 
 /* Fills *why; msg is already formatted */
-static bool
+static PoolAuthStatus
 refuse(PoolAuthRefusal *why, int sqlstate, char *msg, char *detail,
 	   char *hint, char *logdetail)
 {
@@ -354,26 +436,159 @@ refuse(PoolAuthRefusal *why, int sqlstate, char *msg, char *detail,
 	why->detail = detail;
 	why->hint = hint;
 	why->logdetail = logdetail;
-	return false;
+	return PA_REFUSE;
+}
+
+/* A refusal carrying an error a lookup or an exchange step threw */
+static PoolAuthStatus
+refuse_error(PoolAuthRefusal *why, ErrorData *edata)
+{
+	return refuse(why, edata->sqlerrcode, edata->message, edata->detail,
+				  edata->hint, edata->detail_log);
+}
+
+/*
+ * The checks core makes once the client is authenticated (postinit.c), in
+ * its order: the role, then the database.
+ */
+static PoolAuthStatus
+admit_checks(PoolAuthRequest *req, AuthFacts *f, PoolAuthRefusal *why)
+{
+	if (!OidIsValid(f->roleid))
+		return refuse(why, ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+					  psprintf("role \"%s\" does not exist", req->user),
+					  NULL, NULL, NULL);
+	if (!f->rolcanlogin)
+		return refuse(why, ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+					  psprintf("role \"%s\" is not permitted to log in", req->user),
+					  NULL, NULL, NULL);
+	if (!OidIsValid(f->dboid))
+		return refuse(why, ERRCODE_UNDEFINED_DATABASE,
+					  psprintf("database \"%s\" does not exist", req->dbname),
+					  NULL, NULL, NULL);
+	if (f->datinvalid)
+		return refuse(why, ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+					  psprintf("cannot connect to invalid database \"%s\"", req->dbname),
+					  NULL, pstrdup("Use DROP DATABASE to drop invalid databases."),
+					  NULL);
+	if (!f->datallowconn)
+		return refuse(why, ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+					  psprintf("database \"%s\" is not currently accepting connections",
+							   req->dbname), NULL, NULL, NULL);
+	if (!f->canconnect)
+		return refuse(why, ERRCODE_INSUFFICIENT_PRIVILEGE,
+					  psprintf("permission denied for database \"%s\"", req->dbname),
+					  pstrdup("User does not have CONNECT privilege."), NULL, NULL);
+	return PA_ADMIT;
+}
+
+/* Appends an AuthenticationRequest ('R') with code and its data to out */
+static void
+auth_request(StringInfo out, int32 code, const char *data, int len)
+{
+	appendStringInfoChar(out, 'R');
+	pq_sendint32(out, 4 + 4 + len);
+	pq_sendint32(out, code);
+	if (len > 0)
+		appendBinaryStringInfo(out, data, len);
+}
+
+/*
+ * Starts the exchange for a line asking for a password, the way core's
+ * CheckPasswordAuth and CheckPWChallengeAuth choose: password asks for the
+ * cleartext; md5 asks for an md5 hash only when the stored secret is one
+ * (or, with no usable secret, when password_encryption is md5, so an
+ * unknown role blends in), SCRAM otherwise; scram-sha-256 always SCRAM.
+ * Returns PA_EXCHANGE with *exp set, or a refusal.
+ */
+static PoolAuthStatus
+exchange_begin(PoolAuthRequest *req, AuthFacts *f, MemoryContext parent,
+			   PoolAuthExchange **exp, StringInfo out, PoolAuthRefusal *why)
+{
+	MemoryContext cxt;
+	PoolAuthExchange *ex;
+	PasswordType pwtype;
+	StringInfoData mechs;
+
+	cxt = AllocSetContextCreate(parent, "builtin_pool auth exchange",
+								ALLOCSET_SMALL_SIZES);
+	ex = MemoryContextAllocZero(cxt, sizeof(PoolAuthExchange));
+	ex->cxt = cxt;
+	strlcpy(ex->user, req->user, NAMEDATALEN);
+	strlcpy(ex->dbname, req->dbname, NAMEDATALEN);
+	ex->hba_linenumber = f->hba->linenumber;
+	ex->hba_rawline = MemoryContextStrdup(cxt, f->hba->rawline);
+	if (f->shadow_pass)
+		ex->shadow_pass = MemoryContextStrdup(cxt, f->shadow_pass);
+	if (f->logdetail)
+		ex->logdetail = MemoryContextStrdup(cxt, f->logdetail);
+
+	pwtype = ex->shadow_pass ? get_password_type(ex->shadow_pass) :
+		(PasswordType) Password_encryption;
+	if (f->hba->auth_method == uaPassword)
+		ex->kind = PAK_PASSWORD;
+	else if (f->hba->auth_method == uaMD5 && pwtype == PASSWORD_TYPE_MD5)
+		ex->kind = PAK_MD5;
+	else
+		ex->kind = PAK_SCRAM;
+
+	switch (ex->kind)
+	{
+		case PAK_PASSWORD:
+			auth_request(out, AUTH_REQ_PASSWORD, NULL, 0);
+			break;
+		case PAK_MD5:
+			if (!pg_strong_random(ex->md5_salt, sizeof(ex->md5_salt)))
+			{
+				bp_auth_free(ex);
+				return refuse(why, ERRCODE_INTERNAL_ERROR,
+							  pstrdup("could not generate random MD5 salt"),
+							  NULL, NULL, NULL);
+			}
+			auth_request(out, AUTH_REQ_MD5, ex->md5_salt, sizeof(ex->md5_salt));
+			break;
+		case PAK_SCRAM:
+
+			/*
+			 * The callbacks read the user name and whether TLS is in use:
+			 * it never is on the pool port, so no channel binding (-PLUS)
+			 * is offered.
+			 */
+			ex->port = MemoryContextAllocZero(cxt, sizeof(Port));
+			ex->port->sock = PGINVALID_SOCKET;
+			ex->port->user_name = ex->user;
+			ex->port->database_name = ex->dbname;
+			ex->port->remote_host = MemoryContextStrdup(cxt, req->remote_host);
+			ex->port->ssl_in_use = false;
+			initStringInfo(&mechs);
+			pg_be_scram_mech.get_mechanisms(ex->port, &mechs);
+			appendStringInfoChar(&mechs, '\0');
+			auth_request(out, AUTH_REQ_SASL, mechs.data, mechs.len);
+			pfree(mechs.data);
+			break;
+	}
+	*exp = ex;
+	return PA_EXCHANGE;
 }
 
 /* See auth.h; the order of the checks is core's */
-bool
-bp_auth_check(PoolAuthRequest *req, PoolAuthRefusal *why)
+PoolAuthStatus
+bp_auth_begin(PoolAuthRequest *req, MemoryContext parent, PoolAuthExchange **ex,
+			  StringInfo out, PoolAuthRefusal *why)
 {
 	AuthFacts	f;
 	ErrorData  *edata;
 	char	   *line = NULL;
 	const char *who = req->remote_host;
 
+	*ex = NULL;
 	if (hba_cxt == NULL)
 		return refuse(why, ERRCODE_CONFIG_FILE_ERROR,
 					  psprintf("could not load %s", HbaFileName), NULL,
 					  pstrdup("Fix the file and reload the server configuration."),
 					  NULL);
-	if ((edata = lookup(req, &f)) != NULL)
-		return refuse(why, edata->sqlerrcode, edata->message, edata->detail,
-					  edata->hint, NULL);
+	if ((edata = lookup(req, &f, true)) != NULL)
+		return refuse_error(why, edata);
 	if (f.hba)
 		line = psprintf("Connection matched pg_hba.conf line %d: \"%s\"",
 						f.hba->linenumber, f.hba->rawline);
@@ -392,36 +607,205 @@ bp_auth_check(PoolAuthRequest *req, PoolAuthRefusal *why)
 		return refuse(why, ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
 					  psprintf("pg_hba.conf rejects connection for host \"%s\", user \"%s\", database \"%s\", no encryption",
 							   who, req->user, req->dbname), NULL, NULL, line);
+	if (method_wants_password(f.hba->auth_method))
+		return exchange_begin(req, &f, parent, ex, out, why);
 	if (f.hba->auth_method != uaTrust)
 		return refuse(why, ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
 					  psprintf("authentication method \"%s\" is not supported on the pool port",
 							   hba_authname(f.hba->auth_method)), NULL,
-					  psprintf("The pool port serves only \"trust\" and \"reject\" so far; other methods are planned.  Connect to the server's port %d, or change pg_hba.conf.",
+					  psprintf("The pool port serves \"trust\", \"reject\", \"password\", \"md5\" and \"scram-sha-256\".  Connect to the server's port %d, or change pg_hba.conf.",
 							   PostPortNumber), line);
-	if (!OidIsValid(f.roleid))
-		return refuse(why, ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
-					  psprintf("role \"%s\" does not exist", req->user),
-					  NULL, NULL, NULL);
-	if (!f.rolcanlogin)
-		return refuse(why, ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
-					  psprintf("role \"%s\" is not permitted to log in", req->user),
-					  NULL, NULL, NULL);
-	if (!OidIsValid(f.dboid))
-		return refuse(why, ERRCODE_UNDEFINED_DATABASE,
-					  psprintf("database \"%s\" does not exist", req->dbname),
-					  NULL, NULL, NULL);
-	if (f.datinvalid)
-		return refuse(why, ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-					  psprintf("cannot connect to invalid database \"%s\"", req->dbname),
-					  NULL, pstrdup("Use DROP DATABASE to drop invalid databases."),
-					  NULL);
-	if (!f.datallowconn)
-		return refuse(why, ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-					  psprintf("database \"%s\" is not currently accepting connections",
-							   req->dbname), NULL, NULL, NULL);
-	if (!f.canconnect)
-		return refuse(why, ERRCODE_INSUFFICIENT_PRIVILEGE,
-					  psprintf("permission denied for database \"%s\"", req->dbname),
-					  pstrdup("User does not have CONNECT privilege."), NULL, NULL);
+	return admit_checks(req, &f, why);
+}
+
+/* See auth.h; core's recv_password_packet and CheckSASLAuth bounds */
+bool
+bp_auth_header_ok(PoolAuthExchange *ex, char type, uint32 len,
+				  PoolAuthRefusal *why)
+{
+	uint32		max = ex->kind == PAK_SCRAM ? BP_MAX_SASL_MESSAGE :
+		BP_MAX_PASSWORD_MESSAGE;
+
+	if (type != 'p')
+	{
+		int			mtype = (unsigned char) type;
+
+		refuse(why, ERRCODE_PROTOCOL_VIOLATION,
+			   ex->kind == PAK_SCRAM ?
+			   psprintf("expected SASL response, got message type %d", mtype) :
+			   psprintf("expected password response, got message type %d", mtype),
+			   NULL, NULL, NULL);
+		return false;
+	}
+	if (len < 4 || len > max)
+	{
+		refuse(why, ERRCODE_PROTOCOL_VIOLATION,
+			   pstrdup("invalid message length"), NULL, NULL, NULL);
+		return false;
+	}
 	return true;
+}
+
+/*
+ * Verifies one client message; may throw (malformed message, crypto
+ * failure), as core's routines do.  Returns a PG_SASL_EXCHANGE_* code for
+ * every method; a SCRAM challenge or final message is appended to out.
+ * Allocates in CurrentMemoryContext, which is ex->cxt: the SCRAM state
+ * keeps what it allocates.  Caller provides a resource owner.
+ */
+static int
+exchange_step(PoolAuthExchange *ex, char *body, int len, StringInfo out)
+{
+	StringInfoData msg;
+	const char *input;
+	int			inputlen;
+	char	   *output = NULL;
+	int			outputlen = 0;
+	int			result;
+
+	if (ex->kind != PAK_SCRAM)
+	{
+		/* as recv_password_packet: one string, exactly, and not empty */
+		if (strlen(body) + 1 != len)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROTOCOL_VIOLATION),
+					 errmsg("invalid password packet size")));
+		if (len == 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PASSWORD),
+					 errmsg("empty password returned by client")));
+		if (ex->shadow_pass == NULL)
+			return PG_SASL_EXCHANGE_FAILURE;
+		if (ex->kind == PAK_PASSWORD)
+			result = plain_crypt_verify(ex->user, ex->shadow_pass, body,
+										&ex->logdetail);
+		else
+			result = md5_crypt_verify(ex->user, ex->shadow_pass, body,
+									  ex->md5_salt, sizeof(ex->md5_salt),
+									  &ex->logdetail);
+		return result == STATUS_OK ? PG_SASL_EXCHANGE_SUCCESS :
+			PG_SASL_EXCHANGE_FAILURE;
+	}
+
+	/* the pq_getmsg* functions throw on a malformed message */
+	msg.data = body;
+	msg.len = len;
+	msg.maxlen = len + 1;
+	msg.cursor = 0;
+	if (ex->sasl_state == NULL)
+	{
+		/*
+		 * SASLInitialResponse: mechanism, then the initial response or -1.
+		 * With no secret (no role, no password, expired) init() sets up a
+		 * doomed exchange that fails like a wrong password.
+		 */
+		const char *mech = pq_getmsgrawstring(&msg);
+
+		ex->sasl_state = pg_be_scram_mech.init(ex->port, mech, ex->shadow_pass);
+		inputlen = (int) pq_getmsgint(&msg, 4);
+		input = inputlen == -1 ? NULL : pq_getmsgbytes(&msg, inputlen);
+	}
+	else
+	{
+		inputlen = len;
+		input = pq_getmsgbytes(&msg, len);
+	}
+	pq_getmsgend(&msg);
+
+	/* input ends at the message's end, so body[len] terminates it */
+	result = pg_be_scram_mech.exchange(ex->sasl_state, input, inputlen,
+									   &output, &outputlen, &ex->logdetail);
+	if (output)
+	{
+		if (result == PG_SASL_EXCHANGE_FAILURE)
+			elog(ERROR, "output message found after SASL exchange failure");
+		auth_request(out, result == PG_SASL_EXCHANGE_SUCCESS ?
+					 AUTH_REQ_SASL_FIN : AUTH_REQ_SASL_CONT,
+					 output, outputlen);
+		pfree(output);
+	}
+	return result;
+}
+
+/* See auth.h */
+PoolAuthStatus
+bp_auth_continue(PoolAuthExchange *ex, char *body, int len, StringInfo out,
+				 PoolAuthRefusal *why)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	ResourceOwner saved_owner = CurrentResourceOwner;
+	ResourceOwner owner;
+	ErrorData  *edata = NULL;
+	int			result = PG_SASL_EXCHANGE_FAILURE;
+	int			outlen = out->len;
+	PoolAuthRequest req;
+	AuthFacts	f;
+
+	/*
+	 * A resource owner for this step only: the OpenSSL contexts the step
+	 * leaves behind when it throws are freed with it.
+	 */
+	owner = ResourceOwnerCreate(NULL, "builtin_pool auth");
+	CurrentResourceOwner = owner;
+	PG_TRY();
+	{
+		MemoryContextSwitchTo(ex->cxt);
+		result = exchange_step(ex, body, len, out);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(caller);
+		edata = CopyErrorData();
+		FlushErrorState();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(caller);
+	ResourceOwnerRelease(owner, RESOURCE_RELEASE_BEFORE_LOCKS, edata == NULL, true);
+	ResourceOwnerRelease(owner, RESOURCE_RELEASE_LOCKS, edata == NULL, true);
+	ResourceOwnerRelease(owner, RESOURCE_RELEASE_AFTER_LOCKS, edata == NULL, true);
+	CurrentResourceOwner = saved_owner;
+	ResourceOwnerDelete(owner);
+
+	if (edata)
+	{
+		out->len = outlen;		/* nothing more goes to this client */
+		return refuse_error(why, edata);
+	}
+	if (result == PG_SASL_EXCHANGE_CONTINUE)
+		return PA_EXCHANGE;
+	if (result != PG_SASL_EXCHANGE_SUCCESS)
+	{
+		/* core's auth_failed(): one message whatever the reason */
+		char	   *line = psprintf("Connection matched pg_hba.conf line %d: \"%s\"",
+									ex->hba_linenumber, ex->hba_rawline);
+
+		out->len = outlen;
+		return refuse(why, ERRCODE_INVALID_PASSWORD,
+					  psprintf("password authentication failed for user \"%s\"",
+							   ex->user), NULL, NULL,
+					  ex->logdetail ? psprintf("%s\n%s", ex->logdetail, line) : line);
+	}
+
+	/* authenticated: now the checks core makes after authentication */
+	memset(&req, 0, sizeof(req));
+	req.user = ex->user;
+	req.dbname = ex->dbname;
+	if ((edata = lookup(&req, &f, false)) != NULL)
+	{
+		out->len = outlen;
+		return refuse_error(why, edata);
+	}
+	if (admit_checks(&req, &f, why) != PA_ADMIT)
+	{
+		out->len = outlen;
+		return PA_REFUSE;
+	}
+	return PA_ADMIT;
+}
+
+/* See auth.h */
+void
+bp_auth_free(PoolAuthExchange *ex)
+{
+	MemoryContextDelete(ex->cxt);
 }

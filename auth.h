@@ -1,16 +1,19 @@
 /*-------------------------------------------------------------------------
  *
  * auth.h
- *	  Whether a pool client may connect: pg_hba.conf and the catalogs.
+ *	  Whether a pool client may connect: pg_hba.conf, the password
+ *	  exchange it asks for, and the catalogs.
  *
- * Used by the listener only.  No socket I/O here: the listener sends the
- * refusal this module words.
+ * Used by the listener only.  No socket I/O here: auth.c words the
+ * messages (AuthenticationRequest, refusals) and the listener's
+ * non-blocking state machine sends them and reads the client's answers.
  *
  *-------------------------------------------------------------------------
  */
 #ifndef AUTH_H
 #define AUTH_H
 
+#include "lib/stringinfo.h"
 #include "libpq/pqcomm.h"
 
 typedef struct PoolAuthRequest
@@ -32,6 +35,17 @@ typedef struct PoolAuthRefusal
 	char	   *logdetail;		/* server log only */
 } PoolAuthRefusal;
 
+typedef enum PoolAuthStatus
+{
+	PA_ADMIT,					/* may connect */
+	PA_REFUSE,					/* refused; *why filled in */
+	PA_EXCHANGE					/* send *out, then feed the client's next
+								 * message to bp_auth_continue() */
+} PoolAuthStatus;
+
+/* One client's password exchange (password, md5, SCRAM); opaque */
+typedef struct PoolAuthExchange PoolAuthExchange;
+
 /*
  * (Re)loads pg_hba.conf into a context under parent.  A file with errors
  * is logged and ignored: the previous rules stay in force.
@@ -39,9 +53,35 @@ typedef struct PoolAuthRefusal
 extern void bp_auth_load_hba(MemoryContext parent);
 
 /*
- * true if the client may connect; false with *why filled in.  Runs a short
+ * First decision on a client whose startup packet names req.  Trust and
+ * reject lines are settled at once (PA_ADMIT, PA_REFUSE).  A password
+ * method gives PA_EXCHANGE: *ex is a new exchange in a context under
+ * parent, and out holds the AuthenticationRequest to send.  Runs a short
  * transaction; never throws (a catalog error becomes a refusal).
  */
-extern bool bp_auth_check(PoolAuthRequest *req, PoolAuthRefusal *why);
+extern PoolAuthStatus bp_auth_begin(PoolAuthRequest *req, MemoryContext parent,
+									PoolAuthExchange **ex, StringInfo out,
+									PoolAuthRefusal *why);
+
+/*
+ * Checks the header of the client's next message (type byte, length word
+ * including itself) before its body is read; false with *why filled in
+ * for a message that is not the expected 'p' or has a bad length.
+ */
+extern bool bp_auth_header_ok(PoolAuthExchange *ex, char type, uint32 len,
+							  PoolAuthRefusal *why);
+
+/*
+ * Feeds the body of the client's 'p' message (len bytes, with a NUL at
+ * body[len]).  PA_EXCHANGE: send out and wait for the next message.
+ * PA_ADMIT: authenticated and allowed to connect; out may hold a last
+ * message (SASL final) to send before the client is handed over.
+ * PA_REFUSE: *why filled in, as core words it.  Never throws.
+ */
+extern PoolAuthStatus bp_auth_continue(PoolAuthExchange *ex, char *body, int len,
+									   StringInfo out, PoolAuthRefusal *why);
+
+/* Frees an exchange and everything it holds (the stored secret included) */
+extern void bp_auth_free(PoolAuthExchange *ex);
 
 #endif							/* AUTH_H */

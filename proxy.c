@@ -7,12 +7,14 @@
  * a non-blocking state machine: it reads the startup packet exactly as core's
  * ProcessStartupPacket does, answers SSLRequest and GSSENCRequest with 'N',
  * routes CancelRequests to executors, asks auth.c whether the client may
- * connect, then picks the pool for (port, database, role) and the executor,
- * launching executors on demand, and hands the socket over through the
- * channel (channel.c).  It never sees query traffic and never blocks: the
- * one wait is WaitEventSetWait() on the latch, postmaster death and the
- * io_uring/epoll descriptor.  Every client has a deadline
- * (authentication_timeout), and a client that misbehaves is refused alone.
+ * connect, carries the password exchange auth.c words (PC_AUTH: messages
+ * sent and read here as they arrive), then picks the pool for (port,
+ * database, role) and the executor, launching executors on demand, and
+ * hands the socket over through the channel (channel.c).  It never sees
+ * query traffic and never blocks: the one wait is WaitEventSetWait() on the
+ * latch, postmaster death and the io_uring/epoll descriptor.  Every client
+ * has a deadline (authentication_timeout), and a client that misbehaves is
+ * refused alone.
  *
  * Executors are registered with RegisterDynamicBackgroundWorker() and not
  * waited for: the loop polls their handles, and an executor becomes ready
@@ -70,7 +72,11 @@
 typedef enum PoolConnState
 {
 	PC_READING,					/* reading a startup packet */
-	PC_QUEUED					/* admitted, waiting for its executor */
+	PC_AUTH,					/* pg_hba.conf asked for a password: in the
+								 * exchange auth.c drives */
+	PC_QUEUED,					/* admitted, waiting for its executor */
+	PC_PARKED					/* admitted, but every executor that could
+								 * take it is pinned: retried each tick */
 } PoolConnState;
 
 /* A client between accept() and handoff */
@@ -97,6 +103,13 @@ typedef struct PoolConn
 	int			exec_slot;		/* executor it is queued for, or -1 */
 	uint32		exec_gen;
 	uint32		cancel_key;
+
+	/* the password exchange, while PC_AUTH */
+	PoolAuthExchange *auth;
+	char		auth_hdr[5];	/* type byte and length word */
+	int			auth_have;		/* bytes of the message read */
+	uint32		auth_len;		/* length word's value, once read */
+	char	   *auth_msg;		/* body, NUL added */
 
 	/* a session moving between executors (PoolHandback) */
 	bool		resumed;
@@ -136,6 +149,7 @@ static dlist_head bp_new_chans = DLIST_STATIC_INIT(bp_new_chans);
 static char bp_handoff_buf[BP_HANDOFF_MAX];
 static char bp_chan_buf[BP_HANDOFF_MAX];
 static bool bp_smart_shutdown = false;	/* see shutdown.c */
+static dlist_head bp_parked = DLIST_STATIC_INIT(bp_parked);
 
 static void conn_route(PoolConn *c);
 static void chan_close(PoolChan *ch);
@@ -188,6 +202,8 @@ conn_unqueue(PoolConn *c)
 static void
 conn_close(PoolConn *c)
 {
+	if (c->state == PC_PARKED)
+		dlist_delete(&c->queue_node);
 	conn_unqueue(c);
 	bp_io_unregister(&c->io);
 	close(c->io.fd);
@@ -196,6 +212,10 @@ conn_close(PoolConn *c)
 		pfree(c->pkt);
 	if (c->moved_state)
 		pfree(c->moved_state);
+	if (c->auth)
+		bp_auth_free(c->auth);
+	if (c->auth_msg)
+		pfree(c->auth_msg);
 	pfree(c);
 }
 
@@ -353,6 +373,123 @@ conn_negotiate_encryption(PoolConn *c, bool ssl)
 }
 
 /*
+ * Acts on what auth.c decided: refuses c, or sends out (never blocking:
+ * these messages are small, so a socket buffer too full to take one means
+ * a broken client, dropped) and then admits c or waits for its next
+ * message.  Returns true if c is open and in PC_AUTH.
+ */
+static bool
+conn_auth_step(PoolConn *c, PoolAuthStatus st, StringInfo out,
+			   PoolAuthRefusal *why)
+{
+	if (st == PA_REFUSE)
+	{
+		conn_refuse(c, LOG, why->sqlstate, why->message, why->detail,
+					why->hint, why->logdetail);
+		return false;
+	}
+	if (out->len > 0)
+	{
+		ssize_t		n = send(c->io.fd, out->data, out->len,
+							 MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n != out->len)
+		{
+			if (n >= 0)
+				errno = EWOULDBLOCK;
+			conn_log(c, COMMERROR,
+					 errcode_for_socket_access(),
+					 errmsg("could not send data to client: %m"));
+			conn_close(c);
+			return false;
+		}
+	}
+	if (st == PA_EXCHANGE)
+	{
+		c->state = PC_AUTH;
+		return true;
+	}
+	if (c->auth)
+	{
+		bp_auth_free(c->auth);
+		c->auth = NULL;
+	}
+	conn_route(c);
+	return false;
+}
+
+/*
+ * Reads the client's authentication messages without blocking, one framed
+ * message at a time and never past it, and feeds each to auth.c.  A client
+ * that hangs up before answering (libpq does so when it has no password to
+ * send) is dropped quietly, as core does.  Returns when the socket is
+ * drained or when c was closed or admitted.
+ */
+static void
+conn_auth_read(PoolConn *c)
+{
+	while (c->state == PC_AUTH)
+	{
+		char	   *dst = c->auth_have < 5 ? c->auth_hdr + c->auth_have :
+			c->auth_msg + (c->auth_have - 5);
+		int			need = c->auth_have < 5 ? 5 - c->auth_have :
+			(int) c->auth_len + 1 - c->auth_have;
+		ssize_t		n = need > 0 ? recv(c->io.fd, dst, need, 0) : 0;
+		PoolAuthRefusal why;
+		PoolAuthStatus st;
+		StringInfoData out;
+
+		if (n < 0)
+		{
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+			{
+				conn_log(c, COMMERROR,
+						 errcode_for_socket_access(),
+						 errmsg("could not receive data from client: %m"));
+				conn_close(c);
+			}
+			return;
+		}
+		if (n == 0 && need > 0)
+		{
+			if (c->auth_have > 0)
+				conn_log(c, COMMERROR,
+						 errcode(ERRCODE_PROTOCOL_VIOLATION),
+						 errmsg("incomplete message from client"));
+			conn_close(c);
+			return;
+		}
+		c->auth_have += n;
+		if (c->auth_have == 5 && c->auth_msg == NULL)
+		{
+			memcpy(&c->auth_len, c->auth_hdr + 1, 4);
+			c->auth_len = pg_ntoh32(c->auth_len);
+			if (!bp_auth_header_ok(c->auth, c->auth_hdr[0], c->auth_len, &why))
+			{
+				conn_refuse(c, LOG, why.sqlstate, why.message, why.detail,
+							why.hint, why.logdetail);
+				return;
+			}
+			c->auth_msg = MemoryContextAlloc(bp_conn_cxt, c->auth_len - 4 + 1);
+			c->auth_msg[c->auth_len - 4] = '\0';
+		}
+		if (c->auth_msg == NULL || c->auth_have < (int) c->auth_len + 1)
+			continue;
+
+		/* a whole message */
+		initStringInfo(&out);
+		st = bp_auth_continue(c->auth, c->auth_msg, c->auth_len - 4, &out, &why);
+		pfree(c->auth_msg);
+		c->auth_msg = NULL;
+		c->auth_have = 0;
+		if (!conn_auth_step(c, st, &out, &why))
+			return;
+	}
+}
+
+/*
  * Acts on a complete packet.  Returns true if c is still open and expects
  * another packet (after SSLRequest/GSSENCRequest), false if c was closed
  * or admitted.
@@ -364,6 +501,8 @@ conn_packet(PoolConn *c)
 	PoolStartup st;
 	PoolAuthRequest req;
 	PoolAuthRefusal why;
+	PoolAuthStatus verdict;
+	StringInfoData out;
 	int			sqlstate;
 	const char *msg;
 
@@ -434,11 +573,9 @@ conn_packet(PoolConn *c)
 	req.is_unix = c->is_unix;
 	req.raddr = &c->raddr;
 	req.remote_host = c->remote_host;
-	if (!bp_auth_check(&req, &why))
-		conn_refuse(c, LOG, why.sqlstate, why.message, why.detail, why.hint,
-					why.logdetail);
-	else
-		conn_route(c);
+	initStringInfo(&out);
+	verdict = bp_auth_begin(&req, bp_conn_cxt, &c->auth, &out, &why);
+	(void) conn_auth_step(c, verdict, &out, &why);
 	return false;
 }
 
@@ -509,8 +646,14 @@ conn_read(PoolConn *c)
 static void
 conn_ready(PoolIo *io, bool readable, bool writable)
 {
-	if (readable)
-		conn_read((PoolConn *) io);
+	PoolConn   *c = (PoolConn *) io;
+
+	if (!readable)
+		return;
+	if (c->state == PC_READING)
+		conn_read(c);
+	else if (c->state == PC_AUTH)
+		conn_auth_read(c);
 }
 
 /*
@@ -659,6 +802,7 @@ conn_route(PoolConn *c)
 	uint32		load = 0;
 	int			n_exec = 0;
 	bool		want_new = false;
+	bool		park = false;
 	char	   *detail;
 
 	/* during a smart shutdown, as core: no new client */
@@ -684,7 +828,10 @@ conn_route(PoolConn *c)
 			(p->n_executors < bp_session_pool_size && (best < 0 || load >= 1));
 		if (want_new)
 			fresh = bp_executor_claim(pool_id);
-		if (fresh >= 0 || best >= 0)
+		if (fresh < 0 && best >= 0 &&
+			pg_atomic_read_u32(&bp_shared->executors[best].n_pinned) > 0)
+			park = true;		/* it would wait for another's session */
+		else if (fresh >= 0 || best >= 0)
 			exec_assign(c, fresh >= 0 ? fresh : best);
 		else if (p->n_executors == 0)
 			p->in_use = false;	/* do not leak an empty pool */
@@ -698,7 +845,10 @@ conn_route(PoolConn *c)
 		dlist_delete(&c->queue_node);
 		c->exec_slot = -1;
 		bp_executor_release(fresh);
-		if (best >= 0)
+		if (best >= 0 &&
+			pg_atomic_read_u32(&bp_shared->executors[best].n_pinned) > 0)
+			park = true;
+		else if (best >= 0)
 			exec_assign(c, best);
 		LWLockRelease(bp_shared->lock);
 		if (best < 0)
@@ -710,13 +860,14 @@ conn_route(PoolConn *c)
 			return;
 		}
 	}
-	if (c->exec_slot < 0 && c->resumed)
+	if (park || (c->exec_slot < 0 && c->resumed))
 	{
-		/* no other executor: back to where it was, to wait for it */
-		LWLockAcquire(bp_shared->lock, LW_EXCLUSIVE);
-		if (bp_shared->executors[c->from_slot].state == PE_READY)
-			exec_assign(c, c->from_slot);
-		LWLockRelease(bp_shared->lock);
+		/* wait here for an executor that is free to serve it */
+		c->state = PC_PARKED;
+		c->io.want = 0;
+		bp_io_update(&c->io);
+		dlist_push_tail(&bp_parked, &c->queue_node);
+		return;
 	}
 	if (c->exec_slot < 0)
 	{
@@ -1194,11 +1345,21 @@ adopt_orphans(void)
 	}
 }
 
-/* A client's deadline passed: refuse it (queued) or drop it (reading) */
+/*
+ * A client's deadline passed: refuse it (queued, or mid-authentication as
+ * core words it) or drop it (reading its startup packet)
+ */
 static void
 conn_expire(PoolConn *c)
 {
-	if (c->state == PC_QUEUED)
+	if (c->state == PC_AUTH)
+	{
+		conn_refuse(c, LOG, ERRCODE_QUERY_CANCELED,
+					"canceling authentication due to timeout", NULL, NULL,
+					NULL);
+		return;
+	}
+	if (c->state == PC_QUEUED || c->state == PC_PARKED)
 	{
 		conn_refuse(c, LOG, ERRCODE_CANNOT_CONNECT_NOW,
 					"timeout expired while waiting for a pool executor", NULL,
@@ -1286,6 +1447,25 @@ tick(void)
 					(errmsg("builtin_pool dropped an executor channel connection that sent no hello")));
 			chan_close(ch);
 		}
+	}
+
+	/* parked clients try again: an executor may have been unpinned */
+	if (!dlist_is_empty(&bp_parked))
+	{
+		dlist_head	retry;
+
+		dlist_init(&retry);
+		while (!dlist_is_empty(&bp_parked))
+			dlist_push_tail(&retry, dlist_pop_head_node(&bp_parked));
+		while (!dlist_is_empty(&retry))
+		{
+			PoolConn   *c = dlist_container(PoolConn, queue_node,
+											dlist_pop_head_node(&retry));
+
+			c->state = PC_QUEUED;	/* in no list now; exec_slot is -1 */
+			conn_route(c);
+		}
+		busy |= !dlist_is_empty(&bp_parked);
 	}
 
 	busy |= bp_io_tick(now, slow);
