@@ -292,43 +292,37 @@ bp_exec_parse(StringInfo msg)
 }
 
 /*
- * Prepares again a SQL PREPARE statement of a moved session: finds the
- * PREPARE of that name in its source text and runs it under the session's
- * key.
+ * Prepares again a SQL PREPARE statement of a moved session: its PREPARE,
+ * found at its place in the source text, runs under the session's key with
+ * the whole text as its source, as core had it.
  */
 static void
 prepare_sql_again(PoolStatement *st)
 {
-	List	   *raws = pg_parse_query(st->query);
 	ListCell   *lc;
 
-	foreach(lc, raws)
+	foreach(lc, pg_parse_query(st->query))
 	{
 		RawStmt    *raw = lfirst_node(RawStmt, lc);
 		PrepareStmt *stmt;
 		ParseState *pstate;
+		PoolStatement *again;
 
-		if (!IsA(raw->stmt, PrepareStmt) ||
-			strcmp(((PrepareStmt *) raw->stmt)->name, st->name) != 0)
+		if (raw->stmt_location != st->stmt_location || !IsA(raw->stmt, PrepareStmt))
 			continue;
 		stmt = copyObject((PrepareStmt *) raw->stmt);
 		stmt->name = bp_statement_key(bp_current, st->name);
 		pstate = make_parsestate(NULL);
 		pstate->p_sourcetext = st->query;
 		PrepareQuery(pstate, stmt, raw->stmt_location, raw->stmt_len);
-		bp_statement_remember(st->name, st->query, st->param_types,
-							  st->num_params, true);
+		again = bp_statement_remember(st->name, st->query, st->param_types,
+									  st->num_params, true);
+		again->stmt_location = raw->stmt_location;
+		again->stmt_len = raw->stmt_len;
 		return;
 	}
 }
 
-/*
- * A session moved here from another executor brings the source of its
- * statements (prepared.c); prepare each again, one transaction apiece, so
- * that one which no longer prepares (a table dropped meanwhile) is logged
- * and left out rather than failing the others.  Called with the session
- * switched in, outside a transaction.
- */
 /*
  * Compares the result columns of a statement prepared again after a move
  * with those it had: its client may have cached them (Describe), so a

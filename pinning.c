@@ -33,6 +33,8 @@
 #include "catalog/namespace.h"
 #include "catalog/objectaccess.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
 #include "commands/async.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
@@ -49,6 +51,9 @@
 
 static ProcessUtility_hook_type prev_process_utility = NULL;
 static object_access_hook_type prev_object_access = NULL;
+
+/* LISTEN/UNLISTEN of the running transaction, in the session's context */
+static List *pending_listen = NIL;
 
 static List *
 add_name(List *names, const char *name)
@@ -97,28 +102,20 @@ track_statement(Node *stmt)
 			if (((DiscardStmt *) stmt)->target == DISCARD_ALL)
 			{
 				bp_session_apply_startup(s, NULL, WARNING);
-				list_free_deep(s->listen_channels);
-				s->listen_channels = NIL;
+				pending_listen = add_name(pending_listen, "*");
 				list_free_deep(s->hold_cursors);
 				s->hold_cursors = NIL;
 			}
 			break;
 		case T_ListenStmt:
-			s->listen_channels = add_name(s->listen_channels,
-										  ((ListenStmt *) stmt)->conditionname);
+			pending_listen = add_name(pending_listen, ((ListenStmt *) stmt)->conditionname);
 			break;
 		case T_UnlistenStmt:
 			{
 				UnlistenStmt *u = (UnlistenStmt *) stmt;
 
-				if (u->conditionname == NULL)
-				{
-					list_free_deep(s->listen_channels);
-					s->listen_channels = NIL;
-				}
-				else
-					s->listen_channels = remove_name(s->listen_channels,
-													 u->conditionname);
+				pending_listen = add_name(pending_listen,
+										  u->conditionname ? psprintf("-%s", u->conditionname) : "*");
 			}
 			break;
 		case T_DeclareCursorStmt:
@@ -191,15 +188,57 @@ pinning_process_utility(PlannedStmt *pstmt, const char *query_string,
 		track_statement(pstmt->utilityStmt);
 }
 
-/* Any relation created may be a temp one: look at the next boundary */
+/*
+ * LISTEN and UNLISTEN act at commit, as in core (async.c queues them):
+ * the hook notes them as pending ("name", "-name" or "*" for all), the
+ * commit applies them to the session's channels, an abort drops them.
+ */
+static void
+apply_pending_listen(XactEvent event, void *arg)
+{
+	ListCell   *lc;
+
+	if (pending_listen == NIL || bp_current == NULL)
+		return;
+	if (event == XACT_EVENT_COMMIT)
+	{
+		PoolSession *s = bp_current;
+
+		foreach(lc, pending_listen)
+		{
+			char	   *op = lfirst(lc);
+
+			if (strcmp(op, "*") == 0)
+			{
+				list_free_deep(s->listen_channels);
+				s->listen_channels = NIL;
+			}
+			else if (op[0] == '-')
+				s->listen_channels = remove_name(s->listen_channels, op + 1);
+			else
+			{
+				s->listen_channels = remove_name(s->listen_channels, op);
+				s->listen_channels = add_name(s->listen_channels, op);
+			}
+		}
+	}
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT)
+	{
+		list_free_deep(pending_listen);
+		pending_listen = NIL;
+	}
+}
+
+/* Any object created may be a temp one: look at the next boundary */
 static void
 pinning_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 					  int subId, void *arg)
 {
 	if (prev_object_access)
 		prev_object_access(access, classId, objectId, subId, arg);
-	if (access == OAT_POST_CREATE && classId == RelationRelationId &&
-		bp_current != NULL)
+	if (access == OAT_POST_CREATE && bp_current != NULL &&
+		(classId == RelationRelationId || classId == ProcedureRelationId ||
+		 classId == TypeRelationId))
 		bp_current->temp_check = true;
 }
 
@@ -211,31 +250,45 @@ bp_pinning_init(void)
 	ProcessUtility_hook = pinning_process_utility;
 	prev_object_access = object_access_hook;
 	object_access_hook = pinning_object_access;
+	RegisterXactCallback(apply_pending_listen, NULL);
 }
 
-/* Does our temp schema hold any relation?  Inside a transaction. */
+/* Does catalog (catalog_id) hold a row whose namespace column is nsp? */
 static bool
-temp_relations_exist(void)
+catalog_has_namespace(Oid catalog_id, AttrNumber nsp_column, Oid nsp)
 {
-	Oid			nsp;
-	Oid			toast_nsp;
 	Relation	rel;
 	ScanKeyData key;
 	SysScanDesc scan;
 	bool		found;
 
-	GetTempNamespaceState(&nsp, &toast_nsp);
-	if (!OidIsValid(nsp))
-		return false;
-
-	rel = table_open(RelationRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_class_relnamespace, BTEqualStrategyNumber,
+	rel = table_open(catalog_id, AccessShareLock);
+	ScanKeyInit(&key, nsp_column, BTEqualStrategyNumber,
 				F_OIDEQ, ObjectIdGetDatum(nsp));
 	scan = systable_beginscan(rel, InvalidOid, false, NULL, 1, &key);
 	found = HeapTupleIsValid(systable_getnext(scan));
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
 	return found;
+}
+
+/*
+ * Does our temp schema hold anything?  Relations (tables, views,
+ * sequences, with their row types), functions and types are what one can
+ * create there.  Inside a transaction.
+ */
+static bool
+temp_objects_exist(void)
+{
+	Oid			nsp;
+	Oid			toast_nsp;
+
+	GetTempNamespaceState(&nsp, &toast_nsp);
+	if (!OidIsValid(nsp))
+		return false;
+	return catalog_has_namespace(RelationRelationId, Anum_pg_class_relnamespace, nsp) ||
+		catalog_has_namespace(ProcedureRelationId, Anum_pg_proc_pronamespace, nsp) ||
+		catalog_has_namespace(TypeRelationId, Anum_pg_type_typnamespace, nsp);
 }
 
 /* Outside a transaction, any lock left in our PGPROC is a session lock */
@@ -270,7 +323,7 @@ bp_session_pinned(PoolSession *s)
 	{
 		bp_switching = true;
 		StartTransactionCommand();
-		s->temp_check = temp_relations_exist();
+		s->temp_check = temp_objects_exist();
 		CommitTransactionCommand();
 		bp_switching = false;
 	}

@@ -212,7 +212,7 @@ free_statement(PoolStatement *st)
 	pfree(st);
 }
 
-void
+PoolStatement *
 bp_statement_remember(const char *name, const char *query,
 					  const Oid *param_types, int num_params, bool from_sql)
 {
@@ -230,6 +230,7 @@ bp_statement_remember(const char *name, const char *query,
 	st->from_sql = from_sql;
 	bp_current->statements = lappend(bp_current->statements, st);
 	MemoryContextSwitchTo(old);
+	return st;
 }
 
 void
@@ -487,32 +488,35 @@ check_or_run(Node *stmt, bool top_level)
 }
 
 /*
- * Records a PREPARE just run.  What is kept is that statement's own text,
- * not the whole query string, which may hold several PREPAREs of one name
- * (PREPARE, DEALLOCATE, PREPARE): a move prepares exactly this one again.
- * The client's name is read back from that text, since the one in the
- * statement is keyed (and may have been shortened).
+ * Records a PREPARE just run: the whole query string (what core shows in
+ * pg_prepared_statements) and where this PREPARE is in it, since the
+ * string may hold several PREPAREs of one name (PREPARE, DEALLOCATE,
+ * PREPARE): a move prepares exactly this one again.  The client's name is
+ * read back from the text, since the one in the statement is keyed (and
+ * may have been shortened).
  */
 static void
 remember_prepare(PlannedStmt *pstmt, const char *query_string)
 {
 	PreparedStatement *entry =
 		FetchPreparedStatement(((PrepareStmt *) pstmt->utilityStmt)->name, false);
-	int			start = Max(pstmt->stmt_location, 0);
-	int			len = pstmt->stmt_len > 0 ? pstmt->stmt_len :
-		(int) strlen(query_string) - start;
-	char	   *text = pnstrdup(query_string + start, len);
-	List	   *raws = pg_parse_query(text);
-	RawStmt    *raw;
+	ListCell   *lc;
 
-	if (list_length(raws) != 1)
+	foreach(lc, pg_parse_query(query_string))
+	{
+		RawStmt    *raw = lfirst_node(RawStmt, lc);
+		PoolStatement *st;
+
+		if (raw->stmt_location != pstmt->stmt_location ||
+			!IsA(raw->stmt, PrepareStmt))
+			continue;
+		st = bp_statement_remember(((PrepareStmt *) raw->stmt)->name, query_string,
+								   entry->plansource->param_types,
+								   entry->plansource->num_params, true);
+		st->stmt_location = raw->stmt_location;
+		st->stmt_len = raw->stmt_len;
 		return;
-	raw = linitial_node(RawStmt, raws);
-	if (!IsA(raw->stmt, PrepareStmt))
-		return;
-	bp_statement_remember(((PrepareStmt *) raw->stmt)->name, text,
-						  entry->plansource->param_types,
-						  entry->plansource->num_params, true);
+	}
 }
 
 static void

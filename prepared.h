@@ -19,6 +19,8 @@ typedef struct PoolStatement
 	Oid		   *param_types;	/* as given in Parse or PREPARE */
 	int			num_params;
 	bool		from_sql;		/* PREPARE rather than a Parse message */
+	int			stmt_location;	/* from_sql: where in query its PREPARE is */
+	int			stmt_len;
 	char	   *result_sig;		/* result columns when first prepared, for a
 								 * move; NULL if not known */
 	bool		result_changed; /* prepared again after a move with other
@@ -31,9 +33,9 @@ extern void bp_prepared_init(void);
 extern char *bp_statement_key(const PoolSession *s, const char *name);
 
 /* Records/forgets a statement of the current session */
-extern void bp_statement_remember(const char *name, const char *query,
-								  const Oid *param_types, int num_params,
-								  bool from_sql);
+extern PoolStatement *bp_statement_remember(const char *name, const char *query,
+											const Oid *param_types, int num_params,
+											bool from_sql);
 extern void bp_statement_forget(const char *name);
 extern PoolStatement *bp_statement_find(const char *name);
 

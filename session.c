@@ -30,7 +30,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "access/table.h"
 #include "access/xact.h"
+#include "access/genam.h"
+#include "catalog/pg_db_role_setting.h"
+#include "catalog/pg_type.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
 #include "commands/prepare.h"
 #include "commands/sequence.h"
 #include "common/ip.h"
@@ -46,6 +54,7 @@
 #include "utils/guc_tables.h"
 #include "utils/memutils.h"
 #include "utils/plancache.h"
+#include "utils/snapmgr.h"
 
 #include "pool_shmem.h"
 #include "prepared.h"
@@ -596,19 +605,102 @@ bp_session_apply_startup(PoolSession *s, const char *name, int elevel)
 	GucContext	ctx = superuser() ? PGC_SU_BACKEND : PGC_BACKEND;
 	ListCell   *ln,
 			   *lv;
+	int			i = 0;
 
 	forboth(ln, s->option_names, lv, s->option_values)
 	{
+		/*
+		 * Role and database settings were checked when they were stored,
+		 * and core applies them at SUSET level, warning on a bad one.
+		 */
+		bool		role_setting = i++ < s->n_role_settings;
+
 		if (name == NULL || pg_strcasecmp(name, lfirst(ln)) == 0)
-			(void) set_config_option(lfirst(ln), lfirst(lv), ctx, PGC_S_SESSION,
-									 GUC_ACTION_SET, true, elevel, false);
+			(void) set_config_option(lfirst(ln), lfirst(lv),
+									 role_setting ? PGC_SUSET : ctx, PGC_S_SESSION,
+									 GUC_ACTION_SET, true,
+									 role_setting ? WARNING : elevel, false);
 	}
+}
+
+/*
+ * Appends to the session's defaults the settings pg_db_role_setting holds
+ * for (databaseid, roleid), as "name=value" strings.
+ */
+static void
+collect_role_settings(PoolSession *s, Relation rel, Snapshot snapshot,
+					  Oid databaseid, Oid roleid)
+{
+	ScanKeyData keys[2];
+	SysScanDesc scan;
+	HeapTuple	tup;
+
+	ScanKeyInit(&keys[0], Anum_pg_db_role_setting_setdatabase,
+				BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(databaseid));
+	ScanKeyInit(&keys[1], Anum_pg_db_role_setting_setrole,
+				BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(roleid));
+	scan = systable_beginscan(rel, DbRoleSettingDatidRolidIndexId, true,
+							  snapshot, 2, keys);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		bool		isnull;
+		Datum		datum = heap_getattr(tup, Anum_pg_db_role_setting_setconfig,
+										 RelationGetDescr(rel), &isnull);
+		Datum	   *items;
+		int			n;
+		int			i;
+
+		if (isnull)
+			continue;
+		deconstruct_array(DatumGetArrayTypeP(datum), TEXTOID, -1, false,
+						  TYPALIGN_INT, &items, NULL, &n);
+		for (i = 0; i < n; i++)
+		{
+			char	   *name = NULL;
+			char	   *value = NULL;
+			MemoryContext old = MemoryContextSwitchTo(s->cxt);
+
+			ParseLongOption(TextDatumGetCString(items[i]), &name, &value);
+			if (value)
+			{
+				s->option_names = lappend(s->option_names, name);
+				s->option_values = lappend(s->option_values, value);
+				s->n_role_settings++;
+			}
+			MemoryContextSwitchTo(old);
+		}
+	}
+	systable_endscan(scan);
+}
+
+/*
+ * The ALTER DATABASE / ROLE ... SET defaults as they are now, lowest
+ * precedence first (global, database, role, role in database), ahead of the
+ * client's options.  Core reads them once per backend as reset values; an
+ * executor outlives many sessions, so each new session reads them and
+ * keeps them as its own defaults: a later ALTER reaches new sessions and
+ * leaves older ones alone, as in core.  Inside a transaction.
+ */
+static void
+collect_role_defaults(PoolSession *s)
+{
+	Oid			roleid = GetAuthenticatedUserId();
+	Relation	rel = table_open(DbRoleSettingRelationId, AccessShareLock);
+	Snapshot	snapshot = RegisterSnapshot(GetCatalogSnapshot(DbRoleSettingRelationId));
+
+	collect_role_settings(s, rel, snapshot, InvalidOid, InvalidOid);
+	collect_role_settings(s, rel, snapshot, MyDatabaseId, InvalidOid);
+	collect_role_settings(s, rel, snapshot, InvalidOid, roleid);
+	collect_role_settings(s, rel, snapshot, MyDatabaseId, roleid);
+	UnregisterSnapshot(snapshot);
+	table_close(rel, AccessShareLock);
 }
 
 /* First application of the startup settings; see above */
 void
 bp_session_apply_startup_options(PoolSession *s)
 {
+	collect_role_defaults(s);
 	collect_startup_options(s);
 	bp_session_apply_startup(s, NULL, ERROR);
 }
@@ -714,7 +806,7 @@ put_int32(StringInfo buf, int32 v)
 static void
 put_statement(StringInfo buf, const char *name, const char *query,
 			  const Oid *param_types, int num_params, bool from_sql,
-			  TupleDesc result)
+			  int stmt_location, TupleDesc result)
 {
 	int			i;
 	char	   *sig = bp_result_signature(result);
@@ -722,6 +814,7 @@ put_statement(StringInfo buf, const char *name, const char *query,
 	put_string(buf, name);
 	put_string(buf, query);
 	appendStringInfoChar(buf, from_sql ? 1 : 0);
+	put_int32(buf, stmt_location);
 	put_int32(buf, num_params);
 	for (i = 0; i < num_params; i++)
 		put_int32(buf, (int32) param_types[i]);
@@ -763,6 +856,15 @@ bp_session_serialize(PoolSession *s, StringInfo buf, int max_len)
 	put_int32(buf, (int32) s->session_userid);
 	put_int32(buf, (int32) s->current_userid);
 
+	/* its defaults (role settings as they were at its start, options) */
+	put_int32(buf, s->n_role_settings);
+	put_int32(buf, list_length(s->option_names));
+	forboth(ln, s->option_names, lv, s->option_values)
+	{
+		put_string(buf, lfirst(ln));
+		put_string(buf, lfirst(lv));
+	}
+
 	put_int32(buf, list_length(s->statements));
 	foreach(ln, s->statements)
 	{
@@ -771,7 +873,7 @@ bp_session_serialize(PoolSession *s, StringInfo buf, int max_len)
 		PreparedStatement *entry = FetchPreparedStatement(key, false);
 
 		put_statement(buf, st->name, st->query, st->param_types,
-					  st->num_params, st->from_sql,
+					  st->num_params, st->from_sql, st->stmt_location,
 					  entry ? entry->plansource->resultDesc : NULL);
 		pfree(key);
 	}
@@ -781,7 +883,7 @@ bp_session_serialize(PoolSession *s, StringInfo buf, int max_len)
 	if (s->unnamed_psrc)
 		put_statement(buf, "", s->unnamed_psrc->query_string,
 					  s->unnamed_psrc->param_types, s->unnamed_psrc->num_params,
-					  false, s->unnamed_psrc->resultDesc);
+					  false, 0, s->unnamed_psrc->resultDesc);
 	return buf->len <= max_len;
 }
 
@@ -808,6 +910,7 @@ get_statement(StringInfo in)
 	st->name = pstrdup(get_string(in));
 	st->query = pstrdup(get_string(in));
 	st->from_sql = pq_getmsgbyte(in) != 0;
+	st->stmt_location = get_int32(in);
 	st->num_params = get_int32(in);
 	if (st->num_params > 0)
 		st->param_types = palloc(st->num_params * sizeof(Oid));
@@ -835,8 +938,6 @@ bp_session_restore(PoolSession *s, const char *data, int len)
 	in.maxlen = len;
 	in.cursor = 0;
 
-	collect_startup_options(s);
-
 	MemoryContextSwitchTo(s->guc_cxt);
 	n = get_int32(&in);
 	for (i = 0; i < n; i++)
@@ -862,6 +963,14 @@ bp_session_restore(PoolSession *s, const char *data, int len)
 
 	s->session_userid = (Oid) get_int32(&in);
 	s->current_userid = (Oid) get_int32(&in);
+
+	s->n_role_settings = get_int32(&in);
+	n = get_int32(&in);
+	for (i = 0; i < n; i++)
+	{
+		s->option_names = lappend(s->option_names, pstrdup(get_string(&in)));
+		s->option_values = lappend(s->option_values, pstrdup(get_string(&in)));
+	}
 
 	n = get_int32(&in);
 	for (i = 0; i < n; i++)

@@ -37,8 +37,10 @@ typedef struct PoolSession
 	WaitEventSet *wes;			/* this session's FeBeWaitSet */
 	uint32		cancel_key;
 	PoolStartup startup;		/* points into startup_body */
-	List	   *option_names;	/* startup settings, "options" included */
+	List	   *option_names;	/* its defaults: role and database settings,
+								 * then startup options ("options" too) */
 	List	   *option_values;
+	int			n_role_settings;	/* how many come first from pg_db_role_setting */
 	char	   *startup_body;
 	int			startup_len;
 	int			port_index;		/* pool port it came in on */
