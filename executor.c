@@ -416,6 +416,11 @@ enqueue(PoolSession *s)
 static void
 examine_session(PoolSession *s, bool hangup)
 {
+	/* an edge with the peer's hangup comes once: remember it */
+	s->hangup |= hangup;
+	hangup = s->hangup;
+	if (s->state != PS_IDLE)
+		return;
 	switch (peek_input(s, hangup))
 	{
 		case INPUT_COMPLETE:
@@ -446,7 +451,10 @@ poll_sessions(void)
 		if (s->state == PS_IDLE)
 			examine_session(s, hangup);
 		else
+		{
 			s->recheck = true;
+			s->hangup |= hangup;
+		}
 	}
 	update_counters();
 }
@@ -738,12 +746,20 @@ harvest_while_serving(PoolSession *s)
 	{
 		PoolSession *other = events[i].data.ptr;
 
+		bool		hangup = (events[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
+
 		if (other == s)
+		{
 			mine = true;
+			s->hangup |= hangup;
+		}
 		else if (other->state == PS_IDLE)
-			examine_session(other, (events[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0);
+			examine_session(other, hangup);
 		else
+		{
 			other->recheck = true;
+			other->hangup |= hangup;
+		}
 	}
 	update_counters();
 	return mine;
@@ -906,7 +922,7 @@ serve_current(bool must_read)
 		close_session(s);
 	else
 	{
-		bool		recheck = s->recheck;
+		bool		recheck = s->recheck || s->hangup;
 
 		s->recheck = false;
 		s->idle_deadline = IdleSessionTimeout > 0 ?
@@ -959,11 +975,15 @@ recover_from_error(void)
 
 	if (s != NULL)
 	{
-		/* a half-read message leaves the stream out of sync: end it */
+		/*
+		 * A half-read message leaves the stream out of sync: end the
+		 * session with the FATAL core sends there (core FATALs the backend).
+		 */
 		if (pq_is_reading_msg())
 		{
 			pq_endmsgread();
-			s->closing = true;
+			bp_session_send_fatal(ERRCODE_PROTOCOL_VIOLATION,
+								  "terminating connection because protocol synchronization was lost");
 		}
 		if (!s->greeted)
 			s->closing = true;

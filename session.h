@@ -61,6 +61,8 @@ typedef struct PoolSession
 	bool		dead;			/* the socket failed: send nothing more */
 	bool		closing;		/* Terminate, EOF or protocol error */
 	bool		recheck;		/* input arrived while queued or running */
+	bool		hangup;			/* an edge said the peer hung up: once its
+								 * input is served, look for the EOF */
 
 	/* state core keeps per process; the session is pinned while any exists */
 	List	   *listen_channels;	/* LISTEN, minus UNLISTEN */
