@@ -25,13 +25,7 @@ $node->start;
 setup_app($node);
 my $pp = $node->pool_port;
 
-ok( wait_until(
-		sub {
-			my ($ret, $out) = $node->pool_psql('app', 'SELECT 1', timeout => 10);
-			return $ret == 0 && $out eq '1';
-		},
-		30),
-	'pool port serves');
+pool_serves_ok($node);
 
 ###########################################################################
 # 1. Two psql sessions on one executor, interleaved SETs

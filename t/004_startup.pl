@@ -45,13 +45,7 @@ sub pool_ok
 	return;
 }
 
-ok( wait_until(
-		sub {
-			my ($ret, $out) = $node->pool_psql('app', 'SELECT 1', timeout => 10);
-			return $ret == 0 && $out eq '1';
-		},
-		30),
-	'pool port serves');
+pool_serves_ok($node);
 
 my $rejected0 = $node->safe_psql('postgres', 'SELECT rejected FROM pool_listener_stats()');
 

@@ -25,13 +25,7 @@ setup_app($node);
 my $pp = $node->pool_port;
 my $main_sock = $node->host . '/.s.PGSQL.' . $node->port;
 
-ok( wait_until(
-		sub {
-			my ($ret, $out) = $node->pool_psql('app', 'SELECT 1', timeout => 10);
-			return $ret == 0 && $out eq '1';
-		},
-		30),
-	'pool port serves');
+pool_serves_ok($node);
 
 sub new_session
 {

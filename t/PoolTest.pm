@@ -35,7 +35,7 @@ use Test::More;
 use Time::HiRes qw(usleep time);
 
 our @EXPORT = qw(pool_node setup_app check_no_crash wait_until bgq bgq_err
-  free_port_range crash_lines);
+  free_port_range crash_lines pool_serves_ok);
 
 # Writing to a socket the server closed must give EPIPE, not kill the test.
 $SIG{PIPE} = 'IGNORE';
@@ -122,6 +122,21 @@ sub check_no_crash
 	ok(!@bad, 'no crash in the server log' . (defined $name ? " ($name)" : ''))
 	  or diag("crash lines:\n" . join("\n", @bad));
 	return !@bad;
+}
+
+# pool_serves_ok(NODE [, NAME]): one test, passing once a query through the pool
+# port of NODE (database app) succeeds, within 30 s.
+sub pool_serves_ok
+{
+	my ($node, $name) = @_;
+	return Test::More::ok(
+		wait_until(
+			sub {
+				my ($ret, $out) = $node->pool_psql('app', 'SELECT 1', timeout => 10);
+				return $ret == 0 && $out eq '1';
+			},
+			30),
+		$name // 'pool port serves');
 }
 
 # wait_until(CODE, TIMEOUT_S [, INTERVAL_S]): calls CODE until it returns
