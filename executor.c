@@ -114,6 +114,16 @@ static void examine_session(PoolSession *s, bool hangup);
  * executor) cancels whatever command is running.  Nothing is cancelled
  * while no command runs: core ignores a cancel while it reads a command.
  */
+/* SIGTERM: core's die(), remembering why the executor is going to end */
+static volatile sig_atomic_t terminating = false;
+
+static void
+executor_sigterm(SIGNAL_ARGS)
+{
+	terminating = true;
+	die(postgres_signal_arg);
+}
+
 static void
 executor_sigint(SIGNAL_ARGS)
 {
@@ -295,7 +305,7 @@ drain_channel(void)
 		{
 			ereport(LOG,
 					(errmsg("builtin_pool executor lost its listener, exiting")));
-			proc_exit(0);
+			proc_exit(1);		/* 1: its sessions are told (notify_clients_at_exit) */
 		}
 		if (n < sizeof(uint32))
 			continue;
@@ -993,6 +1003,54 @@ recover_from_error(void)
 	RESUME_INTERRUPTS();
 }
 
+/*
+ * on_proc_exit: an executor that ends (pg_terminate_backend, a fast
+ * shutdown, a FATAL) tells each of its clients why, as each backend would:
+ * the sessions it holds and the clients still waiting in its channel,
+ * whose sockets would otherwise just close.  The current session got the
+ * FATAL through the normal error path already.  Best effort, never
+ * blocking; nothing here may raise an error.
+ */
+static void
+notify_clients_at_exit(int code, Datum arg)
+{
+	StringInfoData msg;
+	dlist_iter	it;
+
+	if (code == 0)
+		return;					/* retiring with no session left */
+
+	initStringInfo(&msg);
+	if (terminating)
+		bp_build_error(&msg, "FATAL", ERRCODE_ADMIN_SHUTDOWN,
+					   "terminating connection due to administrator command",
+					   NULL, NULL);
+	else
+		bp_build_error(&msg, "FATAL", ERRCODE_CONNECTION_FAILURE,
+					   "terminating connection because its pool executor exited",
+					   NULL, "See the server log for the executor's error.");
+	dlist_foreach(it, &all_sessions)
+	{
+		PoolSession *s = dlist_container(PoolSession, all_node, it.cur);
+
+		if (s != bp_current && !s->dead)
+			(void) send(s->sock, msg.data, msg.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	}
+	for (;;)
+	{
+		int			fd;
+		ssize_t		n = bp_channel_recv(channel_fd, channel_buf, BP_HANDOFF_MAX, &fd);
+
+		if (n <= 0)
+			break;
+		if (fd >= 0)
+		{
+			(void) send(fd, msg.data, msg.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+			close(fd);
+		}
+	}
+}
+
 static void
 count_transaction(XactEvent event, void *arg)
 {
@@ -1008,13 +1066,22 @@ bp_executor_main(Datum main_arg)
 	char		rolname[NAMEDATALEN];
 	sigjmp_buf	local_sigjmp_buf;
 
-	pqsignal(SIGTERM, die);
+	pqsignal(SIGTERM, executor_sigterm);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGINT, executor_sigint);
 
 	attach_slot(main_arg, dbname, rolname);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(dbname, rolname, 0);
+
+	/*
+	 * From here on the clients see a backend: a terminated executor must
+	 * tell them "terminating connection due to administrator command", as
+	 * core's backends do, not "terminating background worker".  Only
+	 * ProcessInterrupts reads the flag after startup (ProcKill uses the
+	 * PGPROC list recorded at InitProcess).
+	 */
+	IsBackgroundWorker = false;
 
 	raise_fd_limit();
 	MessageContext = AllocSetContextCreate(TopMemoryContext, "MessageContext",
@@ -1025,6 +1092,7 @@ bp_executor_main(Datum main_arg)
 	RegisterXactCallback(count_transaction, NULL);
 	say_hello();
 	build_wait_sets();
+	on_proc_exit(notify_clients_at_exit, (Datum) 0);
 	idle_since = GetCurrentTimestamp();
 	whereToSendOutput = DestNone;
 

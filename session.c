@@ -505,19 +505,34 @@ restore_settings(PoolSession *s)
 	}
 }
 
+/*
+ * Do the process's SESSION-sourced settings already equal s's?  Sessions
+ * of one pool mostly carry the same few (application_name from the
+ * driver): then switching needs no transaction at all.
+ */
 static bool
-any_carried_setting(void)
+settings_match(PoolSession *s)
 {
 	struct config_generic **vars = get_guc_variables();
 	int			n = GetNumConfigOptions();
+	ListCell   *ln = list_head(s->guc_names);
+	ListCell   *lv = list_head(s->guc_values);
 	int			i;
 
 	for (i = 0; i < n; i++)
 	{
-		if (is_carried_setting(vars[i]))
-			return true;
+		struct config_generic *conf = vars[i];
+
+		if (!is_carried_setting(conf))
+			continue;
+		if (ln == NULL ||
+			strcmp(conf->name, lfirst(ln)) != 0 ||
+			strcmp(GetConfigOption(conf->name, false, false), lfirst(lv)) != 0)
+			return false;
+		ln = lnext(s->guc_names, ln);
+		lv = lnext(s->guc_values, lv);
 	}
-	return false;
+	return ln == NULL;
 }
 
 /* ParameterStatus bookkeeping: guc.c compares with last_reported */
@@ -734,7 +749,7 @@ bp_session_switch_in(PoolSession *s)
 		last_session_in = s->id;
 	}
 
-	if (s->guc_names != NIL || any_carried_setting())
+	if (!settings_match(s))
 	{
 		bp_switching = true;
 		StartTransactionCommand();
