@@ -19,9 +19,9 @@
  * before core could report the prefixed key: a client sees what the main
  * port would say.
  *
- * pg_prepared_statements lists the whole executor's table, keys and all;
- * the view pool_prepared_statements shows the caller's own statements
- * under their own names.
+ * pg_prepared_statements would list the whole executor's table, keys and
+ * all: through the pool, queries of it read the view pool_prepared_statements
+ * instead, the caller's own statements under their own names.
  *
  * Each session also keeps the source and parameter types of its statements
  * (PoolStatement), so a statement can be prepared again on another executor
@@ -35,6 +35,15 @@
 #include "catalog/namespace.h"
 #include "commands/async.h"
 #include "commands/discard.h"
+#include "commands/extension.h"
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/pg_extension.h"
+#include "utils/fmgroids.h"
+#include "catalog/pg_namespace.h"
+#include "nodes/nodeFuncs.h"
+#include "utils/lsyscache.h"
 #include "commands/prepare.h"
 #include "commands/sequence.h"
 #include "common/hashfn.h"
@@ -275,6 +284,32 @@ bp_statements_drop_all(PoolSession *s, bool unnamed_too)
 	}
 }
 
+/* Our view pool_prepared_statements, InvalidOid if the extension is absent */
+static Oid
+pool_view_oid(void)
+{
+	Oid			ext = get_extension_oid("builtin_pool", true);
+	Oid			nsp = InvalidOid;
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+
+	if (!OidIsValid(ext))
+		return InvalidOid;
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(ext));
+	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+		nsp = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return OidIsValid(nsp) ?
+		get_relname_relid("pool_prepared_statements", nsp) : InvalidOid;
+}
+
 /* The client's name of a key of the current session */
 static const char *
 client_name(const char *key)
@@ -361,13 +396,72 @@ key_inner_query(Node *query)
  * already looks at analysis and planning time (an EXECUTE's result columns
  * come from its statement), so keying later would be too late.
  */
+typedef struct ViewSwap
+{
+	Oid			from;
+	Oid			to;
+} ViewSwap;
+
+/* Range table walker: points references to view from at view to */
+static bool
+swap_view_walker(Node *node, ViewSwap *swap)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, RangeTblEntry))
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) node;
+
+		if (rte->rtekind == RTE_RELATION && rte->relid == swap->from)
+		{
+			if (!OidIsValid(swap->to))
+				swap->to = pool_view_oid();
+			if (OidIsValid(swap->to))
+				rte->relid = swap->to;
+		}
+		return false;
+	}
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, swap_view_walker, swap,
+								 QTW_EXAMINE_RTES_BEFORE);
+	return expression_tree_walker(node, swap_view_walker, swap);
+}
+
+/*
+ * Through the pool, pg_prepared_statements would list the executor's
+ * whole statement table under internal keys.  A query that reads it reads
+ * pool_prepared_statements instead (same columns, in the same order): the
+ * caller's own statements under the names it gave them.  Needs the
+ * extension in the database; without it the keys show.
+ */
+static void
+redirect_prepared_statements_view(Query *query)
+{
+	static Oid	catalog_view = InvalidOid;
+	ViewSwap	swap;
+
+	if (!OidIsValid(catalog_view))
+		catalog_view = get_relname_relid("pg_prepared_statements",
+										 PG_CATALOG_NAMESPACE);
+	swap.from = catalog_view;
+	swap.to = InvalidOid;
+	(void) query_tree_walker(query, swap_view_walker, &swap,
+							 QTW_EXAMINE_RTES_BEFORE);
+}
+
 static void
 key_statement_names(ParseState *pstate, Query *query, JumbleState *jstate)
 {
 	if (prev_post_parse_analyze)
 		prev_post_parse_analyze(pstate, query, jstate);
-	if (bp_current == NULL || query->commandType != CMD_UTILITY ||
-		query->utilityStmt == NULL)
+	if (bp_current == NULL)
+		return;
+	if (query->commandType != CMD_UTILITY)
+	{
+		redirect_prepared_statements_view(query);
+		return;
+	}
+	if (query->utilityStmt == NULL)
 		return;
 
 	switch (nodeTag(query->utilityStmt))

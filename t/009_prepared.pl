@@ -15,9 +15,10 @@
 #     different queries by two sessions, interleaved transactions, Describe,
 #     Close, the unnamed statement per session;
 #   - pool_prepared_statements shows a session its own statements under its
-#     own names; through the pool pg_prepared_statements lists the whole
-#     executor's (a documented deviation): after a session ends its
-#     statements are gone from it;
+#     own names, and so does pg_prepared_statements through the pool;
+#     the SRF pg_prepared_statement() still lists the whole executor's
+#     table (internal keys): after a session ends its statements are gone
+#     from it;
 #   - a session moved to another executor (its executor pinned by another
 #     session) keeps its statements as core would: search_path of PREPARE
 #     time, the changed result type of a cached SELECT * (0A000), the
@@ -279,10 +280,13 @@ is( sq($B, q{SELECT parameter_types::text FROM pool_prepared_statements WHERE na
 is(sq($M, q{SELECT count(*) FROM pool_prepared_statements WHERE name = 'q'}), '1',
 	'main port: pool_prepared_statements = pg_prepared_statements');
 
-# through the pool, pg_prepared_statements lists every session of the
-# executor (internal keys): A's 3 and B's 2
-is(sq($B, 'SELECT count(*) FROM pg_prepared_statements'), '5',
-	'pg_prepared_statements through the pool: all 5 statements of the executor');
+# through the pool, pg_prepared_statements shows B its own 2; the SRF
+# behind it lists every session of the executor (internal keys): A's 3 and
+# B's 2
+is(sq($B, 'SELECT count(*) FROM pg_prepared_statements'), '2',
+	'pg_prepared_statements through the pool: B sees its own 2');
+is(sq($B, 'SELECT count(*) FROM pg_prepared_statement()'), '5',
+	'pg_prepared_statement() through the pool: all 5 statements of the executor');
 
 ###########################################################################
 # 3. DEALLOCATE, DEALLOCATE ALL, DISCARD PLANS, DISCARD ALL: caller only
@@ -443,7 +447,7 @@ is($B->query_value('SELECT pg_backend_pid()'), $pidA, 'B still on the same execu
 ###########################################################################
 
 {
-	my $total = sq($B, 'SELECT count(*) FROM pg_prepared_statements');
+	my $total = sq($B, 'SELECT count(*) FROM pg_prepared_statement()');
 	my $own = sq($B, 'SELECT count(*) FROM pool_prepared_statements');
 	is($own, '5', 'B owns 5 statements');
 	is($total, '7', "pg_prepared_statements through the pool: B's 5 + A's 2");
@@ -455,15 +459,15 @@ is($B->query_value('SELECT pg_backend_pid()'), $pidA, 'B still on the same execu
 	$bytes .= P("c$_", "SELECT $_") for 1 .. 50;
 	is(err_str(ext($Cc, $bytes . S())), '', 'C: 50 protocol statements');
 	sq($Cc, 'PREPARE c_sql AS SELECT 1');
-	is(sq($B, 'SELECT count(*) FROM pg_prepared_statements'), '58', "B sees 58 statements of the executor");
+	is(sq($B, 'SELECT count(*) FROM pg_prepared_statement()'), '58', "B sees 58 statements of the executor");
 
 	$A->terminate;
-	ok( wait_until(sub { sq($B, 'SELECT count(*) FROM pg_prepared_statements') eq '56' }, 20),
+	ok( wait_until(sub { sq($B, 'SELECT count(*) FROM pg_prepared_statement()') eq '56' }, 20),
 		"A terminated: its 2 statements are gone");
 	$Cc->close;    # no Terminate: the connection just drops
-	ok( wait_until(sub { sq($B, 'SELECT count(*) FROM pg_prepared_statements') eq '5' }, 20),
+	ok( wait_until(sub { sq($B, 'SELECT count(*) FROM pg_prepared_statement()') eq '5' }, 20),
 		"C dropped: its 51 statements are gone, B's 5 remain")
-	  or diag('pg_prepared_statements count: ' . sq($B, 'SELECT count(*) FROM pg_prepared_statements'));
+	  or diag('pg_prepared_statements count: ' . sq($B, 'SELECT count(*) FROM pg_prepared_statement()'));
 	is(sq($B, 'EXECUTE q(10)'), 'B:20', "B's statements still work");
 
 	# a new session gets the id of no one: no statement of its own
@@ -717,12 +721,12 @@ SKIP:
 
 # after all that, statements of the pgbench sessions are gone: a new
 # session on any executor sees none of its own, and the executors' tables
-# hold no leftover (pg_prepared_statements through the pool is the
+# hold no leftover (pg_prepared_statement() through the pool is the
 # executor's table; -M prepared left up to 200 x 5 behind had they leaked)
 {
 	my $c = pool_conn('after');
 	is(sq($c, 'SELECT count(*) FROM pool_prepared_statements'), '0', 'new session: no statement');
-	is(sq($c, 'SELECT count(*) FROM pg_prepared_statements'), '0',
+	is(sq($c, 'SELECT count(*) FROM pg_prepared_statement()'), '0',
 		"its executor holds no statement of pgbench's sessions");
 	$c->terminate;
 }
