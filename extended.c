@@ -89,20 +89,6 @@ single_utility(List *stmts)
 	return pstmt->commandType == CMD_UTILITY ? pstmt : NULL;
 }
 
-/* core's errdetail_params: the parameter values in a log line */
-static int
-errdetail_params(ParamListInfo params)
-{
-	if (params && params->numParams > 0 && log_parameter_max_length != 0)
-	{
-		char	   *str = BuildParamLogString(params, NULL, log_parameter_max_length);
-
-		if (str && str[0] != '\0')
-			errdetail("parameters: %s", str);
-	}
-	return 0;
-}
-
 static void
 reject_in_aborted_block(void)
 {
@@ -257,15 +243,12 @@ parse_statement(const char *name, const char *query, Oid *param_types,
 	switch (check_log_duration(msec_str, false))
 	{
 		case 1:
-			ereport(LOG,
-					(errmsg("duration: %s ms", msec_str),
-					 errhidestmt(true)));
+			bp_log_duration(msec_str, NULL, NULL);
 			break;
 		case 2:
-			ereport(LOG,
-					(errmsg("duration: %s ms  parse %s: %s",
-							msec_str, *name ? name : "<unnamed>", query),
-					 errhidestmt(true)));
+			bp_log_duration(msec_str, psprintf("parse %s: %s",
+											   *name ? name : "<unnamed>", query),
+							NULL);
 			break;
 	}
 	debug_query_string = NULL;
@@ -664,18 +647,16 @@ bp_exec_bind(StringInfo msg)
 	switch (check_log_duration(msec_str, false))
 	{
 		case 1:
-			ereport(LOG,
-					(errmsg("duration: %s ms", msec_str),
-					 errhidestmt(true)));
+			bp_log_duration(msec_str, NULL, NULL);
 			break;
 		case 2:
-			ereport(LOG,
-					(errmsg("duration: %s ms  bind %s%s%s: %s",
-							msec_str, *stmt_name ? stmt_name : "<unnamed>",
-							*portal_name ? "/" : "", *portal_name ? portal_name : "",
-							psrc->query_string),
-					 errhidestmt(true),
-					 errdetail_params(params)));
+			bp_log_duration(msec_str,
+							psprintf("bind %s%s%s: %s",
+									 *stmt_name ? stmt_name : "<unnamed>",
+									 *portal_name ? "/" : "",
+									 *portal_name ? portal_name : "",
+									 psrc->query_string),
+							params);
 			break;
 	}
 	debug_query_string = NULL;
@@ -744,7 +725,7 @@ bp_exec_execute(StringInfo msg)
 						stmt_label, *portal_name ? "/" : "",
 						*portal_name ? portal_name : "", source),
 				 errhidestmt(true),
-				 errdetail_params(params)));
+				 bp_errdetail_params(params)));
 		was_logged = true;
 	}
 
@@ -791,18 +772,15 @@ bp_exec_execute(StringInfo msg)
 	switch (check_log_duration(msec_str, was_logged))
 	{
 		case 1:
-			ereport(LOG,
-					(errmsg("duration: %s ms", msec_str),
-					 errhidestmt(true)));
+			bp_log_duration(msec_str, NULL, NULL);
 			break;
 		case 2:
-			ereport(LOG,
-					(errmsg("duration: %s ms  %s %s%s%s: %s", msec_str,
-							execute_is_fetch ? _("execute fetch from") : _("execute"),
-							stmt_label, *portal_name ? "/" : "",
-							*portal_name ? portal_name : "", source),
-					 errhidestmt(true),
-					 errdetail_params(params)));
+			bp_log_duration(msec_str,
+							psprintf("%s %s%s%s: %s",
+									 execute_is_fetch ? _("execute fetch from") : _("execute"),
+									 stmt_label, *portal_name ? "/" : "",
+									 *portal_name ? portal_name : "", source),
+							params);
 			break;
 	}
 	debug_query_string = NULL;

@@ -136,6 +136,39 @@ report_aborted_block(void)
 					"commands ignored until end of transaction block")));
 }
 
+/* core's errdetail_params: the parameter values in a log line */
+int
+bp_errdetail_params(ParamListInfo params)
+{
+	if (params && params->numParams > 0 && log_parameter_max_length != 0)
+	{
+		char	   *str = BuildParamLogString(params, NULL, log_parameter_max_length);
+
+		if (str && str[0] != '\0')
+			errdetail("parameters: %s", str);
+	}
+	return 0;
+}
+
+/*
+ * The line log_min_duration_statement asks for, worded as core's:
+ * "duration: N ms", followed by what ran when check_log_duration()
+ * said so (statement non-NULL), with its parameters if any.
+ */
+void
+bp_log_duration(const char *msec_str, const char *statement, ParamListInfo params)
+{
+	if (statement == NULL)
+		ereport(LOG,
+				(errmsg("duration: %s ms", msec_str),
+				 errhidestmt(true)));
+	else
+		ereport(LOG,
+				(errmsg("duration: %s ms  %s", msec_str, statement),
+				 errhidestmt(true),
+				 bp_errdetail_params(params)));
+}
+
 /* ---------------------------------------------------------------------
  * Simple query
  * ---------------------------------------------------------------------
@@ -293,15 +326,10 @@ exec_simple_query(const char *query_string)
 	switch (check_log_duration(msec_str, was_logged))
 	{
 		case 1:
-			ereport(LOG,
-					(errmsg("duration: %s ms", msec_str),
-					 errhidestmt(true)));
+			bp_log_duration(msec_str, NULL, NULL);
 			break;
 		case 2:
-			ereport(LOG,
-					(errmsg("duration: %s ms  statement: %s",
-							msec_str, query_string),
-					 errhidestmt(true)));
+			bp_log_duration(msec_str, psprintf("statement: %s", query_string), NULL);
 			break;
 	}
 	debug_query_string = NULL;

@@ -9,6 +9,7 @@
 #define PROTOCOL_H
 
 #include "lib/stringinfo.h"
+#include "nodes/params.h"
 #include "nodes/pg_list.h"
 
 #include "session.h"
@@ -36,6 +37,11 @@ extern void bp_protocol_error_cleanup(void);
 extern void bp_start_xact_command(void);
 extern void bp_finish_xact_command(void);
 extern void bp_disable_statement_timeout(void);
+
+/* core's log lines for log_min_duration_statement and parameters */
+extern void bp_log_duration(const char *msec_str, const char *statement,
+							ParamListInfo params);
+extern int	bp_errdetail_params(ParamListInfo params);
 
 /* log_statement says these statements (raw or planned) are logged */
 extern bool bp_statement_needs_logging(List *stmts);
