@@ -251,6 +251,21 @@ conn_refuse(PoolConn *c, int elevel, int sqlstate, const char *msg,
 }
 
 /*
+ * recv() on a client failed: unless it only would block, log why and drop
+ * the client.
+ */
+static void
+conn_recv_failed(PoolConn *c)
+{
+	if (errno == EAGAIN || errno == EWOULDBLOCK)
+		return;
+	conn_log(c, COMMERROR,
+			 errcode_for_socket_access(),
+			 errmsg("could not receive data from client: %m"));
+	conn_close(c);
+}
+
+/*
  * CancelRequest: stores the key in the executor's slot and signals it; the
  * executor cancels only if the key is its running session's.  Like core we
  * answer nothing, whether or not the pid is known.
@@ -443,13 +458,7 @@ conn_auth_read(PoolConn *c)
 		{
 			if (errno == EINTR)
 				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-			{
-				conn_log(c, COMMERROR,
-						 errcode_for_socket_access(),
-						 errmsg("could not receive data from client: %m"));
-				conn_close(c);
-			}
+			conn_recv_failed(c);
 			return;
 		}
 		if (n == 0 && need > 0)
@@ -597,13 +606,7 @@ conn_read(PoolConn *c)
 		{
 			if (errno == EINTR)
 				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-			{
-				conn_log(c, COMMERROR,
-						 errcode_for_socket_access(),
-						 errmsg("could not receive data from client: %m"));
-				conn_close(c);
-			}
+			conn_recv_failed(c);
 			return;
 		}
 		if (n == 0)
