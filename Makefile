@@ -13,17 +13,19 @@ OBJS = \
 	prepared.o \
 	protocol.o \
 	proxy.o \
+	relay.o \
 	session.o \
 	shutdown.o \
 	startup.o \
-	stats.o
+	stats.o \
+	tls.o
 
 EXTENSION = builtin_pool
 DATA = builtin_pool--1.0.sql
 PGFILEDESC = "builtin_pool - connection pool inside the server"
 
 PG_CPPFLAGS = -I$(libpq_srcdir)
-SHLIB_LINK = -luring
+SHLIB_LINK = -luring -lssl -lcrypto
 SHLIB_LINK_INTERNAL = $(libpq)
 
 REGRESS = pool_status

@@ -49,6 +49,7 @@
 #include "libpq/crypt.h"
 #include "libpq/hba.h"
 #include "libpq/ifaddr.h"
+#include "libpq/libpq.h"
 #include "libpq/libpq-be.h"
 #include "libpq/pqformat.h"
 #include "libpq/sasl.h"
@@ -307,9 +308,10 @@ addr_matches(PoolAuthRequest *req, HbaLine *h)
 }
 
 /*
- * The first pg_hba.conf line that matches, or NULL.  The pool port has no
- * TLS or GSS encryption yet, so hostssl and hostgssenc lines never match.
- * Caller is inside a transaction (group membership).
+ * The first pg_hba.conf line that matches, or NULL.  hostssl lines match
+ * TLS clients, hostnossl lines the others; the pool port has no GSS
+ * encryption, so hostgssenc lines never match.  Caller is inside a
+ * transaction (group membership).
  */
 static HbaLine *
 hba_find(PoolAuthRequest *req, Oid roleid)
@@ -325,8 +327,10 @@ hba_find(PoolAuthRequest *req, Oid roleid)
 			if (!req->is_unix)
 				continue;
 		}
-		else if (req->is_unix || h->conntype == ctHostSSL ||
-				 h->conntype == ctHostGSS || !addr_matches(req, h))
+		else if (req->is_unix || h->conntype == ctHostGSS ||
+				 (h->conntype == ctHostSSL && !req->ssl) ||
+				 (h->conntype == ctHostNoSSL && req->ssl) ||
+				 !addr_matches(req, h))
 			continue;
 		if (db_matches(req, roleid, h->databases) &&
 			role_matches(req, roleid, h->roles))
@@ -571,6 +575,51 @@ exchange_begin(PoolAuthRequest *req, AuthFacts *f, MemoryContext parent,
 	return PA_EXCHANGE;
 }
 
+/* How core names the encryption of a connection in its messages */
+static const char *
+encryption_state(PoolAuthRequest *req)
+{
+	return req->ssl ? _("SSL encryption") : _("no encryption");
+}
+
+/*
+ * Client certificate checks of a hostssl line, as core's: clientcert=
+ * verify-ca and verify-full want a certificate that verified against
+ * ssl_ca_file; verify-full and the cert method also want its CN to be the
+ * user name.  Mapping names (map=, clientname=DN) is not done here.
+ * Returns PA_ADMIT when the certificate passes.
+ */
+static PoolAuthStatus
+check_certificate(PoolAuthRequest *req, HbaLine *hba, char *line,
+				  PoolAuthRefusal *why)
+{
+	bool		full = hba->clientcert == clientCertFull ||
+		hba->auth_method == uaCert;
+
+	if (ssl_ca_file[0] == '\0')
+		return refuse(why, ERRCODE_CONFIG_FILE_ERROR,
+					  pstrdup("client certificates can only be checked if a root certificate store is available"),
+					  NULL, NULL, line);
+	if (full && (hba->usermap != NULL || hba->clientcertname != clientCertCN))
+		return refuse(why, ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+					  psprintf("pg_hba.conf line %d maps certificate names, which the pool port cannot do",
+							   hba->linenumber), NULL,
+					  psprintf("Remove map= and clientname=DN from that line, or connect to the server's port %d.",
+							   PostPortNumber), line);
+	if (!req->cert_valid)
+		return refuse(why, ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+					  pstrdup("connection requires a valid client certificate"),
+					  NULL, NULL, line);
+	if (full && (req->cert_cn == NULL || strcmp(req->cert_cn, req->user) != 0))
+		return refuse(why, ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+					  psprintf("certificate authentication failed for user \"%s\"",
+							   req->user), NULL, NULL,
+					  req->cert_cn == NULL ?
+					  psprintf("client certificate contains no user name\n%s", line) :
+					  psprintf("CN mismatch\n%s", line));
+	return PA_ADMIT;
+}
+
 /* See auth.h; the order of the checks is core's */
 PoolAuthStatus
 bp_auth_begin(PoolAuthRequest *req, MemoryContext parent, PoolAuthExchange **ex,
@@ -595,8 +644,9 @@ bp_auth_begin(PoolAuthRequest *req, MemoryContext parent, PoolAuthExchange **ex,
 
 	if (f.hba == NULL)
 		return refuse(why, ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
-					  psprintf("no pg_hba.conf entry for host \"%s\", user \"%s\", database \"%s\", no encryption",
-							   who, req->user, req->dbname), NULL, NULL, NULL);
+					  psprintf("no pg_hba.conf entry for host \"%s\", user \"%s\", database \"%s\", %s",
+							   who, req->user, req->dbname, encryption_state(req)),
+					  NULL, NULL, NULL);
 	if (f.hba->ip_cmp_method == ipCmpMask && f.hba->hostname != NULL)
 		return refuse(why, ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
 					  psprintf("pg_hba.conf line %d names a host, which the pool port cannot check",
@@ -605,15 +655,23 @@ bp_auth_begin(PoolAuthRequest *req, MemoryContext parent, PoolAuthExchange **ex,
 					  line);
 	if (f.hba->auth_method == uaReject)
 		return refuse(why, ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
-					  psprintf("pg_hba.conf rejects connection for host \"%s\", user \"%s\", database \"%s\", no encryption",
-							   who, req->user, req->dbname), NULL, NULL, line);
+					  psprintf("pg_hba.conf rejects connection for host \"%s\", user \"%s\", database \"%s\", %s",
+							   who, req->user, req->dbname, encryption_state(req)),
+					  NULL, NULL, line);
+	if (f.hba->clientcert != clientCertOff || f.hba->auth_method == uaCert)
+	{
+		PoolAuthStatus st = check_certificate(req, f.hba, line, why);
+
+		if (st == PA_REFUSE || f.hba->auth_method == uaCert)
+			return st == PA_REFUSE ? st : admit_checks(req, &f, why);
+	}
 	if (method_wants_password(f.hba->auth_method))
 		return exchange_begin(req, &f, parent, ex, out, why);
 	if (f.hba->auth_method != uaTrust)
 		return refuse(why, ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
 					  psprintf("authentication method \"%s\" is not supported on the pool port",
 							   hba_authname(f.hba->auth_method)), NULL,
-					  psprintf("The pool port serves \"trust\", \"reject\", \"password\", \"md5\" and \"scram-sha-256\".  Connect to the server's port %d, or change pg_hba.conf.",
+					  psprintf("The pool port serves \"trust\", \"reject\", \"password\", \"md5\", \"scram-sha-256\" and \"cert\".  Connect to the server's port %d, or change pg_hba.conf.",
 							   PostPortNumber), line);
 	return admit_checks(req, &f, why);
 }

@@ -23,6 +23,9 @@ typedef struct PoolAuthRequest
 	bool		is_unix;
 	SockAddr   *raddr;
 	const char *remote_host;	/* numeric address, or "[local]" */
+	bool		ssl;			/* the client speaks TLS (tls.h) */
+	bool		cert_valid;		/* it sent a certificate that verified */
+	const char *cert_cn;		/* that certificate's CN, or NULL */
 } PoolAuthRequest;
 
 /* Why a client was refused; strings palloc'd in CurrentMemoryContext */

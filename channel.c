@@ -23,11 +23,11 @@
 
 #include "channel.h"
 
-/* Enough room for one SCM_RIGHTS descriptor, aligned as the kernel wants */
+/* Room for BP_CHANNEL_MAX_FDS descriptors, aligned as the kernel wants */
 typedef union
 {
 	struct cmsghdr hdr;
-	char		buf[CMSG_SPACE(sizeof(int))];
+	char		buf[CMSG_SPACE(sizeof(int) * BP_CHANNEL_MAX_FDS)];
 } FdControl;
 
 static void
@@ -123,45 +123,48 @@ bp_channel_peer_ok(int fd, pid_t pid)
 }
 
 ssize_t
-bp_channel_send(int chan, const void *msg, size_t len, int passfd)
+bp_channel_send(int chan, const void *msg, size_t len, const int *fds, int nfds)
 {
 	struct msghdr mh;
 	struct iovec iov;
 	FdControl	control;
 
+	Assert(nfds >= 0 && nfds <= BP_CHANNEL_MAX_FDS);
 	memset(&mh, 0, sizeof(mh));
 	iov.iov_base = unconstify(void *, msg);
 	iov.iov_len = len;
 	mh.msg_iov = &iov;
 	mh.msg_iovlen = 1;
 
-	if (passfd >= 0)
+	if (nfds > 0)
 	{
 		struct cmsghdr *cmsg;
 
 		memset(&control, 0, sizeof(control));
 		mh.msg_control = control.buf;
-		mh.msg_controllen = sizeof(control.buf);
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
 		cmsg = CMSG_FIRSTHDR(&mh);
 		cmsg->cmsg_level = SOL_SOCKET;
 		cmsg->cmsg_type = SCM_RIGHTS;
-		cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(cmsg), &passfd, sizeof(int));
+		cmsg->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * nfds);
 	}
 
 	return sendmsg(chan, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 ssize_t
-bp_channel_recv(int chan, void *buf, size_t buflen, int *passfd)
+bp_channel_recv(int chan, void *buf, size_t buflen, int *fds)
 {
 	struct msghdr mh;
 	struct iovec iov;
 	FdControl	control;
 	struct cmsghdr *cmsg;
 	ssize_t		n;
+	int			i;
 
-	*passfd = -1;
+	for (i = 0; i < BP_CHANNEL_MAX_FDS; i++)
+		fds[i] = -1;
 	memset(&mh, 0, sizeof(mh));
 	iov.iov_base = buf;
 	iov.iov_len = buflen;
@@ -176,18 +179,34 @@ bp_channel_recv(int chan, void *buf, size_t buflen, int *passfd)
 
 	for (cmsg = CMSG_FIRSTHDR(&mh); cmsg != NULL; cmsg = CMSG_NXTHDR(&mh, cmsg))
 	{
-		if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS &&
-			cmsg->cmsg_len == CMSG_LEN(sizeof(int)))
-			memcpy(passfd, CMSG_DATA(cmsg), sizeof(int));
+		int			count;
+
+		if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS)
+			continue;
+		count = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		if (count > BP_CHANNEL_MAX_FDS)
+			count = BP_CHANNEL_MAX_FDS;	/* MSG_CTRUNC would be set */
+		memcpy(fds, CMSG_DATA(cmsg), sizeof(int) * count);
 	}
 
 	if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
 	{
-		if (*passfd >= 0)
-			close(*passfd);
-		*passfd = -1;
+		bp_channel_close_fds(fds);
 		errno = EPROTO;
 		return -1;
 	}
 	return n;
+}
+
+void
+bp_channel_close_fds(int *fds)
+{
+	int			i;
+
+	for (i = 0; i < BP_CHANNEL_MAX_FDS; i++)
+	{
+		if (fds[i] >= 0)
+			close(fds[i]);
+		fds[i] = -1;
+	}
 }

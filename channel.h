@@ -17,6 +17,8 @@
 
 #include "libpq/pqcomm.h"
 
+#include "tls.h"
+
 #define BP_CHANNEL_PATH		"builtin_pool.channel"
 #define BP_HELLO_MAGIC		0x42504831	/* "BPH1" */
 #define BP_HANDOFF_MAGIC	0x42504431	/* "BPD1" */
@@ -43,6 +45,7 @@ typedef struct PoolHandoff
 	int32		startup_len;	/* length of the name/value pairs that follow */
 	int32		state_len;		/* > 0: a session moved from another executor;
 								 * its state (session.c) follows the pairs */
+	BpTlsWriter tls;			/* suite != 0: a TLS session (tls.h) */
 } PoolHandoff;
 
 /*
@@ -61,6 +64,7 @@ typedef struct PoolHandback
 	ProtocolVersion proto;
 	int32		startup_len;
 	int32		state_len;
+	BpTlsWriter tls;			/* as in PoolHandoff */
 } PoolHandback;
 
 /* Largest serialized session state that may move */
@@ -97,18 +101,30 @@ extern int	bp_channel_connect(void);
 extern bool bp_channel_peer_ok(int fd, pid_t pid);
 
 /*
- * Sends one datagram, with passfd attached when passfd >= 0.  Never blocks
- * and never raises SIGPIPE.  Returns len on success, -1 with errno set
- * (EAGAIN when the channel is full).
+ * A client travels as up to two descriptors: its socket, or for a TLS
+ * session the plaintext stream from the listener's TLS reader (tls.h) and
+ * then the TCP socket the executor writes its records to.
  */
-extern ssize_t bp_channel_send(int chan, const void *msg, size_t len, int passfd);
+#define BP_CHANNEL_MAX_FDS	2
 
 /*
- * Receives one datagram without blocking.  *passfd is set to the received
- * descriptor (close-on-exec) or -1.  Returns the datagram length, 0 at EOF,
- * -1 with errno set (EAGAIN when nothing is queued, EPROTO when the datagram
- * or its control data was truncated; any fd received with it is closed).
+ * Sends one datagram with nfds descriptors attached.  Never blocks and
+ * never raises SIGPIPE.  Returns len on success, -1 with errno set (EAGAIN
+ * when the channel is full).
  */
-extern ssize_t bp_channel_recv(int chan, void *buf, size_t buflen, int *passfd);
+extern ssize_t bp_channel_send(int chan, const void *msg, size_t len,
+							   const int *fds, int nfds);
+
+/*
+ * Receives one datagram without blocking.  fds[BP_CHANNEL_MAX_FDS] gets the
+ * received descriptors (close-on-exec), -1 for each one not sent.  Returns
+ * the datagram length, 0 at EOF, -1 with errno set (EAGAIN when nothing is
+ * queued, EPROTO when the datagram or its control data was truncated; any
+ * fd received with it is closed).
+ */
+extern ssize_t bp_channel_recv(int chan, void *buf, size_t buflen, int *fds);
+
+/* Closes every descriptor in fds[BP_CHANNEL_MAX_FDS] and sets it to -1 */
+extern void bp_channel_close_fds(int *fds);
 
 #endif							/* CHANNEL_H */

@@ -241,12 +241,13 @@ update_counters(void)
  * client by the error handler, which then closes the session.
  */
 static void
-start_session(int sock, const PoolHandoff *handoff, const char *body)
+start_session(int sock, int client_fd, const PoolHandoff *handoff,
+			  const char *body)
 {
 	PoolSession *s;
 	struct epoll_event ev;
 
-	s = bp_session_create(sock, handoff, body);
+	s = bp_session_create(sock, client_fd, handoff, body);
 	s->id = ++last_session_id;
 	dlist_push_tail(&all_sessions, &s->all_node);
 	n_sessions++;
@@ -295,8 +296,8 @@ drain_channel(void)
 
 	for (;;)
 	{
-		int			fd;
-		ssize_t		n = bp_channel_recv(channel_fd, buf, BP_HANDOFF_MAX, &fd);
+		int			fds[BP_CHANNEL_MAX_FDS];
+		ssize_t		n = bp_channel_recv(channel_fd, buf, BP_HANDOFF_MAX, fds);
 		uint32		magic;
 
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
@@ -310,15 +311,18 @@ drain_channel(void)
 		if (n < sizeof(uint32))
 			continue;
 		memcpy(&magic, buf, sizeof(magic));
-		if (magic == BP_HANDOFF_MAGIC && fd >= 0 && n >= sizeof(PoolHandoff))
+		if (magic == BP_HANDOFF_MAGIC && fds[0] >= 0 && n >= sizeof(PoolHandoff))
 		{
 			PoolHandoff handoff;
 
 			memcpy(&handoff, buf, sizeof(handoff));
 			if (handoff.startup_len >= 0 && handoff.state_len >= 0 &&
-				n == sizeof(PoolHandoff) + handoff.startup_len + handoff.state_len)
+				n == sizeof(PoolHandoff) + handoff.startup_len + handoff.state_len &&
+				(handoff.tls.suite != 0) == (fds[1] >= 0))
 			{
-				start_session(fd, &handoff, buf + sizeof(PoolHandoff));
+				/* TLS: the relay's end, then the client's TCP socket */
+				start_session(fds[0], fds[1] >= 0 ? fds[1] : fds[0], &handoff,
+							  buf + sizeof(PoolHandoff));
 				continue;
 			}
 		}
@@ -327,8 +331,7 @@ drain_channel(void)
 			retire_acked = true;
 			continue;
 		}
-		if (fd >= 0)
-			close(fd);
+		bp_channel_close_fds(fds);
 		elog(LOG, "builtin_pool executor ignored a malformed channel message");
 	}
 }
@@ -537,7 +540,7 @@ maybe_retire(void)
 
 		retire.magic = BP_RETIRE_MAGIC;
 		retire.slot = my_slot_index;
-		if (bp_channel_send(channel_fd, &retire, sizeof(retire), -1) == sizeof(retire))
+		if (bp_channel_send(channel_fd, &retire, sizeof(retire), NULL, 0) == sizeof(retire))
 			retire_sent = true;
 	}
 }
@@ -553,7 +556,7 @@ end_waiting_session(PoolSession *s, int sqlstate, const char *message,
 
 		initStringInfo(&buf);
 		bp_build_error(&buf, "FATAL", sqlstate, message, NULL, hint);
-		(void) send(s->sock, buf.data, buf.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		bp_session_send_quick(s, buf.data, buf.len);
 		pfree(buf.data);
 	}
 	ereport(LOG,
@@ -674,8 +677,11 @@ hand_back(PoolSession *s)
 	PoolHandback h;
 	int			state_at;
 	bool		ok;
+	int			fds[BP_CHANNEL_MAX_FDS] = {s->sock, s->client_fd};
 
 	Assert(bp_current != s && s->greeted && !s->dead);
+	if (bp_session_output_pending(s))
+		return false;			/* the client is slow: it stays here */
 	initStringInfo(&buf);
 	memset(&h, 0, sizeof(h));
 	appendBinaryStringInfo(&buf, (char *) &h, sizeof(h));
@@ -691,8 +697,10 @@ hand_back(PoolSession *s)
 		h.proto = s->port->proto;
 		h.startup_len = s->startup_len;
 		h.state_len = buf.len - state_at;
+		h.tls = s->tls.w;
 		memcpy(buf.data, &h, sizeof(h));
-		ok = bp_channel_send(channel_fd, buf.data, buf.len, s->sock) == buf.len;
+		ok = bp_channel_send(channel_fd, buf.data, buf.len, fds,
+							 s->client_fd != s->sock ? 2 : 1) == buf.len;
 	}
 	pfree(buf.data);
 	if (!ok)
@@ -1034,20 +1042,25 @@ notify_clients_at_exit(int code, Datum arg)
 		PoolSession *s = dlist_container(PoolSession, all_node, it.cur);
 
 		if (s != bp_current && !s->dead)
-			(void) send(s->sock, msg.data, msg.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+			bp_session_send_quick(s, msg.data, msg.len);
 	}
 	for (;;)
 	{
-		int			fd;
-		ssize_t		n = bp_channel_recv(channel_fd, channel_buf, BP_HANDOFF_MAX, &fd);
+		int			fds[BP_CHANNEL_MAX_FDS];
+		ssize_t		n = bp_channel_recv(channel_fd, channel_buf, BP_HANDOFF_MAX, fds);
+		BpTlsSealer sealer;
 
 		if (n <= 0)
 			break;
-		if (fd >= 0)
-		{
-			(void) send(fd, msg.data, msg.len, MSG_DONTWAIT | MSG_NOSIGNAL);
-			close(fd);
-		}
+		memset(&sealer, 0, sizeof(sealer));
+		if (n >= sizeof(PoolHandoff) &&
+			((PoolHandoff *) channel_buf)->magic == BP_HANDOFF_MAGIC)
+			memcpy(&sealer.w, &((PoolHandoff *) channel_buf)->tls, sizeof(sealer.w));
+		if (fds[0] >= 0 && (sealer.w.suite != 0) == (fds[1] >= 0))
+			bp_tls_send_quick(&sealer, fds[1] >= 0 ? fds[1] : fds[0],
+							  msg.data, msg.len);
+		bp_tls_sealer_free(&sealer);
+		bp_channel_close_fds(fds);
 	}
 }
 

@@ -62,8 +62,10 @@
 #include "channel.h"
 #include "pool_io.h"
 #include "pool_shmem.h"
+#include "relay.h"
 #include "shutdown.h"
 #include "startup.h"
+#include "tls.h"
 
 #define BP_HELLO_TIMEOUT_MS 60000	/* executor connected but silent */
 #define BP_BUSY_TICK_MS		100
@@ -72,6 +74,7 @@
 typedef enum PoolConnState
 {
 	PC_READING,					/* reading a startup packet */
+	PC_TLS,						/* in the TLS handshake after SSLRequest */
 	PC_AUTH,					/* pg_hba.conf asked for a password: in the
 								 * exchange auth.c drives */
 	PC_QUEUED,					/* admitted, waiting for its executor */
@@ -88,6 +91,9 @@ typedef struct PoolConn
 	bool		is_unix;
 	bool		ssl_done;
 	bool		gss_done;
+	BpSsl	   *ssl;			/* TLS: reads the client until handoff */
+	BpTlsSealer tls;			/* TLS: seals what we send (tls.h) */
+	int			plain_fd;		/* TLS: the executor's end of its relay, or -1 */
 	SockAddr	raddr;
 	char		remote_host[64];
 	TimestampTz deadline;
@@ -152,6 +158,7 @@ static bool bp_smart_shutdown = false;	/* see shutdown.c */
 static dlist_head bp_parked = DLIST_STATIC_INIT(bp_parked);
 
 static void conn_route(PoolConn *c);
+static void conn_read(PoolConn *c);
 static void chan_close(PoolChan *ch);
 static void chan_writable(PoolChan *ch);
 static void exec_flush(int slot);
@@ -207,6 +214,10 @@ conn_close(PoolConn *c)
 	conn_unqueue(c);
 	bp_io_unregister(&c->io);
 	close(c->io.fd);
+	if (c->plain_fd >= 0)
+		close(c->plain_fd);
+	bp_tls_close(c->ssl);
+	bp_tls_sealer_free(&c->tls);
 	dlist_delete(&c->all_node);
 	if (c->pkt)
 		pfree(c->pkt);
@@ -217,6 +228,41 @@ conn_close(PoolConn *c)
 	if (c->auth_msg)
 		pfree(c->auth_msg);
 	pfree(c);
+}
+
+/*
+ * Sends to the client without blocking, sealed when it speaks TLS.
+ * Returns true if all of it went.
+ */
+static bool
+conn_send(PoolConn *c, const char *data, int len)
+{
+	StringInfoData sealed;
+	ssize_t		n;
+
+	if (c->tls.w.suite == 0)
+		return send(c->io.fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL) == len;
+	initStringInfo(&sealed);
+	if (!bp_tls_seal(&c->tls, data, len, &sealed))
+	{
+		pfree(sealed.data);
+		errno = EPROTO;
+		return false;
+	}
+	n = send(c->io.fd, sealed.data, sealed.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (n >= 0 && n != sealed.len)
+		errno = EWOULDBLOCK;
+	pfree(sealed.data);
+	return n == sealed.len;
+}
+
+/* recv() from the client, through TLS once it speaks it */
+static ssize_t
+conn_recv(PoolConn *c, void *buf, size_t len)
+{
+	if (c->ssl)
+		return bp_tls_read(c->ssl, buf, len);
+	return recv(c->io.fd, buf, len, 0);
 }
 
 /* Logs a client's failure at elevel with the client's address as context */
@@ -238,7 +284,7 @@ conn_refuse(PoolConn *c, int elevel, int sqlstate, const char *msg,
 
 	initStringInfo(&buf);
 	bp_build_error(&buf, "FATAL", sqlstate, msg, detail, hint);
-	(void) send(c->io.fd, buf.data, buf.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	(void) conn_send(c, buf.data, buf.len);
 	pfree(buf.data);
 	conn_log(c, elevel,
 			 errcode(sqlstate),
@@ -338,19 +384,57 @@ conn_negotiate(PoolConn *c, List *unknown_options)
 		appendBinaryStringInfo(&buf, lfirst(lc), strlen(lfirst(lc)) + 1);
 	n32 = pg_hton32(buf.len - 1);
 	memcpy(buf.data + 1, &n32, 4);
-	ok = send(c->io.fd, buf.data, buf.len, MSG_DONTWAIT | MSG_NOSIGNAL) == buf.len;
+	ok = conn_send(c, buf.data, buf.len);
 	pfree(buf.data);
 	return ok;
 }
 
 /*
- * Answers SSLRequest/GSSENCRequest with 'N' (no encryption on the pool port
- * yet).  Returns true if c now expects the next packet.
+ * One step of the TLS handshake, when the socket is ready for it.  Once it
+ * is done, the startup packet is read through TLS (it may be buffered in
+ * OpenSSL already, so reading starts at once).
+ */
+static void
+conn_tls_step(PoolConn *c)
+{
+	switch (bp_tls_handshake(c->ssl))
+	{
+		case BP_TLS_WANT_READ:
+			c->io.want = BP_EV_READ;
+			return;
+		case BP_TLS_WANT_WRITE:
+			c->io.want = BP_EV_WRITE;
+			return;
+		case BP_TLS_FAILED:
+			conn_close(c);
+			return;
+		case BP_TLS_DONE:
+			break;
+	}
+	if (!bp_tls_writer(c->ssl, &c->tls.w))
+	{
+		conn_log(c, COMMERROR,
+				 errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("could not accept SSL connection: no TLSv1.3 traffic key for %s",
+						bp_tls_describe(c->ssl)));
+		conn_close(c);
+		return;
+	}
+	c->state = PC_READING;
+	c->io.want = BP_EV_READ;
+	conn_read(c);
+}
+
+/*
+ * Answers SSLRequest with 'S' and starts the handshake when the server has
+ * ssl = on (tls.c), else with 'N'; GSSENCRequest always with 'N'.  Returns
+ * true if c now expects the next packet in the clear.
  */
 static bool
 conn_negotiate_encryption(PoolConn *c, bool ssl)
 {
 	int			queued = 0;
+	bool		tls = ssl && bp_tls_enabled();
 
 	/*
 	 * Bytes sent behind the request were not encrypted and may be an
@@ -359,7 +443,7 @@ conn_negotiate_encryption(PoolConn *c, bool ssl)
 	 * have sent anything more.
 	 */
 	(void) ioctl(c->io.fd, FIONREAD, &queued);
-	if (send(c->io.fd, "N", 1, MSG_DONTWAIT | MSG_NOSIGNAL) != 1)
+	if (send(c->io.fd, tls ? "S" : "N", 1, MSG_DONTWAIT | MSG_NOSIGNAL) != 1)
 	{
 		conn_log(c, COMMERROR,
 				 errcode_for_socket_access(),
@@ -384,7 +468,18 @@ conn_negotiate_encryption(PoolConn *c, bool ssl)
 	pfree(c->pkt);
 	c->pkt = NULL;
 	c->have = c->pktlen = 0;
-	return true;
+	if (!tls)
+		return true;
+
+	c->ssl = bp_tls_open(c->io.fd);
+	if (c->ssl == NULL)
+	{
+		conn_close(c);
+		return false;
+	}
+	c->state = PC_TLS;
+	conn_tls_step(c);
+	return false;
 }
 
 /*
@@ -405,13 +500,8 @@ conn_auth_step(PoolConn *c, PoolAuthStatus st, StringInfo out,
 	}
 	if (out->len > 0)
 	{
-		ssize_t		n = send(c->io.fd, out->data, out->len,
-							 MSG_DONTWAIT | MSG_NOSIGNAL);
-
-		if (n != out->len)
+		if (!conn_send(c, out->data, out->len))
 		{
-			if (n >= 0)
-				errno = EWOULDBLOCK;
 			conn_log(c, COMMERROR,
 					 errcode_for_socket_access(),
 					 errmsg("could not send data to client: %m"));
@@ -449,7 +539,7 @@ conn_auth_read(PoolConn *c)
 			c->auth_msg + (c->auth_have - 5);
 		int			need = c->auth_have < 5 ? 5 - c->auth_have :
 			(int) c->auth_len + 1 - c->auth_have;
-		ssize_t		n = need > 0 ? recv(c->io.fd, dst, need, 0) : 0;
+		ssize_t		n = need > 0 ? conn_recv(c, dst, need) : 0;
 		PoolAuthRefusal why;
 		PoolAuthStatus st;
 		StringInfoData out;
@@ -582,6 +672,9 @@ conn_packet(PoolConn *c)
 	req.is_unix = c->is_unix;
 	req.raddr = &c->raddr;
 	req.remote_host = c->remote_host;
+	req.ssl = c->ssl != NULL;
+	req.cert_valid = c->ssl != NULL && bp_tls_peer_verified(c->ssl);
+	req.cert_cn = c->ssl != NULL ? bp_tls_peer_cn(c->ssl) : NULL;
 	initStringInfo(&out);
 	verdict = bp_auth_begin(&req, bp_conn_cxt, &c->auth, &out, &why);
 	(void) conn_auth_step(c, verdict, &out, &why);
@@ -600,7 +693,7 @@ conn_read(PoolConn *c)
 	{
 		char	   *dst = c->have < 4 ? c->lenbuf + c->have : c->pkt + (c->have - 4);
 		int			need = c->have < 4 ? 4 - c->have : c->pktlen - c->have;
-		ssize_t		n = recv(c->io.fd, dst, need, 0);
+		ssize_t		n = conn_recv(c, dst, need);
 
 		if (n < 0)
 		{
@@ -651,6 +744,12 @@ conn_ready(PoolIo *io, bool readable, bool writable)
 {
 	PoolConn   *c = (PoolConn *) io;
 
+	if (c->state == PC_TLS)
+	{
+		if (readable || writable)
+			conn_tls_step(c);
+		return;
+	}
 	if (!readable)
 		return;
 	if (c->state == PC_READING)
@@ -685,6 +784,7 @@ conn_accept(int fd, int port_index, bool is_unix)
 	c->port_index = port_index;
 	c->is_unix = is_unix;
 	c->exec_slot = -1;
+	c->plain_fd = -1;
 	c->deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 											  AuthenticationTimeout * 1000);
 	if (is_unix)
@@ -903,6 +1003,28 @@ conn_route(PoolConn *c)
 }
 
 /*
+ * A TLS client about to be handed over: its relay (relay.c) starts now,
+ * once, and the executor gets the relay's end as the session's socket.
+ * Returns false if c had to be refused.
+ */
+static bool
+conn_start_relay(PoolConn *c)
+{
+	if (c->ssl == NULL)
+		return true;
+	c->plain_fd = bp_relay_start(c->ssl, c->io.fd);
+	if (c->plain_fd < 0)
+	{
+		conn_refuse(c, LOG, ERRCODE_INSUFFICIENT_RESOURCES,
+					"could not start the TLS relay of a pool connection",
+					NULL, NULL, NULL);
+		return false;
+	}
+	c->ssl = NULL;				/* the relay's now */
+	return true;
+}
+
+/*
  * Sends the clients queued for a ready executor over its channel, each as
  * one datagram carrying the socket, then closes our copy.  A full channel
  * keeps the rest queued until it polls writable; a broken one loses the
@@ -923,6 +1045,11 @@ exec_flush(int slot)
 		PoolConn   *c = dlist_head_element(PoolConn, queue_node, &e->queue);
 		PoolHandoff h;
 		int			body_len = c->pktlen - 8;
+		int			fds[BP_CHANNEL_MAX_FDS];
+		int			nfds = 0;
+
+		if (!conn_start_relay(c))
+			continue;			/* c was refused */
 
 		memset(&h, 0, sizeof(h));
 		h.magic = BP_HANDOFF_MAGIC;
@@ -931,13 +1058,17 @@ exec_flush(int slot)
 		h.proto = c->proto;
 		h.startup_len = body_len;
 		h.state_len = c->state_len;
+		h.tls = c->tls.w;
+		if (c->plain_fd >= 0)
+			fds[nfds++] = c->plain_fd;
+		fds[nfds++] = c->io.fd;
 		memcpy(bp_handoff_buf, &h, sizeof(h));
 		memcpy(bp_handoff_buf + sizeof(h), c->pkt + 4, body_len);
 		if (c->state_len > 0)
 			memcpy(bp_handoff_buf + sizeof(h) + body_len, c->moved_state,
 				   c->state_len);
 		if (bp_channel_send(ch->io.fd, bp_handoff_buf,
-							sizeof(h) + body_len + c->state_len, c->io.fd) < 0)
+							sizeof(h) + body_len + c->state_len, fds, nfds) < 0)
 		{
 			if (errno == EINTR)
 				continue;
@@ -1130,7 +1261,7 @@ chan_hello(PoolChan *ch)
  * like a new client, minus authentication, keeping its cancel key.
  */
 static void
-chan_handback(PoolChan *ch, const char *msg, ssize_t n, int fd)
+chan_handback(PoolChan *ch, const char *msg, ssize_t n, int *fds)
 {
 	PoolHandback h;
 	PoolConn   *c;
@@ -1139,17 +1270,21 @@ chan_handback(PoolChan *ch, const char *msg, ssize_t n, int fd)
 	memcpy(&h, msg, sizeof(h));
 	if (h.slot != ch->slot || h.startup_len <= 0 || h.state_len < 0 ||
 		h.startup_len > MAX_STARTUP_PACKET_LENGTH || h.state_len > BP_STATE_MAX ||
-		n != sizeof(h) + h.startup_len + h.state_len)
+		n != sizeof(h) + h.startup_len + h.state_len ||
+		(h.tls.suite != 0) != (fds[1] >= 0))
 	{
 		ereport(LOG,
 				(errmsg("builtin_pool ignored a malformed session handback from executor %d",
 						ch->slot)));
-		close(fd);
+		bp_channel_close_fds(fds);
 		return;
 	}
 
 	c = MemoryContextAllocZero(bp_conn_cxt, sizeof(PoolConn));
-	c->io.fd = fd;
+	/* a TLS session: its relay's end, then the client's TCP socket */
+	c->io.fd = h.tls.suite != 0 ? fds[1] : fds[0];
+	c->plain_fd = h.tls.suite != 0 ? fds[0] : -1;
+	c->tls.w = h.tls;
 	c->resumed = true;
 	c->from_slot = ch->slot;
 	c->exec_slot = -1;
@@ -1163,7 +1298,7 @@ chan_handback(PoolChan *ch, const char *msg, ssize_t n, int fd)
 	memcpy(c->moved_state, msg + sizeof(h) + h.startup_len, h.state_len);
 	c->state_len = h.state_len;
 	c->raddr.salen = sizeof(c->raddr.addr);
-	if (getpeername(fd, (struct sockaddr *) &c->raddr.addr, &c->raddr.salen) < 0)
+	if (getpeername(c->io.fd, (struct sockaddr *) &c->raddr.addr, &c->raddr.salen) < 0)
 		c->raddr.salen = 0;
 	strlcpy(c->remote_host, "moved session", sizeof(c->remote_host));
 
@@ -1191,16 +1326,15 @@ chan_read(PoolChan *ch)
 	for (i = 0; i < 64 && bp_io_alive(id, gen); i++)
 	{
 		char	   *msg = bp_chan_buf;
-		int			passfd;
+		int			fds[BP_CHANNEL_MAX_FDS];
 		uint32		magic = 0;
-		ssize_t		n = bp_channel_recv(ch->io.fd, msg, BP_HANDOFF_MAX, &passfd);
+		ssize_t		n = bp_channel_recv(ch->io.fd, msg, BP_HANDOFF_MAX, fds);
 
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 			return;
 		if (n <= 0)
 		{
-			if (passfd >= 0)
-				close(passfd);
+			bp_channel_close_fds(fds);
 			if (n < 0)
 				ereport(LOG,
 						(errcode_for_socket_access(),
@@ -1210,14 +1344,13 @@ chan_read(PoolChan *ch)
 		}
 		if (n >= sizeof(uint32))
 			memcpy(&magic, msg, sizeof(magic));
-		if (ch->slot >= 0 && magic == BP_HANDBACK_MAGIC && passfd >= 0 &&
+		if (ch->slot >= 0 && magic == BP_HANDBACK_MAGIC && fds[0] >= 0 &&
 			n >= sizeof(PoolHandback))
 		{
-			chan_handback(ch, msg, n, passfd);
+			chan_handback(ch, msg, n, fds);
 			continue;
 		}
-		if (passfd >= 0)
-			close(passfd);		/* only handbacks carry descriptors */
+		bp_channel_close_fds(fds);	/* only handbacks carry descriptors */
 		if (ch->slot < 0 && !ch->hello_pending)
 		{
 			if (n != sizeof(PoolHello) || magic != BP_HELLO_MAGIC)
@@ -1250,7 +1383,7 @@ chan_writable(PoolChan *ch)
 		PoolRetireAck ack;
 
 		ack.magic = BP_RETIRE_ACK_MAGIC;
-		if (bp_channel_send(ch->io.fd, &ack, sizeof(ack), -1) == sizeof(ack))
+		if (bp_channel_send(ch->io.fd, &ack, sizeof(ack), NULL, 0) == sizeof(ack))
 		{
 			ch->ack_pending = false;
 			pg_atomic_fetch_add_u32(&bp_shared->executors[ch->slot].channel_sends, 1);
@@ -1548,6 +1681,7 @@ bp_listener_main(Datum main_arg)
 		dlist_init(&bp_exec[i].queue);
 	adopt_orphans();
 	bp_auth_load_hba(bp_listener_cxt);
+	bp_tls_configure(true);
 	bp_io_init(bp_use_io_uring, on_accept);
 	bp_io_listen_add(bp_channel_listen(), -1, true, pstrdup(BP_CHANNEL_PATH));
 	if (bp_io_open_pool_ports() == 0)
@@ -1581,6 +1715,7 @@ bp_listener_main(Datum main_arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 			bp_auth_load_hba(bp_listener_cxt);
+			bp_tls_configure(false);
 		}
 		if (catchupInterruptPending)
 		{

@@ -129,6 +129,7 @@ mark_dead(PoolSession *s)
 	s->dead = true;
 	s->closing = true;
 	resetStringInfo(&s->outbuf);
+	resetStringInfo(&s->sealed);
 	if (bp_current == s)
 		whereToSendOutput = DestNone;
 	errno = save_errno;
@@ -143,6 +144,42 @@ mark_dead(PoolSession *s)
 }
 
 /*
+ * The bytes to write to the client: the buffer itself, or for TLS the
+ * records it is sealed into first.  NULL if sealing failed.
+ */
+static StringInfo
+wire_buffer(PoolSession *s)
+{
+	if (s->tls.w.suite == 0)
+		return &s->outbuf;
+	if (s->outbuf.len > 0)
+	{
+		if (!bp_tls_seal(&s->tls, s->outbuf.data, s->outbuf.len, &s->sealed))
+			return NULL;
+		resetStringInfo(&s->outbuf);
+	}
+	return &s->sealed;
+}
+
+/* Waits until the client's socket takes more; only a die interrupts */
+static void
+wait_writable(PoolSession *s)
+{
+	WaitEvent	event;
+	WaitEventSet *wes = s->write_wes ? s->write_wes : s->wes;
+
+	ModifyWaitEvent(wes, FeBeWaitSetSocketPos, WL_SOCKET_WRITEABLE, NULL);
+	(void) WaitEventSetWait(wes, -1, &event, 1, WAIT_EVENT_CLIENT_WRITE);
+	if (event.events & WL_POSTMASTER_DEATH)
+		proc_exit(1);
+	if (event.events & WL_LATCH_SET)
+	{
+		ResetLatch(MyLatch);
+		ProcessClientWriteInterrupt(true);
+	}
+}
+
+/*
  * Sends as much of the buffer as the socket takes.  With block, waits for
  * the socket on the session's own wait set until all is sent, as core's
  * flush does; only a pending die interrupts the wait.  Returns 0, or EOF
@@ -151,12 +188,19 @@ mark_dead(PoolSession *s)
 static int
 send_buffer(PoolSession *s, bool block)
 {
+	StringInfo	out = wire_buffer(s);
 	int			sent = 0;
 
-	while (sent < s->outbuf.len && !s->dead)
+	if (out == NULL)
 	{
-		ssize_t		n = send(s->sock, s->outbuf.data + sent,
-							 s->outbuf.len - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+		errno = EPROTO;
+		mark_dead(s);
+		return EOF;
+	}
+	while (sent < out->len && !s->dead)
+	{
+		ssize_t		n = send(s->client_fd, out->data + sent,
+							 out->len - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
 
 		if (n > 0)
 		{
@@ -168,32 +212,55 @@ send_buffer(PoolSession *s, bool block)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		{
-			WaitEvent	event;
-
 			if (!block)
 				break;
-			ModifyWaitEvent(s->wes, FeBeWaitSetSocketPos, WL_SOCKET_WRITEABLE, NULL);
-			(void) WaitEventSetWait(s->wes, -1, &event, 1, WAIT_EVENT_CLIENT_WRITE);
-			if (event.events & WL_POSTMASTER_DEATH)
-				proc_exit(1);
-			if (event.events & WL_LATCH_SET)
-			{
-				ResetLatch(MyLatch);
-				ProcessClientWriteInterrupt(true);
-			}
+			wait_writable(s);
 			continue;
 		}
 		mark_dead(s);
 		return EOF;
 	}
 
-	if (sent > 0)
+	if (sent > 0 && !s->dead)
 	{
-		memmove(s->outbuf.data, s->outbuf.data + sent, s->outbuf.len - sent);
-		s->outbuf.len -= sent;
-		s->outbuf.data[s->outbuf.len] = '\0';
+		memmove(out->data, out->data + sent, out->len - sent);
+		out->len -= sent;
+		out->data[out->len] = '\0';
 	}
 	return s->dead ? EOF : 0;
+}
+
+bool
+bp_session_output_pending(PoolSession *s)
+{
+	return s->outbuf.len > 0 || s->sealed.len > 0;
+}
+
+/*
+ * Sends a short message to a session that is not switched in (an error
+ * before it is closed), behind whatever it still has to send, without
+ * blocking and without marking anything on failure.
+ */
+void
+bp_session_send_quick(PoolSession *s, const char *data, int len)
+{
+	StringInfo	out;
+	ssize_t		n;
+
+	Assert(s != bp_current);
+	if (s->dead)
+		return;
+	appendBinaryStringInfo(&s->outbuf, data, len);
+	out = wire_buffer(s);
+	if (out == NULL || out->len == 0)
+		return;
+	n = send(s->client_fd, out->data, out->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (n > 0)
+	{
+		memmove(out->data, out->data + n, out->len - n);
+		out->len -= n;
+		out->data[out->len] = '\0';
+	}
 }
 
 static void
@@ -235,7 +302,7 @@ bp_flush_if_writable(void)
 static bool
 bp_is_send_pending(void)
 {
-	return bp_current != NULL && bp_current->outbuf.len > 0;
+	return bp_current != NULL && bp_session_output_pending(bp_current);
 }
 
 /*
@@ -309,11 +376,11 @@ fill_addresses(PoolSession *s)
 	char		service[NI_MAXSERV];
 
 	port->laddr.salen = sizeof(port->laddr.addr);
-	if (getsockname(s->sock, (struct sockaddr *) &port->laddr.addr,
+	if (getsockname(s->client_fd, (struct sockaddr *) &port->laddr.addr,
 					&port->laddr.salen) < 0)
 		port->laddr.salen = 0;
 	port->raddr.salen = sizeof(port->raddr.addr);
-	if (getpeername(s->sock, (struct sockaddr *) &port->raddr.addr,
+	if (getpeername(s->client_fd, (struct sockaddr *) &port->raddr.addr,
 					&port->raddr.salen) < 0)
 		port->raddr.salen = 0;
 
@@ -335,7 +402,8 @@ fill_addresses(PoolSession *s)
  * Everything is allocated in a new context under TopMemoryContext.
  */
 PoolSession *
-bp_session_create(int sock, const PoolHandoff *handoff, const char *body)
+bp_session_create(int sock, int client_fd, const PoolHandoff *handoff,
+				  const char *body)
 {
 	MemoryContext cxt;
 	MemoryContext old;
@@ -350,6 +418,8 @@ bp_session_create(int sock, const PoolHandoff *handoff, const char *body)
 	s = palloc0(sizeof(PoolSession));
 	s->cxt = cxt;
 	s->sock = sock;
+	s->client_fd = client_fd;
+	s->tls.w = handoff->tls;
 	s->state = PS_IDLE;
 	s->cancel_key = handoff->cancel_key;
 	s->startup_body = palloc(handoff->startup_len + 1);
@@ -361,6 +431,7 @@ bp_session_create(int sock, const PoolHandoff *handoff, const char *body)
 						  &sqlstate, &message))
 		memset(&s->startup, 0, sizeof(s->startup)); /* listener checked it */
 	initStringInfo(&s->outbuf);
+	initStringInfo(&s->sealed);
 	s->guc_cxt = AllocSetContextCreate(cxt, "pool session settings",
 									   ALLOCSET_SMALL_SIZES);
 	s->last_reported = palloc0(Max(n_report_vars, 1) * sizeof(char *));
@@ -384,6 +455,15 @@ bp_session_create(int sock, const PoolHandoff *handoff, const char *body)
 	AddWaitEventToSet(s->wes, WL_SOCKET_WRITEABLE, sock, NULL, NULL);
 	AddWaitEventToSet(s->wes, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 	AddWaitEventToSet(s->wes, WL_POSTMASTER_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	if (client_fd != sock)
+	{
+		/* core waits on s->wes to read sock; writes wait on their own set */
+		s->write_wes = CreateWaitEventSet(cxt, FeBeWaitSetNEvents);
+		ReleaseExternalFD();
+		AddWaitEventToSet(s->write_wes, WL_SOCKET_WRITEABLE, client_fd, NULL, NULL);
+		AddWaitEventToSet(s->write_wes, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+		AddWaitEventToSet(s->write_wes, WL_POSTMASTER_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	}
 
 	MemoryContextSwitchTo(old);
 	return s;
@@ -407,7 +487,15 @@ bp_session_destroy(PoolSession *s)
 	}
 	ReserveExternalFD();
 	FreeWaitEventSet(s->wes);
+	if (s->write_wes)
+	{
+		ReserveExternalFD();
+		FreeWaitEventSet(s->write_wes);
+	}
 	close(s->sock);
+	if (s->client_fd != s->sock)
+		close(s->client_fd);
+	bp_tls_sealer_free(&s->tls);
 	MemoryContextDelete(s->cxt);
 }
 

@@ -32,7 +32,10 @@ typedef struct PoolSession
 	PoolSessionState state;
 	uint32		id;				/* unique within the executor */
 	MemoryContext cxt;			/* everything of this session lives here */
-	int			sock;
+	int			sock;			/* what the client sends: its socket, or for
+								 * TLS the listener's relay (tls.h) */
+	int			client_fd;		/* where output goes: sock, or for TLS the
+								 * client's TCP socket */
 	Port	   *port;
 	WaitEventSet *wes;			/* this session's FeBeWaitSet */
 	uint32		cancel_key;
@@ -73,6 +76,9 @@ typedef struct PoolSession
 	TimestampTz queued_at;		/* when it joined the run queue */
 
 	StringInfoData outbuf;		/* output not yet sent */
+	BpTlsSealer tls;			/* TLS: seals output; suite 0 otherwise */
+	StringInfoData sealed;		/* TLS: records not yet sent */
+	WaitEventSet *write_wes;	/* TLS: waits for client_fd to take more */
 
 	/* settings while switched out; see session.c */
 	MemoryContext guc_cxt;
@@ -90,8 +96,11 @@ extern PoolSession *bp_current;
 extern bool bp_switching;
 
 extern void bp_session_module_init(void);
-extern PoolSession *bp_session_create(int sock, const PoolHandoff *handoff,
+extern PoolSession *bp_session_create(int sock, int client_fd,
+									  const PoolHandoff *handoff,
 									  const char *body);
+extern void bp_session_send_quick(PoolSession *s, const char *data, int len);
+extern bool bp_session_output_pending(PoolSession *s);
 extern void bp_session_switch_in(PoolSession *s);
 extern void bp_session_switch_out(void);
 extern void bp_session_apply_startup_options(PoolSession *s);

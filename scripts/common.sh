@@ -22,14 +22,18 @@ PG_CONFIG_BIN=$PG_BINDIR/pg_config
 BP_SRC_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # Debian 12 packages: server, headers (gssapi.h comes from libkrb5-dev),
-# liburing, the TAP test modules' IPC::Run, PgBouncer for comparisons, the
-# compiler, util-linux for setpriv, procps for pgrep/ps in diagnostics.
+# liburing, OpenSSL's headers (TLS on the pool port) and its command line
+# (test certificates), the TAP test modules' IPC::Run, PgBouncer for
+# comparisons, the compiler, util-linux for setpriv, procps for pgrep/ps in
+# diagnostics.
 BP_PACKAGES=(
 	"postgresql-$PG_MAJOR"
 	"postgresql-server-dev-$PG_MAJOR"
 	"postgresql-client-$PG_MAJOR"
 	liburing-dev
 	libkrb5-dev
+	libssl-dev
+	openssl
 	libipc-run-perl
 	libio-pty-perl
 	pgbouncer

@@ -1,0 +1,375 @@
+
+# Copyright (c) builtin_pool authors
+#
+# TLS on the pool port (ssl = on, the server's own certificate settings):
+# sslmode=require and verify-full clients; hostssl / hostnossl lines; client
+# certificates (the cert method, clientcert=verify-ca and verify-full);
+# SCRAM over TLS; a TLS session kept across transaction switches with plain
+# sessions on one executor, and moved to another executor when its own pins;
+# large results and a large COPY FROM STDIN through the TLS relay; cancel,
+# statement_timeout, a client killed mid-transaction; pgbench over TLS
+# (also with -C); a TLSv1.2-only client and a garbage handshake refused;
+# ssl = off by reload answers 'N' again.  No crash in the server log.
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib $FindBin::RealBin;
+
+use File::Copy;
+use IPC::Run;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use PoolTest;
+use Test::More;
+use Time::HiRes qw(usleep);
+
+# ---------------------------------------------------------------------
+# Certificates: a CA, the server (CN and SAN localhost / 127.0.0.1),
+# clients certuser and fulluser signed by it, and one by another CA.
+# ---------------------------------------------------------------------
+my $cdir = PostgreSQL::Test::Utils::tempdir;
+
+sub openssl
+{
+	my @cmd = ('openssl', @_);
+	my ($out, $err);
+	IPC::Run::run(\@cmd, '>', \$out, '2>', \$err)
+	  or die "openssl @_ failed: $err";
+	return;
+}
+
+sub make_ca
+{
+	my ($name) = @_;
+	openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes',
+		'-keyout', "$cdir/$name.key", '-out', "$cdir/$name.crt",
+		'-days', '2', '-subj', "/CN=builtin_pool test $name");
+	return;
+}
+
+sub make_cert
+{
+	my ($name, $cn, $ca, $ext) = @_;
+	openssl('req', '-newkey', 'rsa:2048', '-nodes',
+		'-keyout', "$cdir/$name.key", '-out', "$cdir/$name.csr",
+		'-subj', "/CN=$cn");
+	my @x = ('x509', '-req', '-in', "$cdir/$name.csr",
+		'-CA', "$cdir/$ca.crt", '-CAkey', "$cdir/$ca.key",
+		'-CAcreateserial', '-out', "$cdir/$name.crt", '-days', '2');
+	if ($ext)
+	{
+		open my $fh, '>', "$cdir/$name.ext" or die $!;
+		print $fh $ext;
+		close $fh;
+		push @x, '-extfile', "$cdir/$name.ext";
+	}
+	openssl(@x);
+	chmod 0600, "$cdir/$name.key";
+	return;
+}
+
+make_ca('ca');
+make_ca('otherca');
+make_cert('server', 'localhost', 'ca',
+	"subjectAltName=DNS:localhost,IP:127.0.0.1\n");
+make_cert('certuser', 'certuser', 'ca');
+make_cert('fulluser', 'fulluser', 'ca');
+make_cert('stranger', 'certuser', 'otherca');
+
+my $node = pool_node('tls', size => 2, max_worker_processes => 30,
+	conf => "max_connections = 100\nauthentication_timeout = '3s'\n");
+my $pp = $node->pool_port;
+my $mp = $node->port;
+my $pgdata = $node->data_dir;
+copy("$cdir/$_", "$pgdata/$_") or die $!
+  for qw(server.crt server.key ca.crt);
+chmod 0600, "$pgdata/server.key";
+$node->append_conf('postgresql.conf', qq{
+ssl = on
+ssl_cert_file = 'server.crt'
+ssl_key_file = 'server.key'
+ssl_ca_file = 'ca.crt'
+});
+
+open my $fh, '>', "$pgdata/pg_hba.conf" or die $!;
+print $fh <<'EOF';
+local all all trust
+hostssl all certuser 127.0.0.1/32 cert
+hostssl all fulluser 127.0.0.1/32 trust clientcert=verify-full
+hostssl all causer 127.0.0.1/32 trust clientcert=verify-ca
+hostssl all sslonly 127.0.0.1/32 scram-sha-256
+hostnossl all sslonly 127.0.0.1/32 reject
+hostnossl all nossl 127.0.0.1/32 trust
+host all app 127.0.0.1/32 trust
+EOF
+close $fh;
+
+$node->start;
+setup_app($node);
+$node->safe_psql('postgres', q{
+	SET password_encryption = 'scram-sha-256';
+	CREATE ROLE certuser LOGIN;
+	CREATE ROLE fulluser LOGIN;
+	CREATE ROLE causer LOGIN;
+	CREATE ROLE sslonly LOGIN PASSWORD 'tls_secret';
+	CREATE ROLE nossl LOGIN;
+});
+$node->safe_psql('app', q{
+	CREATE TABLE big (id int, t text);
+	GRANT ALL ON big TO PUBLIC;
+	CREATE TABLE lockme (id int);
+	GRANT ALL ON lockme TO PUBLIC;
+});
+
+my $require = 'sslmode=require';
+my $verify = "sslmode=verify-full sslrootcert=$cdir/ca.crt";
+
+sub tls_psql
+{
+	my ($sql, %o) = @_;
+	my $extra = $o{extra} // $require;
+	return $node->pool_psql('app', $sql, %o, extra => $extra);
+}
+
+# ---------------------------------------------------------------------
+# Plain TLS clients
+# ---------------------------------------------------------------------
+my ($ret, $out, $err) = tls_psql("SELECT 'tls ok'; \\conninfo");
+is($ret, 0, 'sslmode=require through the pool port');
+like($out, qr/^tls ok/, 'sslmode=require: query answered');
+like($out, qr/SSL connection \(protocol: TLSv1\.3/, 'psql reports a TLSv1.3 connection');
+
+($ret, $out, $err) = tls_psql('SELECT 42', host => 'localhost', extra => $verify);
+is($ret, 0, 'sslmode=verify-full (host localhost, our CA) works') or diag($err);
+is($out, '42', 'verify-full: query answered');
+
+($ret, $out, $err) = tls_psql('SELECT 1', host => 'localhost',
+	extra => "sslmode=verify-full sslrootcert=$cdir/otherca.crt");
+isnt($ret, 0, 'verify-full against another CA fails on the client');
+like($err, qr/certificate verify failed/, 'verify-full: client reports the bad certificate');
+
+($ret, $out) = tls_psql('SELECT 7', extra => 'sslmode=disable');
+is($out, '7', 'sslmode=disable still served in the clear');
+
+($ret, $out) = tls_psql(q{SELECT setting FROM pg_settings WHERE name = 'ssl'});
+is($out, 'on', 'server has ssl = on');
+
+# ---------------------------------------------------------------------
+# hostssl / hostnossl and client certificates
+# ---------------------------------------------------------------------
+($ret, $out, $err) = tls_psql('SELECT current_user', user => 'sslonly',
+	extra => "$require password=tls_secret");
+is($out, 'sslonly', 'hostssl scram-sha-256: SCRAM over TLS');
+($ret, $out, $err) = tls_psql('SELECT 1', user => 'sslonly',
+	extra => 'sslmode=disable password=tls_secret');
+isnt($ret, 0, 'hostnossl reject: the same role without TLS refused');
+like($err, qr/pg_hba\.conf rejects connection for host "127\.0\.0\.1", user "sslonly", database "app", no encryption/,
+	'hostnossl reject: core\'s message');
+($ret, $out, $err) = tls_psql('SELECT 1', user => 'sslonly',
+	extra => "$require password=wrong");
+like($err, qr/password authentication failed for user "sslonly"/, 'SCRAM over TLS: wrong password refused');
+
+($ret, $out) = tls_psql('SELECT current_user', user => 'nossl', extra => 'sslmode=disable');
+is($out, 'nossl', 'hostnossl trust: served without TLS');
+($ret, $out, $err) = tls_psql('SELECT 1', user => 'nossl');
+isnt($ret, 0, 'hostnossl: a TLS client does not match');
+like($err, qr/no pg_hba\.conf entry for host "127\.0\.0\.1", user "nossl", database "app", SSL encryption/,
+	'hostnossl: core\'s message naming SSL encryption');
+
+my $cert = "sslcert=$cdir/certuser.crt sslkey=$cdir/certuser.key";
+($ret, $out, $err) = tls_psql('SELECT current_user', user => 'certuser',
+	extra => "$require $cert");
+is($out, 'certuser', 'cert method: certificate with CN = user name accepted') or diag($err);
+($ret, $out, $err) = tls_psql('SELECT 1', user => 'certuser');
+isnt($ret, 0, 'cert method: no certificate refused');
+like($err, qr/connection requires a valid client certificate/, 'cert method: core\'s message');
+($ret, $out, $err) = tls_psql('SELECT 1', user => 'certuser',
+	extra => "$require sslcert=$cdir/stranger.crt sslkey=$cdir/stranger.key");
+isnt($ret, 0, 'a certificate of another CA fails the handshake');
+
+($ret, $out, $err) = tls_psql('SELECT current_user', user => 'fulluser',
+	extra => "$require sslcert=$cdir/fulluser.crt sslkey=$cdir/fulluser.key");
+is($out, 'fulluser', 'clientcert=verify-full: matching CN accepted') or diag($err);
+($ret, $out, $err) = tls_psql('SELECT 1', user => 'fulluser', extra => "$require $cert");
+isnt($ret, 0, 'clientcert=verify-full: CN of another user refused');
+like($err, qr/certificate authentication failed for user "fulluser"/,
+	'clientcert=verify-full: message names the user');
+($ret, $out) = tls_psql('SELECT current_user', user => 'causer', extra => "$require $cert");
+is($out, 'causer', 'clientcert=verify-ca: any certificate of our CA accepted');
+($ret, $out, $err) = tls_psql('SELECT 1', user => 'causer');
+like($err, qr/connection requires a valid client certificate/,
+	'clientcert=verify-ca: no certificate refused');
+
+# ---------------------------------------------------------------------
+# TLS sessions across transaction switches, next to plain sessions
+# ---------------------------------------------------------------------
+my @s;
+push @s, $node->pool_bg_psql('app', extra => $require) for 1 .. 3;
+push @s, $node->pool_bg_psql('app', extra => 'sslmode=disable') for 1 .. 3;
+for my $i (0 .. $#s)
+{
+	bgq($s[$i], "SET application_name = 'sess$i'");
+}
+my $ok = 1;
+for my $round (1 .. 20)
+{
+	for my $i (0 .. $#s)
+	{
+		my $got = bgq($s[$i],
+			"BEGIN; SELECT current_setting('application_name') || ':' || $round || ':' || length(repeat('y', 20000 + $round)); COMMIT;");
+		my $want = "sess$i:$round:" . (20000 + $round);
+		if ($got ne $want)
+		{
+			$ok = 0;
+			diag("session $i round $round: got '$got', want '$want'");
+		}
+	}
+}
+ok($ok, '3 TLS and 3 plain sessions on 2 executors: 20 rounds of transactions each, private settings');
+my %pids;
+$pids{ bgq($_, 'SELECT pg_backend_pid()') }++ for @s;
+ok(scalar(keys %pids) <= 2, 'the six sessions share the two executors');
+
+# a TLS session moved to the other executor when its neighbour pins
+{
+	my %by;
+	push @{ $by{ bgq($_, 'SELECT pg_backend_pid()') } }, $_ for @s[0 .. 2];
+	my ($pid) = grep { @{ $by{$_} } >= 2 } keys %by;
+  SKIP:
+	{
+		skip 'no two TLS sessions on one executor', 4 unless defined $pid;
+		my ($A, $B) = @{ $by{$pid} };
+		bgq($B, q{SET work_mem = '5MB'});
+		bgq($A, 'CREATE TEMP TABLE pin_me (x int)');
+		ok( wait_until(sub { bgq($B, 'SELECT pg_backend_pid()') ne $pid }, 20),
+			'TLS session B moved off the executor A pinned');
+		is(bgq($B, q{SELECT current_setting('work_mem')}), '5MB', 'moved TLS session keeps its setting');
+		is(bgq($B, q{SELECT length(repeat('z', 300000))}), '300000',
+			'moved TLS session: a 300kB result after the move');
+		is(bgq($A, 'SELECT count(*) FROM pin_me'), '0', 'pinned TLS session keeps its temp table');
+		bgq($A, 'DROP TABLE pin_me');
+	}
+}
+$_->quit for @s;
+
+# ---------------------------------------------------------------------
+# Volume through the relay and the writer
+# ---------------------------------------------------------------------
+my $copy_in = join('', map { "$_\t" . ('c' x 200) . "\n" } 1 .. 20000);
+($ret, $out, $err) = $node->pool_psql('app',
+	"COPY big FROM STDIN;\n$copy_in\\.\nSELECT count(*), sum(length(t)) FROM big;",
+	extra => $require);
+is($out, '20000|4000000', 'COPY FROM STDIN of 4 MB over TLS') or diag($err);
+($ret, $out) = tls_psql('SELECT md5(string_agg(t, \'\' ORDER BY id)) = (SELECT md5(string_agg(t, \'\' ORDER BY id)) FROM big) FROM big');
+is($out, 't', 'a 4 MB aggregate over TLS');
+($ret, $out) = tls_psql('COPY big TO STDOUT');
+is(length($out), length($copy_in) - 1, 'COPY TO STDOUT of 4 MB over TLS arrives whole');
+
+# ---------------------------------------------------------------------
+# Cancel, timeouts, a client killed mid-transaction
+# ---------------------------------------------------------------------
+{
+	my ($in, $o, $e) = ('', '', '');
+	my $h = IPC::Run::start(
+		[ 'psql', '-XAtq', '-d', $node->pool_connstr('app', extra => $require),
+		  '-c', 'SELECT pg_sleep(60)' ],
+		'<', \$in, '>', \$o, '2>', \$e);
+	ok( wait_until(sub {
+				$node->safe_psql('postgres',
+					q{SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)' AND state = 'active'}) eq '1';
+			}, 20),
+		'TLS session runs pg_sleep(60)');
+	$h->signal('INT');
+	$h->finish;
+	like($e, qr/canceling statement due to user request/, 'psql Ctrl-C cancels the TLS session\'s statement');
+}
+
+($ret, $out, $err) = tls_psql("SET statement_timeout = '200ms'; SELECT pg_sleep(5); SELECT 'after'",
+	on_error_stop => 0);
+like($err, qr/canceling statement due to statement timeout/, 'statement_timeout over TLS');
+is($out, 'after', 'the TLS session goes on after the timeout');
+
+{
+	my ($in, $o, $e) = ("BEGIN;\nLOCK TABLE lockme IN ACCESS EXCLUSIVE MODE;\nSELECT 'locked';\n", '', '');
+	my $h = IPC::Run::start(
+		[ 'psql', '-XAtq', '-d', $node->pool_connstr('app', extra => $require) ],
+		'<', \$in, '>', \$o, '2>', \$e);
+	ok(wait_until(sub { $h->pump_nb; $o =~ /locked/ }, 20), 'TLS client holds a lock in an open transaction');
+	$h->kill_kill;
+	($ret, $out) = tls_psql("SET lock_timeout = '20s'; BEGIN; LOCK TABLE lockme; COMMIT; SELECT 'got it'");
+	is($out, 'got it', 'lock of the killed TLS client released');
+}
+
+# ---------------------------------------------------------------------
+# pgbench over TLS
+# ---------------------------------------------------------------------
+$node->command_ok([ 'pgbench', '-i', '-q', '-s', '1', '-h', '127.0.0.1', '-p', $mp, '-U', 'app', 'app' ],
+	'pgbench -i');
+{
+	local $ENV{PGSSLMODE} = 'require';
+	my ($o, $e);
+	IPC::Run::run(
+		[ 'pgbench', '-n', '-S', '-c', '20', '-j', '2', '-T', '3',
+		  '-h', '127.0.0.1', '-p', $pp, '-U', 'app', 'app' ],
+		'>', \$o, '2>', \$e);
+	like($o, qr/number of failed transactions: 0 /, 'pgbench -S, 20 TLS clients: no failure');
+	like($o, qr/tps = [1-9]/, 'pgbench -S over TLS makes progress');
+	IPC::Run::run(
+		[ 'pgbench', '-n', '-c', '8', '-j', '2', '-T', '3',
+		  '-h', '127.0.0.1', '-p', $pp, '-U', 'app', 'app' ],
+		'>', \$o, '2>', \$e);
+	like($o, qr/number of failed transactions: 0 /, 'pgbench TPC-B, 8 TLS clients: no failure');
+	IPC::Run::run(
+		[ 'pgbench', '-n', '-S', '-C', '-c', '4', '-j', '2', '-t', '50',
+		  '-h', '127.0.0.1', '-p', $pp, '-U', 'app', 'app' ],
+		'>', \$o, '2>', \$e);
+	like($o, qr/number of transactions actually processed: 200/, 'pgbench -C: 200 TLS connections, one transaction each');
+}
+
+# ---------------------------------------------------------------------
+# Refused handshakes
+# ---------------------------------------------------------------------
+($ret, $out, $err) = tls_psql('SELECT 1', extra => "$require ssl_max_protocol_version=TLSv1.2");
+isnt($ret, 0, 'a TLSv1.2-only client is refused on the pool port');
+($ret, $out) = $node->psql('app', 'SELECT 1',
+	connstr => "host=127.0.0.1 port=$mp dbname=app user=app $require ssl_max_protocol_version=TLSv1.2");
+is($out, '1', '... while the main port still speaks TLSv1.2');
+ok(wait_until(sub { slurp_file($node->logfile) =~ /The pool port accepts TLSv1\.3 only/ }, 10),
+	'the log says why');
+
+{
+	my $c = PoolTest::Raw->new(port => $pp);
+	$c->send_bytes(pack('N N', 8, 80877103));
+	is($c->read_byte, 'S', "SSLRequest answered 'S'");
+	$c->send_bytes("\x16\x03\x01\x00\x05hello, this is not a ClientHello");
+	ok($c->wait_eof(10), 'a garbage handshake closes the connection');
+	$c->close;
+
+	# a client that stalls in the handshake is dropped at authentication_timeout
+	my $stall = PoolTest::Raw->new(port => $pp);
+	$stall->send_bytes(pack('N N', 8, 80877103));
+	is($stall->read_byte, 'S', 'stalling client: SSLRequest answered');
+	($ret, $out) = tls_psql('SELECT 5');
+	is($out, '5', 'a stalled handshake delays nobody');
+	ok($stall->wait_eof(15), 'the stalled handshake is dropped at authentication_timeout');
+	$stall->close;
+}
+
+# ---------------------------------------------------------------------
+# ssl = off by reload
+# ---------------------------------------------------------------------
+$node->append_conf('postgresql.conf', "ssl = off\n");
+$node->reload;
+ok( wait_until(sub {
+			my ($r, $o, $e) = tls_psql('SELECT 1');
+			$e =~ /server does not support SSL/;
+		}, 20),
+	'after ssl = off and a reload, the pool port answers N');
+($ret, $out) = tls_psql('SELECT 9', extra => 'sslmode=prefer');
+is($out, '9', 'sslmode=prefer then connects in the clear');
+
+pool_serves_ok($node, 'pool port serves at the end');
+check_no_crash($node);
+done_testing();
