@@ -14,6 +14,7 @@ OBJS = \
 	protocol.o \
 	proxy.o \
 	relay.o \
+	sequences.o \
 	session.o \
 	shutdown.o \
 	startup.o \

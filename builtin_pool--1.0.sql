@@ -74,3 +74,40 @@ CREATE VIEW pool_prepared_statements AS
     WHERE pool_statement_prefix() IS NULL OR o.key IS NOT NULL;
 
 GRANT SELECT ON pool_prepared_statements TO PUBLIC;
+
+-- Through the pool, calls of nextval(), currval(), lastval() and setval(),
+-- and identity columns' next values, are pointed at these functions (see
+-- sequences.c): they act as core's do and keep each session's currval() and
+-- lastval() values across transactions, which core keeps per process.
+-- Called directly, outside the pool, they are core's.
+CREATE FUNCTION pool_nextval(regclass)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'pool_nextval'
+LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pool_currval(regclass)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'pool_currval'
+LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pool_lastval()
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'pool_lastval'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pool_setval(regclass, bigint)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'pool_setval'
+LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pool_setval(regclass, bigint, boolean)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'pool_setval3'
+LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+
+-- An identity column's next value: needs USAGE on the sequence, or INSERT
+-- or UPDATE on the table whose identity it is.
+CREATE FUNCTION pool_identity_nextval(regclass)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'pool_identity_nextval'
+LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;

@@ -61,6 +61,7 @@
 #include "utils/portal.h"
 
 #include "prepared.h"
+#include "sequences.h"
 #include "session.h"
 
 static ProcessUtility_hook_type prev_process_utility = NULL;
@@ -284,9 +285,9 @@ bp_statements_drop_all(PoolSession *s, bool unnamed_too)
 	}
 }
 
-/* Our view pool_prepared_statements, InvalidOid if the extension is absent */
-static Oid
-pool_view_oid(void)
+/* The schema of the extension in this database, InvalidOid if absent */
+Oid
+bp_extension_namespace(void)
 {
 	Oid			ext = get_extension_oid("builtin_pool", true);
 	Oid			nsp = InvalidOid;
@@ -306,6 +307,15 @@ pool_view_oid(void)
 		nsp = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
+	return nsp;
+}
+
+/* Our view pool_prepared_statements, InvalidOid if the extension is absent */
+static Oid
+pool_view_oid(void)
+{
+	Oid			nsp = bp_extension_namespace();
+
 	return OidIsValid(nsp) ?
 		get_relname_relid("pool_prepared_statements", nsp) : InvalidOid;
 }
@@ -510,6 +520,7 @@ discard_all(bool top_level)
 	ResetPlanCache();
 	ResetTempTableNamespace();
 	ResetSequenceCaches();
+	bp_sequences_forget(bp_current);
 }
 
 /*
@@ -555,6 +566,8 @@ check_or_run(Node *stmt, bool top_level)
 				return true;
 			}
 		case T_DiscardStmt:
+			if (((DiscardStmt *) stmt)->target == DISCARD_SEQUENCES)
+				bp_sequences_forget(bp_current);
 			if (((DiscardStmt *) stmt)->target != DISCARD_ALL)
 				return false;
 			discard_all(top_level);
@@ -639,6 +652,11 @@ pool_process_utility(PlannedStmt *pstmt, const char *query_string,
 	if (prepare != NULL &&
 		FetchPreparedStatement(prepare->name, false) != NULL)
 		remember_prepare(pstmt, query_string);
+	if (bp_current != NULL && IsA(pstmt->utilityStmt, CopyStmt) &&
+		((CopyStmt *) pstmt->utilityStmt)->is_from &&
+		((CopyStmt *) pstmt->utilityStmt)->relation != NULL)
+		bp_sequences_after_copy(RangeVarGetRelid(((CopyStmt *) pstmt->utilityStmt)->relation,
+												 NoLock, true));
 }
 
 /* Installs the hook; executors only, so the main port is untouched */

@@ -58,6 +58,7 @@
 
 #include "pool_shmem.h"
 #include "prepared.h"
+#include "sequences.h"
 #include "session.h"
 #include "startup.h"
 
@@ -828,8 +829,8 @@ bp_session_switch_in(PoolSession *s)
 
 	/*
 	 * currval() and lastval() read per-process caches: another session
-	 * must not see them.  Dropping them when a different session comes in
-	 * makes currval() raise "not yet defined in this session" instead.
+	 * must not see them.  They are dropped when a different session comes
+	 * in; sequences.c answers from the session's own record.
 	 */
 	if (s->id != last_session_in)
 	{
@@ -987,6 +988,18 @@ bp_session_serialize(PoolSession *s, StringInfo buf, int max_len)
 		put_statement(buf, "", s->unnamed_psrc->query_string,
 					  s->unnamed_psrc->param_types, s->unnamed_psrc->num_params,
 					  false, 0, s->unnamed_psrc->resultDesc);
+
+	/* its currval() and lastval() values */
+	put_int32(buf, (int32) s->seq_last);
+	put_int32(buf, list_length(s->seq_values));
+	foreach(ln, s->seq_values)
+	{
+		PoolSeqValue *v = lfirst(ln);
+
+		put_int32(buf, (int32) v->relid);
+		put_int32(buf, (int32) (v->last >> 32));
+		put_int32(buf, (int32) (v->last & 0xffffffff));
+	}
 	return buf->len <= max_len;
 }
 
@@ -1080,6 +1093,19 @@ bp_session_restore(PoolSession *s, const char *data, int len)
 		s->moved_statements = lappend(s->moved_statements, get_statement(&in));
 	if (pq_getmsgbyte(&in))
 		s->moved_unnamed = get_statement(&in);
+
+	s->seq_last = (Oid) get_int32(&in);
+	n = get_int32(&in);
+	for (i = 0; i < n; i++)
+	{
+		PoolSeqValue *v = palloc(sizeof(PoolSeqValue));
+		uint32		hi;
+
+		v->relid = (Oid) get_int32(&in);
+		hi = (uint32) get_int32(&in);
+		v->last = (int64) (((uint64) hi << 32) | (uint32) get_int32(&in));
+		s->seq_values = lappend(s->seq_values, v);
+	}
 	s->greeted = true;
 	MemoryContextSwitchTo(old);
 }

@@ -71,6 +71,10 @@ typedef struct PoolSession
 	List	   *listen_channels;	/* LISTEN, minus UNLISTEN */
 	List	   *hold_cursors;	/* names of WITH HOLD cursors declared */
 	bool		temp_check;		/* a relation was created: look for temp ones */
+
+	/* currval()/lastval() of earlier transactions (sequences.c) */
+	List	   *seq_values;		/* PoolSeqValue */
+	Oid			seq_last;		/* lastval()'s sequence */
 	bool		pinned;			/* executor.c serves it alone (set_pinned) */
 	TimestampTz idle_deadline;	/* its idle_session_timeout, 0 if none */
 	TimestampTz queued_at;		/* when it joined the run queue */
