@@ -13,6 +13,7 @@ OBJS = \
 	prepared.o \
 	protocol.o \
 	proxy.o \
+	redirect.o \
 	relay.o \
 	sequences.o \
 	session.o \

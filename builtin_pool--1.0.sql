@@ -111,3 +111,16 @@ CREATE FUNCTION pool_identity_nextval(regclass)
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'pool_identity_nextval'
 LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+
+-- Through the pool, current_setting() calls are pointed at these: as core's,
+-- except that a custom placeholder ("myapp.x") another session created does
+-- not exist for a session that never set it, as on its own backend.
+CREATE FUNCTION pool_current_setting(text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'pool_current_setting'
+LANGUAGE C STRICT STABLE PARALLEL SAFE;
+
+CREATE FUNCTION pool_current_setting(text, boolean)
+RETURNS text
+AS 'MODULE_PATHNAME', 'pool_current_setting'
+LANGUAGE C STRICT STABLE PARALLEL SAFE;

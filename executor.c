@@ -58,6 +58,7 @@
 #include "pool_shmem.h"
 #include "prepared.h"
 #include "protocol.h"
+#include "redirect.h"
 #include "sequences.h"
 #include "session.h"
 #include "startup.h"
@@ -1102,7 +1103,7 @@ bp_executor_main(Datum main_arg)
 										   ALLOCSET_DEFAULT_SIZES);
 	bp_session_module_init();
 	bp_prepared_init();
-	bp_sequences_init();
+	bp_redirect_init();
 	bp_pinning_init();
 	RegisterXactCallback(count_transaction, NULL);
 	say_hello();

@@ -565,6 +565,17 @@ check_or_run(Node *stmt, bool top_level)
 				}
 				return true;
 			}
+		case T_VariableSetStmt:
+			if (((VariableSetStmt *) stmt)->name != NULL)
+				bp_setting_note_placeholder(((VariableSetStmt *) stmt)->name);
+			return false;
+		case T_VariableShowStmt:
+			if (bp_setting_hidden(((VariableShowStmt *) stmt)->name))
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_OBJECT),
+						 errmsg("unrecognized configuration parameter \"%s\"",
+								((VariableShowStmt *) stmt)->name)));
+			return false;
 		case T_DiscardStmt:
 			if (((DiscardStmt *) stmt)->target == DISCARD_SEQUENCES)
 				bp_sequences_forget(bp_current);

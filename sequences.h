@@ -17,8 +17,6 @@ typedef struct PoolSeqValue
 	int64		last;
 } PoolSeqValue;
 
-extern void bp_sequences_init(void);
-
 /* DISCARD SEQUENCES / ALL: the session forgets its values */
 extern void bp_sequences_forget(struct PoolSession *s);
 

@@ -38,6 +38,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/fmgrprotos.h"
 #include "utils/rel.h"
 #include "commands/prepare.h"
 #include "commands/sequence.h"
@@ -517,6 +518,111 @@ bp_session_discard_input(void)
 }
 
 /* ---------------------------------------------------------------------
+ * Custom placeholders
+ * ---------------------------------------------------------------------
+ */
+
+/* guc.c's order of its table: names compared ASCII case-insensitively */
+static int
+guc_name_cmp(const char *a, const char *b)
+{
+	while (*a && *b)
+	{
+		char		ca = *a++;
+		char		cb = *b++;
+
+		if (ca >= 'A' && ca <= 'Z')
+			ca += 'a' - 'A';
+		if (cb >= 'A' && cb <= 'Z')
+			cb += 'a' - 'A';
+		if (ca != cb)
+			return ca - cb;
+	}
+	return (*a != '\0') - (*b != '\0');
+}
+
+static int
+guc_entry_cmp(const void *key, const void *elem)
+{
+	return guc_name_cmp(key, (*(struct config_generic *const *) elem)->name);
+}
+
+/* Has the current session named this custom setting in SET or RESET? */
+static bool
+setting_noted(const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, bp_current->own_placeholders)
+	{
+		if (guc_name_cmp(name, lfirst(lc)) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* SET, SET LOCAL or RESET of a custom name: on a backend it now exists */
+void
+bp_setting_note_placeholder(const char *name)
+{
+	MemoryContext old;
+
+	if (bp_current == NULL || strchr(name, GUC_QUALIFIER_SEPARATOR) == NULL ||
+		setting_noted(name))
+		return;
+	old = MemoryContextSwitchTo(bp_current->cxt);
+	bp_current->own_placeholders = lappend(bp_current->own_placeholders,
+										   pstrdup(name));
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * A custom placeholder ("myapp.x") that exists in this process only
+ * because another session set it: this session never named it in SET or
+ * RESET and nothing else (configuration file, role or database setting,
+ * startup option, set_config() in force) gave it a value.  On its own
+ * backend it would not exist.
+ */
+bool
+bp_setting_hidden(const char *name)
+{
+	struct config_generic **found;
+
+	if (bp_current == NULL || strchr(name, GUC_QUALIFIER_SEPARATOR) == NULL ||
+		setting_noted(name))
+		return false;
+	found = bsearch(name, get_guc_variables(), GetNumConfigOptions(),
+					sizeof(struct config_generic *), guc_entry_cmp);
+	return found != NULL &&
+		((*found)->flags & GUC_CUSTOM_PLACEHOLDER) != 0 &&
+		(*found)->source == PGC_S_DEFAULT && (*found)->stack == NULL;
+}
+
+PG_FUNCTION_INFO_V1(pool_current_setting);
+
+/*
+ * current_setting(name [, missing_ok]) through the pool (redirect.c): as
+ * core's, except that another session's placeholder does not exist.
+ */
+Datum
+pool_current_setting(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	if (bp_setting_hidden(name))
+	{
+		if (PG_NARGS() > 1 && PG_GETARG_BOOL(1))
+			PG_RETURN_NULL();
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("unrecognized configuration parameter \"%s\"", name)));
+	}
+	if (PG_NARGS() > 1)
+		return show_config_by_name_missing_ok(fcinfo);
+	return show_config_by_name(fcinfo);
+}
+
+/* ---------------------------------------------------------------------
  * Settings
  * ---------------------------------------------------------------------
  */
@@ -989,6 +1095,10 @@ bp_session_serialize(PoolSession *s, StringInfo buf, int max_len)
 					  s->unnamed_psrc->param_types, s->unnamed_psrc->num_params,
 					  false, 0, s->unnamed_psrc->resultDesc);
 
+	put_int32(buf, list_length(s->own_placeholders));
+	foreach(ln, s->own_placeholders)
+		put_string(buf, lfirst(ln));
+
 	/* its currval() and lastval() values */
 	put_int32(buf, (int32) s->seq_last);
 	put_int32(buf, list_length(s->seq_values));
@@ -1093,6 +1203,11 @@ bp_session_restore(PoolSession *s, const char *data, int len)
 		s->moved_statements = lappend(s->moved_statements, get_statement(&in));
 	if (pq_getmsgbyte(&in))
 		s->moved_unnamed = get_statement(&in);
+
+	n = get_int32(&in);
+	for (i = 0; i < n; i++)
+		s->own_placeholders = lappend(s->own_placeholders,
+									  pstrdup(get_string(&in)));
 
 	s->seq_last = (Oid) get_int32(&in);
 	n = get_int32(&in);

@@ -72,6 +72,8 @@ typedef struct PoolSession
 	List	   *hold_cursors;	/* names of WITH HOLD cursors declared */
 	bool		temp_check;		/* a relation was created: look for temp ones */
 
+	List	   *own_placeholders;	/* custom settings it SET or RESET by name */
+
 	/* currval()/lastval() of earlier transactions (sequences.c) */
 	List	   *seq_values;		/* PoolSeqValue */
 	Oid			seq_last;		/* lastval()'s sequence */
@@ -104,6 +106,8 @@ extern PoolSession *bp_session_create(int sock, int client_fd,
 									  const PoolHandoff *handoff,
 									  const char *body);
 extern void bp_session_send_quick(PoolSession *s, const char *data, int len);
+extern bool bp_setting_hidden(const char *name);
+extern void bp_setting_note_placeholder(const char *name);
 extern bool bp_session_output_pending(PoolSession *s);
 extern void bp_session_switch_in(PoolSession *s);
 extern void bp_session_switch_out(void);

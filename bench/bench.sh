@@ -35,6 +35,7 @@ FORCE_PREPARED_TPCB=${FORCE_PREPARED_TPCB:-0}
 SETTLE_MAX=${SETTLE_MAX:-20}
 BUILD=0
 KEEP=0
+TLS=0
 EXTRA_PGCONF=()
 
 usage() {
@@ -65,6 +66,9 @@ Compares direct connections, the builtin_pool pool port and PgBouncer
   --pool-port N      builtin_pool.port (default $POOL_PORT)
   --bouncer-port N   PgBouncer port (default $BOUNCER_PORT)
   --pgconf 'k = v'   extra postgresql.conf line (repeatable)
+  --tls              every client connects with sslmode=require (server
+                     ssl = on with a throwaway self-signed certificate,
+                     PgBouncer client_tls_sslmode = require)
   --os-user NAME     unprivileged OS user running the server when started
                      as root (default $OS_USER; created if missing)
   --pool-so PATH     preload this builtin_pool.so instead of the installed
@@ -95,6 +99,7 @@ while [ $# -gt 0 ]; do
         --pool-port) POOL_PORT=$2; shift 2 ;;
         --bouncer-port) BOUNCER_PORT=$2; shift 2 ;;
         --pgconf) EXTRA_PGCONF+=("$2"); shift 2 ;;
+        --tls) TLS=1; shift ;;
         --os-user) OS_USER=$2; shift 2 ;;
         --pool-so) POOL_SO=$2; shift 2 ;;
         --build) BUILD=1; shift ;;
@@ -210,6 +215,15 @@ LOGDIR=$WORK/runs
 as_user mkdir -p "$LOGDIR"
 cd "$WORK" || die "cd $WORK"
 
+CLIENT_SSLMODE=disable
+if [ "$TLS" = 1 ]; then
+    CLIENT_SSLMODE=require
+    as_user openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
+        -keyout "$WORK/server.key" -out "$WORK/server.crt" >/dev/null 2>&1 ||
+        die "openssl could not make the TLS certificate"
+    as_user chmod 600 "$WORK/server.key"
+fi
+
 CHILD=
 cleanup() {
     local rc=$?
@@ -264,6 +278,11 @@ write_conf() {   # $1 = 1 to preload builtin_pool
             echo "builtin_pool.port = $POOL_PORT"
             echo "builtin_pool.session_pool_size = $POOL_SIZE"
             echo "builtin_pool.max_sessions = $MAX_SESSIONS"
+        fi
+        if [ "$TLS" = 1 ]; then
+            echo "ssl = on"
+            echo "ssl_cert_file = '$WORK/server.crt'"
+            echo "ssl_key_file = '$WORK/server.key'"
         fi
         local l
         for l in "${EXTRA_PGCONF[@]+"${EXTRA_PGCONF[@]}"}"; do echo "$l"; done
@@ -352,6 +371,7 @@ log_connections = 0
 log_disconnections = 0
 log_pooler_errors = 1
 stats_period = 600
+$( [ "$TLS" = 1 ] && printf 'client_tls_sslmode = require\nclient_tls_key_file = %s\nclient_tls_cert_file = %s\n' "$WORK/server.key" "$WORK/server.crt")
 EOF
     echo '"bench" ""' | as_user tee "$WORK/userlist.txt" >/dev/null
     as_user "$PGBOUNCER" -d "$WORK/pgbouncer.ini" >"$WORK/pgbouncer.stdout" 2>&1 || return 1
@@ -484,7 +504,8 @@ run_point() {  # proto mode clients target
 
     echo "# pgbench ${args[*]} bench   (timeout ${limit}s)" >"$out"
     # in the background + wait, so that a signal to this script acts at once
-    timeout -k 10 "$limit" "${AS_USER[@]}" "$PGBIN/pgbench" "${args[@]}" bench >>"$out" 2>&1 </dev/null &
+    timeout -k 10 "$limit" "${AS_USER[@]}" env PGSSLMODE="$CLIENT_SSLMODE" \
+        "$PGBIN/pgbench" "${args[@]}" bench >>"$out" 2>&1 </dev/null &
     CHILD=$!
     wait "$CHILD"; rc=$?
     CHILD=
@@ -656,6 +677,7 @@ MD="$RESULTS_DIR/$START_TS.md"
     echo "- pool size $POOL_SIZE: builtin_pool.session_pool_size and PgBouncer default_pool_size (pool_mode=transaction)"
     echo "- builtin_pool.max_sessions $MAX_SESSIONS, max_connections $MAX_CONNECTIONS, shared_buffers 256MB, synchronous_commit off"
     [ ${#EXTRA_PGCONF[@]} -gt 0 ] && echo "- extra postgresql.conf: ${EXTRA_PGCONF[*]}"
+    [ "$TLS" = 1 ] && echo "- TLS: every client sslmode=require (server ssl = on; PgBouncer client_tls_sslmode = require, plain to the server over the unix socket)"
     [ -e "$POOL_SO" ] && echo "- builtin_pool library: $POOL_SO ($(date -r "$POOL_SO" '+%Y-%m-%d %H:%M:%S'))"
     [ "$POOL_STATE" != ok ] && echo "- pool target: $POOL_STATE"
     [ "$BOUNCER_STATE" != ok ] && echo "- pgbouncer target: $BOUNCER_STATE"

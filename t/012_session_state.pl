@@ -297,11 +297,18 @@ sub waits
 	is(sq($B, q{SET myapp.tenant = 'tenantB'}), '', 'B: SET the same placeholder');
 	is(sq($A, 'SHOW myapp.tenant'), 'tenantA', "A's value unchanged by B");
 	is(sq($B, 'SHOW myapp.tenant'), 'tenantB', "B's own value");
-  TODO:
+	is($ph, 'NULL',
+		"current_setting('myapp.tenant', true) in B before B set it: NULL as in a fresh backend");
 	{
-		local $TODO = 'a fresh session should not know another session\'s placeholder (core: NULL)';
-		is($ph, 'NULL',
-			"current_setting('myapp.tenant', true) in B before B set it: NULL as in a fresh backend");
+		my $C = conn();
+		is(sq($C, 'SHOW myapp.tenant'), '42704: unrecognized configuration parameter "myapp.tenant"',
+			"C: SHOW of another session's placeholder: unrecognized, as core");
+		is(sq($C, q{SELECT current_setting('myapp.tenant')}),
+			'42704: unrecognized configuration parameter "myapp.tenant"',
+			"C: current_setting() of another session's placeholder: unrecognized");
+		is(sq($C, q{DO $$BEGIN RAISE NOTICE '%', coalesce(current_setting('myapp.tenant', true), 'none'); END$$; SELECT set_config('myapp.tenant', 'tenantC', false); SELECT current_setting('myapp.tenant')}),
+			'tenantC;tenantC', 'C: set_config() then current_setting() of its own');
+		$C->terminate;
 	}
 
 	# ParameterStatus goes only to the session that changed something
