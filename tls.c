@@ -8,11 +8,13 @@
  *
  * Core's context (be-secure-openssl.c) is private to it and its handshake
  * blocks, so the listener builds its own from the same settings, the way
- * be_tls_init() does, with three differences: only TLS 1.3, no session
- * tickets (the server's first application record is then number 0, which
- * the writer relies on), and a key-log callback through which OpenSSL
- * hands us the server's application traffic secret.  That secret never
- * leaves the server's processes.
+ * be_tls_init() does, with three differences: only AEAD ciphers (AES-GCM,
+ * ChaCha20-Poly1305) for TLS 1.2; no session tickets or resumption, so the
+ * server's first application record has a known number (0 in TLS 1.3, 1 in
+ * TLS 1.2, after its Finished); and a key-log callback through which
+ * OpenSSL hands us a TLS 1.3 session's server traffic secret (TLS 1.2 keys
+ * come from the master secret).  Secrets never leave the server's
+ * processes.
  *
  *-------------------------------------------------------------------------
  */
@@ -35,9 +37,6 @@
 
 #define TLS_RECORD_MAX		16384	/* plaintext per record (2^14) */
 #define TLS_TAG_LEN			16
-#define TLS13_AES_128_GCM	0x1301
-#define TLS13_AES_256_GCM	0x1302
-#define TLS13_CHACHA20		0x1303
 
 /* Per connection, as the SSL's app data: what the key log gave us */
 typedef struct TlsSecret
@@ -54,54 +53,99 @@ static SSL_CTX *bp_ssl_ctx = NULL;
  */
 
 static const EVP_CIPHER *
-suite_cipher(uint16 suite)
+writer_cipher(uint8 cipher)
 {
-	switch (suite)
+	switch (cipher)
 	{
-		case TLS13_AES_128_GCM:
+		case BP_TLS_AES128GCM:
 			return EVP_aes_128_gcm();
-		case TLS13_AES_256_GCM:
+		case BP_TLS_AES256GCM:
 			return EVP_aes_256_gcm();
-		case TLS13_CHACHA20:
+		case BP_TLS_CHACHA20:
 			return EVP_chacha20_poly1305();
 	}
 	return NULL;
 }
 
-/* Seals one record of at most TLS_RECORD_MAX bytes */
+static void
+put_uint64(unsigned char *p, uint64 v)
+{
+	int			i;
+
+	for (i = 0; i < 8; i++)
+		p[i] = (v >> (56 - 8 * i)) & 0xff;
+}
+
+/*
+ * Seals one record of at most TLS_RECORD_MAX bytes.  TLS 1.3 hides the
+ * content type inside and uses the header as additional data; TLS 1.2
+ * authenticates sequence number, type, version and length, and AES-GCM
+ * there sends an explicit nonce (our sequence number) before the data.
+ */
 static bool
 seal_record(BpTlsSealer *s, const char *data, size_t len, StringInfo out)
 {
 	EVP_CIPHER_CTX *ctx = s->evp;
+	bool		tls13 = s->w.version == TLS1_3_VERSION;
+	bool		explicit_nonce = !tls13 && s->w.iv_len == 4;
 	unsigned char nonce[12];
-	unsigned char hdr[5];
+	unsigned char aad[13];
+	int			aad_len;
 	unsigned char inner_type = 23;	/* application_data */
-	uint16		rlen = len + 1 + TLS_TAG_LEN;
+	uint16		rlen = (explicit_nonce ? 8 : 0) + len + (tls13 ? 1 : 0) + TLS_TAG_LEN;
+	unsigned char *hdr;
+	unsigned char *dst;
 	int			outl;
 	int			i;
-	char	   *dst;
 
-	memcpy(nonce, s->w.iv, 12);
-	for (i = 0; i < 8; i++)
-		nonce[11 - i] ^= (s->w.seq >> (8 * i)) & 0xff;
+	if (explicit_nonce)
+	{
+		memcpy(nonce, s->w.iv, 4);
+		put_uint64(nonce + 4, s->w.seq);
+	}
+	else
+	{
+		memcpy(nonce, s->w.iv, 12);
+		for (i = 0; i < 8; i++)
+			nonce[11 - i] ^= (s->w.seq >> (8 * i)) & 0xff;
+	}
+
+	enlargeStringInfo(out, 5 + rlen);
+	hdr = (unsigned char *) out->data + out->len;
 	hdr[0] = 23;
 	hdr[1] = 3;
 	hdr[2] = 3;
 	hdr[3] = rlen >> 8;
 	hdr[4] = rlen & 0xff;
+	dst = hdr + 5;
+	if (explicit_nonce)
+	{
+		memcpy(dst, nonce + 4, 8);
+		dst += 8;
+	}
+	if (tls13)
+	{
+		memcpy(aad, hdr, 5);
+		aad_len = 5;
+	}
+	else
+	{
+		put_uint64(aad, s->w.seq);
+		aad[8] = 23;
+		aad[9] = 3;
+		aad[10] = 3;
+		aad[11] = len >> 8;
+		aad[12] = len & 0xff;
+		aad_len = 13;
+	}
 
-	enlargeStringInfo(out, 5 + rlen);
-	memcpy(out->data + out->len, hdr, 5);
-	dst = out->data + out->len + 5;
 	if (EVP_EncryptInit_ex(ctx, NULL, NULL, NULL, nonce) != 1 ||
-		EVP_EncryptUpdate(ctx, NULL, &outl, hdr, 5) != 1 ||
-		EVP_EncryptUpdate(ctx, (unsigned char *) dst, &outl,
-						  (const unsigned char *) data, len) != 1 ||
-		EVP_EncryptUpdate(ctx, (unsigned char *) dst + len, &outl,
-						  &inner_type, 1) != 1 ||
-		EVP_EncryptFinal_ex(ctx, (unsigned char *) dst + len + 1, &outl) != 1 ||
+		EVP_EncryptUpdate(ctx, NULL, &outl, aad, aad_len) != 1 ||
+		EVP_EncryptUpdate(ctx, dst, &outl, (const unsigned char *) data, len) != 1 ||
+		(tls13 && EVP_EncryptUpdate(ctx, dst + len, &outl, &inner_type, 1) != 1) ||
+		EVP_EncryptFinal_ex(ctx, dst + len + (tls13 ? 1 : 0), &outl) != 1 ||
 		EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TLS_TAG_LEN,
-							dst + len + 1) != 1)
+							dst + len + (tls13 ? 1 : 0)) != 1)
 		return false;
 	out->len += 5 + rlen;
 	out->data[out->len] = '\0';
@@ -114,7 +158,7 @@ bp_tls_seal(BpTlsSealer *s, const char *data, size_t len, StringInfo out)
 {
 	if (s->evp == NULL)
 	{
-		const EVP_CIPHER *cipher = suite_cipher(s->w.suite);
+		const EVP_CIPHER *cipher = writer_cipher(s->w.cipher);
 		EVP_CIPHER_CTX *ctx;
 
 		if (cipher == NULL || (ctx = EVP_CIPHER_CTX_new()) == NULL)
@@ -259,6 +303,65 @@ load_client_ca(SSL_CTX *ctx)
 	return true;
 }
 
+/* Our cipher code for an OpenSSL cipher, 0 if the writer cannot seal it */
+static uint8
+cipher_code(const SSL_CIPHER *c)
+{
+	switch (SSL_CIPHER_get_cipher_nid(c))
+	{
+		case NID_aes_128_gcm:
+			return BP_TLS_AES128GCM;
+		case NID_aes_256_gcm:
+			return BP_TLS_AES256GCM;
+		case NID_chacha20_poly1305:
+			return BP_TLS_CHACHA20;
+	}
+	return 0;
+}
+
+/*
+ * TLS 1.2 ciphers: those of ssl_ciphers that the writer can seal.  (TLS
+ * 1.3's are all AEAD; core leaves them at OpenSSL's default, as we do.)
+ */
+static bool
+set_aead_ciphers(SSL_CTX *ctx)
+{
+	STACK_OF(SSL_CIPHER) *all;
+	StringInfoData list;
+	int			i;
+	bool		ok;
+
+	if (SSL_CTX_set_cipher_list(ctx, SSLCipherSuites) != 1)
+	{
+		ereport(LOG,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("builtin_pool could not set the cipher list (no valid ciphers available)")));
+		return false;
+	}
+	all = SSL_CTX_get_ciphers(ctx);
+	initStringInfo(&list);
+	for (i = 0; all != NULL && i < sk_SSL_CIPHER_num(all); i++)
+	{
+		const SSL_CIPHER *c = sk_SSL_CIPHER_value(all, i);
+
+		/* TLS 1.3 suites are 0x13xx */
+		if (cipher_code(c) == 0 || (SSL_CIPHER_get_protocol_id(c) >> 8) == 0x13)
+			continue;
+		appendStringInfo(&list, "%s%s", list.len > 0 ? ":" : "",
+						 SSL_CIPHER_get_name(c));
+	}
+	if (list.len == 0)
+	{
+		ereport(LOG,
+				(errmsg("builtin_pool offers TLSv1.3 only on the pool port: ssl_ciphers has no AES-GCM or ChaCha20-Poly1305 cipher for TLSv1.2")));
+		ok = SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) == 1;
+	}
+	else
+		ok = SSL_CTX_set_cipher_list(ctx, list.data) == 1;
+	pfree(list.data);
+	return ok;
+}
+
 /* A new context from the current settings, or NULL (logged) */
 static SSL_CTX *
 build_context(void)
@@ -272,11 +375,12 @@ build_context(void)
 						ssl_error_text())));
 		return NULL;
 	}
-	if (ssl_max_protocol_version != 0 && ssl_max_protocol_version < PG_TLS1_3_VERSION)
+	if (ssl_max_protocol_version != PG_TLS_ANY &&
+		ssl_max_protocol_version < PG_TLS1_2_VERSION)
 	{
 		ereport(LOG,
 				(errcode(ERRCODE_CONFIG_FILE_ERROR),
-				 errmsg("builtin_pool offers no SSL on the pool port: it speaks only TLSv1.3, and ssl_max_protocol_version is lower")));
+				 errmsg("builtin_pool offers no SSL on the pool port: it speaks TLSv1.2 and TLSv1.3, and ssl_max_protocol_version is lower")));
 		goto fail;
 	}
 	SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
@@ -305,13 +409,19 @@ build_context(void)
 						ssl_error_text())));
 		goto fail;
 	}
-	if (!SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) ||
-		!SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION))
+	if (!SSL_CTX_set_min_proto_version(ctx,
+									   ssl_min_protocol_version == PG_TLS1_3_VERSION ?
+									   TLS1_3_VERSION : TLS1_2_VERSION) ||
+		!SSL_CTX_set_max_proto_version(ctx,
+									   ssl_max_protocol_version == PG_TLS1_2_VERSION ?
+									   TLS1_2_VERSION : TLS1_3_VERSION))
 	{
 		ereport(LOG,
-				(errmsg("builtin_pool could not set SSL protocol version to TLSv1.3")));
+				(errmsg("builtin_pool could not set SSL protocol version range")));
 		goto fail;
 	}
+	if (!set_aead_ciphers(ctx))
+		goto fail;
 	/* a client that just goes away is an EOF, as on a plain connection */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_COMPRESSION |
 						SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
@@ -398,6 +508,26 @@ bp_tls_open(int fd)
 	return ssl;
 }
 
+/* Did the client and we find no protocol version or cipher in common? */
+static bool
+version_or_cipher_error(unsigned long code)
+{
+	switch (ERR_GET_REASON(code))
+	{
+		case SSL_R_NO_SHARED_CIPHER:
+		case SSL_R_NO_PROTOCOLS_AVAILABLE:
+		case SSL_R_UNSUPPORTED_PROTOCOL:
+		case SSL_R_UNKNOWN_PROTOCOL:
+		case SSL_R_WRONG_VERSION_NUMBER:
+		case SSL_R_BAD_PROTOCOL_VERSION_NUMBER:
+		case SSL_R_VERSION_TOO_HIGH:
+		case SSL_R_VERSION_TOO_LOW:
+		case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION:
+			return true;
+	}
+	return false;
+}
+
 BpTlsStep
 bp_tls_handshake(BpSsl *ssl)
 {
@@ -431,11 +561,15 @@ bp_tls_handshake(BpSsl *ssl)
 						 errmsg("could not accept SSL connection: EOF detected")));
 			break;
 		case SSL_ERROR_SSL:
-			ereport(COMMERROR,
-					(errcode(ERRCODE_PROTOCOL_VIOLATION),
-					 errmsg("could not accept SSL connection: %s",
-							ssl_error_text()),
-					 errhint("The pool port accepts TLSv1.3 only.")));
+			{
+				bool		hint = version_or_cipher_error(ERR_peek_error());
+
+				ereport(COMMERROR,
+						(errcode(ERRCODE_PROTOCOL_VIOLATION),
+						 errmsg("could not accept SSL connection: %s",
+								ssl_error_text()),
+						 hint ? errhint("The pool port accepts TLSv1.2 and TLSv1.3 with AES-GCM or ChaCha20-Poly1305 ciphers.") : 0));
+			}
 			break;
 		case SSL_ERROR_ZERO_RETURN:
 			ereport(COMMERROR,
@@ -482,30 +616,83 @@ expand_label(const EVP_MD *md, const TlsSecret *sec, const char *label,
 	return ok;
 }
 
+/*
+ * TLS 1.2's key block (RFC 5246 6.3) from the master secret: the client's
+ * and the server's write keys, then their IVs.  Fills the server's.
+ */
+static bool
+tls12_keys(SSL *ssl, const EVP_MD *md, BpTlsWriter *w)
+{
+	unsigned char master[SSL_MAX_MASTER_KEY_LENGTH];
+	unsigned char crandom[SSL3_RANDOM_SIZE];
+	unsigned char srandom[SSL3_RANDOM_SIZE];
+	unsigned char block[2 * 32 + 2 * 12];
+	size_t		mlen;
+	size_t		blen = 2 * w->key_len + 2 * w->iv_len;
+	EVP_PKEY_CTX *pctx;
+	bool		ok;
+
+	mlen = SSL_SESSION_get_master_key(SSL_get_session(ssl), master, sizeof(master));
+	if (mlen == 0 ||
+		SSL_get_client_random(ssl, crandom, sizeof(crandom)) != sizeof(crandom) ||
+		SSL_get_server_random(ssl, srandom, sizeof(srandom)) != sizeof(srandom))
+		return false;
+	pctx = EVP_PKEY_CTX_new_id(EVP_PKEY_TLS1_PRF, NULL);
+	ok = pctx != NULL &&
+		EVP_PKEY_derive_init(pctx) > 0 &&
+		EVP_PKEY_CTX_set_tls1_prf_md(pctx, md) > 0 &&
+		EVP_PKEY_CTX_set1_tls1_prf_secret(pctx, master, mlen) > 0 &&
+		EVP_PKEY_CTX_add1_tls1_prf_seed(pctx, (const unsigned char *) "key expansion", 13) > 0 &&
+		EVP_PKEY_CTX_add1_tls1_prf_seed(pctx, srandom, sizeof(srandom)) > 0 &&
+		EVP_PKEY_CTX_add1_tls1_prf_seed(pctx, crandom, sizeof(crandom)) > 0 &&
+		EVP_PKEY_derive(pctx, block, &blen) > 0;
+	EVP_PKEY_CTX_free(pctx);
+	if (ok)
+	{
+		memcpy(w->key, block + w->key_len, w->key_len);
+		memcpy(w->iv, block + 2 * w->key_len + w->iv_len, w->iv_len);
+	}
+	explicit_bzero(master, sizeof(master));
+	explicit_bzero(block, sizeof(block));
+	return ok;
+}
+
 bool
 bp_tls_writer(BpSsl *ssl, BpTlsWriter *w)
 {
 	TlsSecret  *sec = SSL_get_app_data(ssl);
 	const SSL_CIPHER *cipher = SSL_get_current_cipher(ssl);
 	const EVP_MD *md;
-	const EVP_CIPHER *evp;
+	bool		ok;
 
 	memset(w, 0, sizeof(*w));
-	if (sec == NULL || sec->len == 0 || cipher == NULL ||
-		SSL_version(ssl) != TLS1_3_VERSION)
+	if (cipher == NULL || (w->cipher = cipher_code(cipher)) == 0 ||
+		(md = SSL_CIPHER_get_handshake_digest(cipher)) == NULL)
 		return false;
 	w->suite = SSL_CIPHER_get_protocol_id(cipher);
-	evp = suite_cipher(w->suite);
-	md = SSL_CIPHER_get_handshake_digest(cipher);
-	if (evp == NULL || md == NULL || sec->len != EVP_MD_get_size(md))
-		return false;
-	w->key_len = EVP_CIPHER_get_key_length(evp);
-	if (!expand_label(md, sec, "key", w->key, w->key_len) ||
-		!expand_label(md, sec, "iv", w->iv, sizeof(w->iv)))
-		return false;
-	w->seq = 0;					/* no ticket was sent: see build_context */
-	explicit_bzero(sec->secret, sizeof(sec->secret));
-	return true;
+	w->version = SSL_version(ssl);
+	w->key_len = EVP_CIPHER_get_key_length(writer_cipher(w->cipher));
+	if (w->version == TLS1_3_VERSION)
+	{
+		w->iv_len = 12;
+		ok = sec != NULL && sec->len == EVP_MD_get_size(md) &&
+			expand_label(md, sec, "key", w->key, w->key_len) &&
+			expand_label(md, sec, "iv", w->iv, w->iv_len);
+		w->seq = 0;				/* no ticket was sent: see build_context */
+	}
+	else if (w->version == TLS1_2_VERSION)
+	{
+		w->iv_len = w->cipher == BP_TLS_CHACHA20 ? 12 : 4;
+		ok = tls12_keys(ssl, md, w);
+		w->seq = 1;				/* 0 was the server's Finished */
+	}
+	else
+		ok = false;
+	if (sec)
+		explicit_bzero(sec->secret, sizeof(sec->secret));
+	if (!ok)
+		memset(w, 0, sizeof(*w));
+	return ok;
 }
 
 ssize_t

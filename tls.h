@@ -11,9 +11,9 @@
  * sends never goes through the listener: the server's TLS 1.3 traffic key
  * travels with the session (BpTlsWriter, in PoolHandoff) and whoever
  * serves the session seals its records and writes them to the client's
- * TCP socket itself.  Only TLS 1.3 is offered on the pool port: its record
- * layer is three AEAD ciphers with one nonce rule, and it has no
- * renegotiation.
+ * TCP socket itself.  The pool port offers TLS 1.2 and 1.3 with the AEAD
+ * ciphers AES-GCM and ChaCha20-Poly1305 only, whose records are simple to
+ * write, and no renegotiation.
  *
  *-------------------------------------------------------------------------
  */
@@ -22,15 +22,22 @@
 
 #include "lib/stringinfo.h"
 
-/* The server's sending state of a TLS 1.3 session; plain data, copyable */
+/* The server's sending state of a TLS session; plain data, copyable */
 typedef struct BpTlsWriter
 {
-	uint16		suite;			/* TLS 1.3 cipher suite id, 0 = no TLS */
+	uint16		suite;			/* cipher suite id, 0 = no TLS */
+	uint16		version;		/* 0x0303 (TLS 1.2) or 0x0304 (TLS 1.3) */
+	uint8		cipher;			/* BP_TLS_AES128GCM, ... */
 	uint8		key_len;
+	uint8		iv_len;			/* 12, or 4 (TLS 1.2 AES-GCM's salt) */
 	uint8		key[32];
 	uint8		iv[12];
 	uint64		seq;			/* sequence number of the next record */
 } BpTlsWriter;
+
+#define BP_TLS_AES128GCM	1
+#define BP_TLS_AES256GCM	2
+#define BP_TLS_CHACHA20		3
 
 /* A writer's cipher context, created on first use (OpenSSL memory) */
 typedef struct BpTlsSealer

@@ -380,7 +380,7 @@ EOF
 }
 
 probe() {  # host port : can the bench role run a query there? (124 = hung)
-    timeout -k 5 10 env PGCONNECT_TIMEOUT=10 \
+    timeout -k 5 10 env PGCONNECT_TIMEOUT=10 PGSSLMODE="$CLIENT_SSLMODE" \
         "$PGBIN/psql" -X -q -At -h "$1" -p "$2" -U bench -d bench -c "SELECT 1" >/dev/null 2>&1
 }
 probe_until() {  # host port seconds : retry quick failures, give up on a hang
@@ -562,7 +562,8 @@ if [ "$WARMUP" -gt 0 ]; then
         esac
         has_target "$target" && [ "$st" = ok ] || continue
         log "warm-up $target (${WARMUP}s)"
-        timeout -k 10 $((WARMUP + TIMEOUT_MARGIN)) "${AS_USER[@]}" "$PGBIN/pgbench" -h 127.0.0.1 -p "$port" \
+        timeout -k 10 $((WARMUP + TIMEOUT_MARGIN)) "${AS_USER[@]}" env PGSSLMODE="$CLIENT_SSLMODE" \
+            "$PGBIN/pgbench" -h 127.0.0.1 -p "$port" \
             -U bench -n -S -T "$WARMUP" -c 8 -j "$THREADS" bench >"$LOGDIR/warmup_$target.log" 2>&1 </dev/null &
         CHILD=$!
         wait "$CHILD" || log "warm-up $target failed (see $LOGDIR/warmup_$target.log)"

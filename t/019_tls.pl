@@ -8,7 +8,8 @@
 # sessions on one executor, and moved to another executor when its own pins;
 # large results and a large COPY FROM STDIN through the TLS relay; cancel,
 # statement_timeout, a client killed mid-transaction; pgbench over TLS
-# (also with -C); a TLSv1.2-only client and a garbage handshake refused;
+# (also with -C); TLSv1.2 clients (AES-GCM), TLSv1.1 and a garbage
+# handshake refused;
 # ssl = off by reload answers 'N' again.  No crash in the server log.
 
 use strict;
@@ -331,13 +332,77 @@ $node->command_ok([ 'pgbench', '-i', '-q', '-s', '1', '-h', '127.0.0.1', '-p', $
 # ---------------------------------------------------------------------
 # Refused handshakes
 # ---------------------------------------------------------------------
-($ret, $out, $err) = tls_psql('SELECT 1', extra => "$require ssl_max_protocol_version=TLSv1.2");
-isnt($ret, 0, 'a TLSv1.2-only client is refused on the pool port');
-($ret, $out) = $node->psql('app', 'SELECT 1',
-	connstr => "host=127.0.0.1 port=$mp dbname=app user=app $require ssl_max_protocol_version=TLSv1.2");
-is($out, '1', '... while the main port still speaks TLSv1.2');
-ok(wait_until(sub { slurp_file($node->logfile) =~ /The pool port accepts TLSv1\.3 only/ }, 10),
-	'the log says why');
+# TLS 1.2 (AES-GCM from ssl_ciphers): the same split by direction
+my $tls12 = "$require ssl_max_protocol_version=TLSv1.2";
+($ret, $out, $err) = tls_psql("SELECT length(repeat('q', 500000)); \\conninfo", extra => $tls12);
+like($out, qr/^500000\n.*SSL connection \(protocol: TLSv1\.2, cipher: [A-Z0-9-]*GCM/s,
+	'TLSv1.2 client: AES-GCM session, a 500 kB result') or diag($err);
+($ret, $out) = tls_psql('COPY big TO STDOUT', extra => $tls12);
+is(length($out), length($copy_in) - 1, 'TLSv1.2: COPY TO STDOUT of 4 MB arrives whole');
+($ret, $out, $err) = $node->pool_psql('app',
+	"CREATE TEMP TABLE big12 (LIKE big);\nCOPY big12 FROM STDIN;\n$copy_in\\.\nSELECT count(*) FROM big12;",
+	extra => $tls12);
+is($out, '20000', 'TLSv1.2: COPY FROM STDIN of 4 MB') or diag($err);
+{
+	my $t12 = $node->pool_bg_psql('app', extra => $tls12);
+	my $t13 = $node->pool_bg_psql('app', extra => $require);
+	my $pl = $node->pool_bg_psql('app', extra => 'sslmode=disable');
+	bgq($t12, q{SET application_name = 't12'});
+	bgq($t13, q{SET application_name = 't13'});
+	my $good = 1;
+	for my $round (1 .. 15)
+	{
+		for my $c ([ $t12, 't12' ], [ $t13, 't13' ], [ $pl, '' ])
+		{
+			my $got = bgq($c->[0], "SELECT current_setting('application_name') || ':' || $round");
+			$good = 0 if $c->[1] ne '' && $got ne "$c->[1]:$round";
+		}
+	}
+	ok($good, 'TLSv1.2, TLSv1.3 and plain sessions take turns on the pool, 15 rounds');
+	$_->quit for ($t12, $t13, $pl);
+}
+
+# each cipher the writer seals, through openssl s_client speaking the
+# protocol: startup, a query answered in several records, Terminate
+sub raw_tls_query
+{
+	my (@opts) = @_;
+	my $startup = pack('N', 196608) . "user\0app\0database\0app\0\0";
+	my $sql = "SELECT 'cipher ok ' || repeat('x', 40000)\0";
+	my $in = pack('N', 4 + length $startup) . $startup
+	  . 'Q' . pack('N', 4 + length $sql) . $sql . 'X' . pack('N', 4);
+	my ($o, $e) = ('', '');
+	IPC::Run::run(
+		[ 'openssl', 's_client', '-quiet', '-ign_eof', '-starttls', 'postgres',
+		  '-connect', "127.0.0.1:$pp", @opts ],
+		'<', \$in, '>', \$o, '2>', \$e, IPC::Run::timeout(20));
+	return ($o =~ /cipher ok (x+)/ && length($1) == 40000) ? 1 : 0;
+}
+for my $c (
+	[ 'TLSv1.3 TLS_AES_128_GCM_SHA256', '-tls1_3', '-ciphersuites', 'TLS_AES_128_GCM_SHA256' ],
+	[ 'TLSv1.3 TLS_AES_256_GCM_SHA384', '-tls1_3', '-ciphersuites', 'TLS_AES_256_GCM_SHA384' ],
+	[ 'TLSv1.3 TLS_CHACHA20_POLY1305_SHA256', '-tls1_3', '-ciphersuites', 'TLS_CHACHA20_POLY1305_SHA256' ],
+	[ 'TLSv1.2 ECDHE-RSA-AES128-GCM-SHA256', '-tls1_2', '-cipher', 'ECDHE-RSA-AES128-GCM-SHA256' ],
+	[ 'TLSv1.2 ECDHE-RSA-AES256-GCM-SHA384', '-tls1_2', '-cipher', 'ECDHE-RSA-AES256-GCM-SHA384' ],
+	[ 'TLSv1.2 ECDHE-RSA-CHACHA20-POLY1305', '-tls1_2', '-cipher', 'ECDHE-RSA-CHACHA20-POLY1305' ])
+{
+	my ($name, @opts) = @$c;
+	ok(raw_tls_query(@opts), "$name: a 40 kB answer decrypts");
+}
+
+($ret, $out, $err) = tls_psql('SELECT 1', extra => "$require ssl_max_protocol_version=TLSv1.1");
+isnt($ret, 0, 'a client that stops at TLSv1.1 is refused');
+{
+	# a TLSv1.2 client that offers only a CBC cipher: no shared cipher
+	my ($o, $e);
+	IPC::Run::run(
+		[ 'openssl', 's_client', '-starttls', 'postgres', '-connect', "127.0.0.1:$pp",
+		  '-tls1_2', '-cipher', 'AES128-SHA256' ],
+		'<', \'', '>', \$o, '2>', \$e, IPC::Run::timeout(20));
+	unlike($o // '', qr/Cipher is AES128-SHA256/, 'a CBC-only TLSv1.2 client gets no session');
+	ok(wait_until(sub { slurp_file($node->logfile) =~ /The pool port accepts TLSv1\.2 and TLSv1\.3 with AES-GCM or ChaCha20-Poly1305/ }, 10),
+		'the log says why');
+}
 
 {
 	my $c = PoolTest::Raw->new(port => $pp);
