@@ -554,16 +554,18 @@ exchange_begin(PoolAuthRequest *req, AuthFacts *f, MemoryContext parent,
 		case PAK_SCRAM:
 
 			/*
-			 * The callbacks read the user name and whether TLS is in use:
-			 * it never is on the pool port, so no channel binding (-PLUS)
-			 * is offered.
+			 * The callbacks read the user name and whether TLS is in use;
+			 * over TLS they offer SCRAM-SHA-256-PLUS and hash the server
+			 * certificate of the listener's OpenSSL connection for
+			 * tls-server-end-point, as core does.
 			 */
 			ex->port = MemoryContextAllocZero(cxt, sizeof(Port));
 			ex->port->sock = PGINVALID_SOCKET;
 			ex->port->user_name = ex->user;
 			ex->port->database_name = ex->dbname;
 			ex->port->remote_host = MemoryContextStrdup(cxt, req->remote_host);
-			ex->port->ssl_in_use = false;
+			ex->port->ssl_in_use = req->ssl_conn != NULL;
+			ex->port->ssl = req->ssl_conn;
 			initStringInfo(&mechs);
 			pg_be_scram_mech.get_mechanisms(ex->port, &mechs);
 			appendStringInfoChar(&mechs, '\0');

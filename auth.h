@@ -24,6 +24,9 @@ typedef struct PoolAuthRequest
 	SockAddr   *raddr;
 	const char *remote_host;	/* numeric address, or "[local]" */
 	bool		ssl;			/* the client speaks TLS (tls.h) */
+	struct ssl_st *ssl_conn;	/* its OpenSSL connection, for SCRAM's
+								 * channel binding; lives through the
+								 * exchange */
 	bool		cert_valid;		/* it sent a certificate that verified */
 	const char *cert_cn;		/* that certificate's CN, or NULL */
 } PoolAuthRequest;

@@ -673,6 +673,7 @@ conn_packet(PoolConn *c)
 	req.raddr = &c->raddr;
 	req.remote_host = c->remote_host;
 	req.ssl = c->ssl != NULL;
+	req.ssl_conn = c->ssl;
 	req.cert_valid = c->ssl != NULL && bp_tls_peer_verified(c->ssl);
 	req.cert_cn = c->ssl != NULL ? bp_tls_peer_cn(c->ssl) : NULL;
 	initStringInfo(&out);

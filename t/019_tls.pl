@@ -163,6 +163,13 @@ is($out, 'on', 'server has ssl = on');
 ($ret, $out, $err) = tls_psql('SELECT current_user', user => 'sslonly',
 	extra => "$require password=tls_secret");
 is($out, 'sslonly', 'hostssl scram-sha-256: SCRAM over TLS');
+($ret, $out, $err) = tls_psql('SELECT current_user', user => 'sslonly',
+	extra => "$require password=tls_secret channel_binding=require");
+is($out, 'sslonly', 'SCRAM-SHA-256-PLUS: channel_binding=require over TLS') or diag($err);
+($ret, $out, $err) = tls_psql('SELECT 1', user => 'sslonly',
+	extra => "$require password=wrong channel_binding=require");
+like($err, qr/password authentication failed for user "sslonly"/,
+	'SCRAM-SHA-256-PLUS: wrong password refused');
 ($ret, $out, $err) = tls_psql('SELECT 1', user => 'sslonly',
 	extra => 'sslmode=disable password=tls_secret');
 isnt($ret, 0, 'hostnossl reject: the same role without TLS refused');
