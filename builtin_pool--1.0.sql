@@ -35,12 +35,15 @@ CREATE VIEW pool_pools AS
     FROM pool_status()
     GROUP BY port, database, role;
 
--- Connections the listener accepted, refused before a session started, and
--- cancel requests it forwarded
+-- Connections the listener accepted, refused before a session started,
+-- cancel requests it forwarded, TLS handshakes it completed, and the TLS
+-- sessions whose client input it relays now
 CREATE FUNCTION pool_listener_stats(
     OUT accepted bigint,
     OUT rejected bigint,
-    OUT cancels bigint)
+    OUT cancels bigint,
+    OUT tls_handshakes bigint,
+    OUT tls_sessions integer)
 RETURNS record
 AS 'MODULE_PATHNAME', 'pool_listener_stats'
 LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;

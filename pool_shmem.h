@@ -76,6 +76,8 @@ typedef struct PoolShared
 	pg_atomic_uint64 n_accepted;	/* connections accepted by the listener */
 	pg_atomic_uint64 n_rejected;	/* refused before reaching an executor */
 	pg_atomic_uint64 n_cancels;		/* cancel requests forwarded */
+	pg_atomic_uint64 n_tls_handshakes;	/* TLS handshakes completed */
+	pg_atomic_uint32 n_tls_sessions;	/* TLS sessions being relayed */
 	PoolDesc   *pools;			/* max_pools entries */
 	PoolExecutor *executors;	/* max_executors entries */
 } PoolShared;

@@ -420,6 +420,7 @@ conn_tls_step(PoolConn *c)
 		conn_close(c);
 		return;
 	}
+	pg_atomic_fetch_add_u64(&bp_shared->n_tls_handshakes, 1);
 	c->state = PC_READING;
 	c->io.want = BP_EV_READ;
 	conn_read(c);
@@ -1683,6 +1684,7 @@ bp_listener_main(Datum main_arg)
 	adopt_orphans();
 	bp_auth_load_hba(bp_listener_cxt);
 	bp_tls_configure(true);
+	pg_atomic_write_u32(&bp_shared->n_tls_sessions, 0);	/* a restart's relays are gone */
 	bp_io_init(bp_use_io_uring, on_accept);
 	bp_io_listen_add(bp_channel_listen(), -1, true, pstrdup(BP_CHANNEL_PATH));
 	if (bp_io_open_pool_ports() == 0)

@@ -28,6 +28,7 @@
 #include "utils/memutils.h"
 
 #include "pool_io.h"
+#include "pool_shmem.h"
 #include "relay.h"
 #include "tls.h"
 
@@ -60,6 +61,7 @@ relay_close(PoolRelay *r)
 	bp_tls_close(r->ssl);
 	dlist_delete(&r->node);
 	bp_n_relays--;
+	pg_atomic_write_u32(&bp_shared->n_tls_sessions, bp_n_relays);
 	pfree(r);
 }
 
@@ -196,14 +198,9 @@ bp_relay_start(BpSsl *ssl, int client_fd)
 	bp_io_register(&r->exec);
 	dlist_push_tail(&bp_relays, &r->node);
 	bp_n_relays++;
+	pg_atomic_write_u32(&bp_shared->n_tls_sessions, bp_n_relays);
 
 	/* what OpenSSL already decrypted wakes no poll: pass it on now */
 	relay_pump(r);
 	return sp[1];
-}
-
-int
-bp_relay_count(void)
-{
-	return bp_n_relays;
 }

@@ -18,7 +18,4 @@
  */
 extern int	bp_relay_start(BpSsl *ssl, int client_fd);
 
-/* Relays open, for pool_listener_stats() */
-extern int	bp_relay_count(void);
-
 #endif							/* RELAY_H */

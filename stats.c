@@ -159,8 +159,8 @@ Datum
 pool_listener_stats(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
-	Datum		values[3];
-	bool		nulls[3] = {false, false, false};
+	Datum		values[5];
+	bool		nulls[5] = {false, false, false, false, false};
 
 	pool_shmem_check();
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
@@ -169,6 +169,8 @@ pool_listener_stats(PG_FUNCTION_ARGS)
 	values[0] = Int64GetDatum(pg_atomic_read_u64(&bp_shared->n_accepted));
 	values[1] = Int64GetDatum(pg_atomic_read_u64(&bp_shared->n_rejected));
 	values[2] = Int64GetDatum(pg_atomic_read_u64(&bp_shared->n_cancels));
+	values[3] = Int64GetDatum(pg_atomic_read_u64(&bp_shared->n_tls_handshakes));
+	values[4] = Int32GetDatum((int32) pg_atomic_read_u32(&bp_shared->n_tls_sessions));
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc),
 													  values, nulls)));
 }

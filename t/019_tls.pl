@@ -366,6 +366,11 @@ is($out, '20000', 'TLSv1.2: COPY FROM STDIN of 4 MB') or diag($err);
 		}
 	}
 	ok($good, 'TLSv1.2, TLSv1.3 and plain sessions take turns on the pool, 15 rounds');
+	ok( wait_until(sub {
+				$node->safe_psql('postgres',
+					'SELECT tls_sessions, tls_handshakes > 10 FROM pool_listener_stats()') eq '2|t';
+			}, 10),
+		'pool_listener_stats(): two TLS sessions relayed now, handshakes counted');
 	$_->quit for ($t12, $t13, $pl);
 }
 
