@@ -5,6 +5,7 @@ OBJS = \
 	auth.o \
 	builtin_pool.o \
 	channel.o \
+	client.o \
 	executor.o \
 	extended.o \
 	pool_io.o \

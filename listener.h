@@ -1,0 +1,95 @@
+/*-------------------------------------------------------------------------
+ *
+ * listener.h
+ *	  What the two halves of the pool listener share: client.c takes a new
+ *	  client from accept() to admission, proxy.c routes admitted clients to
+ *	  executors and runs the listener's loop.  Private to the listener.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef LISTENER_H
+#define LISTENER_H
+
+#include "lib/ilist.h"
+#include "libpq/pqcomm.h"
+
+#include "auth.h"
+#include "pool_io.h"
+#include "tls.h"
+
+typedef enum PoolConnState
+{
+	PC_READING,					/* reading a startup packet */
+	PC_TLS,						/* in the TLS handshake after SSLRequest */
+	PC_AUTH,					/* pg_hba.conf asked for a password: in the
+								 * exchange auth.c drives */
+	PC_QUEUED,					/* admitted, waiting for its executor */
+	PC_PARKED					/* admitted, but every executor that could
+								 * take it is pinned: retried each tick */
+} PoolConnState;
+
+/* A client between accept() and handoff */
+typedef struct PoolConn
+{
+	PoolIo		io;				/* first: the handler casts it back */
+	PoolConnState state;
+	int			port_index;
+	bool		is_unix;
+	bool		ssl_done;
+	bool		gss_done;
+	BpSsl	   *ssl;			/* TLS: reads the client until handoff */
+	BpTlsSealer tls;			/* TLS: seals what we send (tls.h) */
+	int			plain_fd;		/* TLS: the executor's end of its relay, or -1 */
+	SockAddr	raddr;
+	char		remote_host[64];
+	TimestampTz deadline;
+	dlist_node	all_node;		/* in bp_conns, in accept order */
+	dlist_node	queue_node;		/* in its executor's queue while PC_QUEUED */
+	char		lenbuf[4];
+	int			have;			/* bytes read, length word included */
+	int			pktlen;			/* length word's value; 0 until read */
+	char	   *pkt;			/* packet after the length word, NUL added */
+	ProtocolVersion proto;
+	char		user[NAMEDATALEN];
+	char		dbname[NAMEDATALEN];
+	int			exec_slot;		/* executor it is queued for, or -1 */
+	uint32		exec_gen;
+	uint32		cancel_key;
+
+	/* the password exchange, while PC_AUTH */
+	PoolAuthExchange *auth;
+	char		auth_hdr[5];	/* type byte and length word */
+	int			auth_have;		/* bytes of the message read */
+	uint32		auth_len;		/* length word's value, once read */
+	char	   *auth_msg;		/* body, NUL added */
+
+	/* a session moving between executors (PoolHandback) */
+	bool		resumed;
+	int			from_slot;		/* the executor that gave it back */
+	char	   *moved_state;	/* serialized session state */
+	int			state_len;
+} PoolConn;
+
+/* Every PoolConn, in accept order, allocated in bp_conn_cxt (proxy.c) */
+extern dlist_head bp_conns;
+extern MemoryContext bp_conn_cxt;
+
+/* Logs a client's failure at elevel with the client's address as context */
+#define conn_log(c, elevel, ...) \
+	ereport((elevel), (__VA_ARGS__, \
+					   errcontext("pool connection from %s on port %d", \
+								  (c)->remote_host, bp_port + (c)->port_index)))
+
+/* client.c */
+extern void conn_accept(int fd, int port_index, bool is_unix);
+extern void conn_ready(PoolIo *io, bool readable, bool writable);
+extern void conn_refuse(PoolConn *c, int elevel, int sqlstate, const char *msg,
+						const char *detail, const char *hint,
+						const char *logdetail);
+extern void conn_expire(PoolConn *c);
+
+/* proxy.c */
+extern void conn_close(PoolConn *c);
+extern void conn_route(PoolConn *c);
+
+#endif							/* LISTENER_H */
