@@ -9,8 +9,10 @@
 # large results and a large COPY FROM STDIN through the TLS relay; cancel,
 # statement_timeout, a client killed mid-transaction; pgbench over TLS
 # (also with -C); TLSv1.2 clients (AES-GCM), TLSv1.1 and a garbage
-# handshake refused;
-# ssl = off by reload answers 'N' again.  No crash in the server log.
+# handshake refused; a bounded, seeded fuzz of protocol streams over TLS
+# (BP_TLS_FUZZ_N, default 150; BP_TLS_FUZZ_SEED) leaves no relay, session
+# or lock behind; ssl = off by reload answers 'N' again.  No crash in the
+# server log.
 
 use strict;
 use warnings;
@@ -432,6 +434,89 @@ isnt($ret, 0, 'a client that stops at TLSv1.1 is refused');
 	is($out, '5', 'a stalled handshake delays nobody');
 	ok($stall->wait_eof(15), 'the stalled handshake is dropped at authentication_timeout');
 	$stall->close;
+}
+
+# ---------------------------------------------------------------------
+# Bounded, seeded fuzz through TLS: after a valid startup, random and
+# mutated protocol messages, and streams cut off mid-message, each over
+# its own TLS connection (openssl s_client).  The relay and the executor
+# must end each such session alone: no crash, nothing left behind.
+# ---------------------------------------------------------------------
+{
+	my $seed = $ENV{BP_TLS_FUZZ_SEED} // 20261128;
+	my $n = $ENV{BP_TLS_FUZZ_N} // 150;
+	srand($seed);
+	note("TLS fuzz seed $seed (BP_TLS_FUZZ_SEED), $n streams (BP_TLS_FUZZ_N)");
+	my $startup = pack('N', 196608) . "user\0app\0database\0app\0\0";
+	$startup = pack('N', 4 + length $startup) . $startup;
+	my @valid = (
+		'Q' . pack('N', 13) . "SELECT 1\0",
+		'P' . pack('N', 16) . "\0SELECT 2\0" . pack('n', 0),
+		'B' . pack('N', 12) . "\0\0" . pack('nnn', 0, 0, 0),
+		'E' . pack('N', 9) . "\0" . pack('N', 0),
+		'S' . pack('N', 4),
+		'Q' . pack('N', 25) . "BEGIN; SELECT 1/0;\0\0\0\0\0\0",
+		'd' . pack('N', 8) . "junk",
+		'H' . pack('N', 4));
+	my $started = 0;
+	for my $i (1 .. $n)
+	{
+		my $stream = $startup;
+		my $k = int(rand(6)) + 1;
+		for (1 .. $k)
+		{
+			my $m = $valid[ int(rand(@valid)) ];
+			my $how = int(rand(5));
+			if ($how == 0)
+			{
+				substr($m, int(rand(length $m)), 1) = chr(int(rand(256)));
+			}
+			elsif ($how == 1)
+			{
+				$m = chr(int(rand(256))) . pack('N', int(rand(40)))
+				  . join('', map { chr(int(rand(256))) } 1 .. int(rand(40)));
+			}
+			elsif ($how == 2)
+			{
+				$m = substr($m, 0, 1) . pack('N', 0x7fffffff) . 'x' x 16;
+			}
+			$stream .= $m;
+		}
+		# a third of the streams stop mid-message; the rest end with Terminate
+		if (rand() < 0.33)
+		{
+			$stream = substr($stream, 0, length($startup) + int(rand(length($stream) - length($startup) + 1)));
+		}
+		else
+		{
+			$stream .= 'X' . pack('N', 4);
+		}
+		# send it all, wait for the answer to the startup, then hang up
+		my ($in, $o, $e) = ($stream, '', '');
+		my $h = IPC::Run::start(
+			[ 'openssl', 's_client', '-quiet', '-no_ign_eof', '-starttls', 'postgres',
+			  '-connect', "127.0.0.1:$pp" ],
+			'<', \$in, '>', \$o, '2>', \$e, IPC::Run::timeout(20));
+		wait_until(sub { $h->pump_nb; $in eq '' && $o =~ /R\0\0\0\x08\0\0\0\0/ }, 5, 0.01);
+		$started++ if $o =~ /R\0\0\0\x08\0\0\0\0/;	# AuthenticationOk
+		$h->finish;
+	}
+	cmp_ok($started, '>=', $n * 0.9, 'TLS fuzz: the streams logged in');
+	ok( wait_until(sub {
+				$node->safe_psql('postgres',
+					q{SELECT tls_sessions FROM pool_listener_stats()}) eq '0';
+			}, 30),
+		'TLS fuzz: every relay closed');
+	ok( wait_until(sub {
+				$node->safe_psql('postgres',
+					q{SELECT coalesce(sum(sessions), 0) FROM pool_status() WHERE database = 'app' AND role = 'app'}) eq '0';
+			}, 30),
+		'TLS fuzz: no session left on the executors');
+	is($node->safe_psql('app', q{SELECT count(*) FROM pg_locks WHERE locktype = 'relation' AND relation = 'lockme'::regclass}),
+		'0', 'TLS fuzz: no lock left behind');
+	($ret, $out) = tls_psql('SELECT 11');
+	is($out, '11', 'TLS fuzz: the pool port still serves TLS');
+	check_no_crash($node, 'after the TLS fuzz');
 }
 
 # ---------------------------------------------------------------------
