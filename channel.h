@@ -124,6 +124,23 @@ extern ssize_t bp_channel_send(int chan, const void *msg, size_t len,
  */
 extern ssize_t bp_channel_recv(int chan, void *buf, size_t buflen, int *fds);
 
+/*
+ * Do received descriptors fit the session's writer?  A TLS session comes
+ * with both, a plain one with its socket alone.
+ */
+static inline bool
+bp_channel_fds_fit(const BpTlsWriter *w, const int *fds)
+{
+	return fds[0] >= 0 && (w->suite != 0) == (fds[1] >= 0);
+}
+
+/* Where output to the client of fitting fds goes: its TCP socket */
+static inline int
+bp_channel_output_fd(const int *fds)
+{
+	return fds[1] >= 0 ? fds[1] : fds[0];
+}
+
 /* Closes every descriptor in fds[BP_CHANNEL_MAX_FDS] and sets it to -1 */
 extern void bp_channel_close_fds(int *fds);
 

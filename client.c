@@ -73,23 +73,7 @@ set_tcp_options(int fd)
 static bool
 conn_send(PoolConn *c, const char *data, int len)
 {
-	StringInfoData sealed;
-	ssize_t		n;
-
-	if (c->tls.w.suite == 0)
-		return send(c->io.fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL) == len;
-	initStringInfo(&sealed);
-	if (!bp_tls_seal(&c->tls, data, len, &sealed))
-	{
-		pfree(sealed.data);
-		errno = EPROTO;
-		return false;
-	}
-	n = send(c->io.fd, sealed.data, sealed.len, MSG_DONTWAIT | MSG_NOSIGNAL);
-	if (n >= 0 && n != sealed.len)
-		errno = EWOULDBLOCK;
-	pfree(sealed.data);
-	return n == sealed.len;
+	return bp_tls_send_quick(&c->tls, c->io.fd, data, len);
 }
 
 /* recv() from the client, through TLS once it speaks it */

@@ -313,17 +313,17 @@ drain_channel(void)
 		if (n < sizeof(uint32))
 			continue;
 		memcpy(&magic, buf, sizeof(magic));
-		if (magic == BP_HANDOFF_MAGIC && fds[0] >= 0 && n >= sizeof(PoolHandoff))
+		if (magic == BP_HANDOFF_MAGIC && n >= sizeof(PoolHandoff))
 		{
 			PoolHandoff handoff;
 
 			memcpy(&handoff, buf, sizeof(handoff));
 			if (handoff.startup_len >= 0 && handoff.state_len >= 0 &&
 				n == sizeof(PoolHandoff) + handoff.startup_len + handoff.state_len &&
-				(handoff.tls.suite != 0) == (fds[1] >= 0))
+				bp_channel_fds_fit(&handoff.tls, fds))
 			{
 				/* TLS: the relay's end, then the client's TCP socket */
-				start_session(fds[0], fds[1] >= 0 ? fds[1] : fds[0], &handoff,
+				start_session(fds[0], bp_channel_output_fd(fds), &handoff,
 							  buf + sizeof(PoolHandoff));
 				continue;
 			}
@@ -1058,9 +1058,9 @@ notify_clients_at_exit(int code, Datum arg)
 		if (n >= sizeof(PoolHandoff) &&
 			((PoolHandoff *) channel_buf)->magic == BP_HANDOFF_MAGIC)
 			memcpy(&sealer.w, &((PoolHandoff *) channel_buf)->tls, sizeof(sealer.w));
-		if (fds[0] >= 0 && (sealer.w.suite != 0) == (fds[1] >= 0))
-			bp_tls_send_quick(&sealer, fds[1] >= 0 ? fds[1] : fds[0],
-							  msg.data, msg.len);
+		if (bp_channel_fds_fit(&sealer.w, fds))
+			(void) bp_tls_send_quick(&sealer, bp_channel_output_fd(fds),
+									 msg.data, msg.len);
 		bp_tls_sealer_free(&sealer);
 		bp_channel_close_fds(fds);
 	}

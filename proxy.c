@@ -617,7 +617,7 @@ chan_handback(PoolChan *ch, const char *msg, ssize_t n, int *fds)
 	if (h.slot != ch->slot || h.startup_len <= 0 || h.state_len < 0 ||
 		h.startup_len > MAX_STARTUP_PACKET_LENGTH || h.state_len > BP_STATE_MAX ||
 		n != sizeof(h) + h.startup_len + h.state_len ||
-		(h.tls.suite != 0) != (fds[1] >= 0))
+		!bp_channel_fds_fit(&h.tls, fds))
 	{
 		ereport(LOG,
 				(errmsg("builtin_pool ignored a malformed session handback from executor %d",
@@ -628,8 +628,8 @@ chan_handback(PoolChan *ch, const char *msg, ssize_t n, int *fds)
 
 	c = MemoryContextAllocZero(bp_conn_cxt, sizeof(PoolConn));
 	/* a TLS session: its relay's end, then the client's TCP socket */
-	c->io.fd = h.tls.suite != 0 ? fds[1] : fds[0];
-	c->plain_fd = h.tls.suite != 0 ? fds[0] : -1;
+	c->io.fd = bp_channel_output_fd(fds);
+	c->plain_fd = fds[1] >= 0 ? fds[0] : -1;
 	c->tls.w = h.tls;
 	c->resumed = true;
 	c->from_slot = ch->slot;

@@ -35,97 +35,80 @@
 #include "session.h"
 
 /* Our functions in this database; looked up again after pg_proc changes */
-typedef struct PoolFuncs
+/*
+ * Our functions, by the core function each replaces (InvalidOid: none, the
+ * identity columns' NextValueExpr).  Their OIDs in this database are
+ * looked up again after pg_proc changes.
+ */
+typedef struct PoolFunc
 {
-	bool		valid;
-	bool		present;		/* the extension is installed */
-	Oid			nextval;
-	Oid			currval;
-	Oid			lastval;
-	Oid			setval;
-	Oid			setval3;
-	Oid			identity_nextval;
-	Oid			current_setting;
-	Oid			current_setting2;
-} PoolFuncs;
+	Oid			core;
+	const char *name;
+	int			nargs;
+	Oid			argtypes[3];
+} PoolFunc;
 
-static PoolFuncs funcs;
+static const PoolFunc our_funcs[] =
+{
+	{F_NEXTVAL, "pool_nextval", 1, {REGCLASSOID}},
+	{F_CURRVAL, "pool_currval", 1, {REGCLASSOID}},
+	{F_LASTVAL, "pool_lastval", 0, {0}},
+	{F_SETVAL_REGCLASS_INT8, "pool_setval", 2, {REGCLASSOID, INT8OID}},
+	{F_SETVAL_REGCLASS_INT8_BOOL, "pool_setval", 3, {REGCLASSOID, INT8OID, BOOLOID}},
+	{F_CURRENT_SETTING_TEXT, "pool_current_setting", 1, {TEXTOID}},
+	{F_CURRENT_SETTING_TEXT_BOOL, "pool_current_setting", 2, {TEXTOID, BOOLOID}},
+	{InvalidOid, "pool_identity_nextval", 1, {REGCLASSOID}},
+};
+
+#define IDENTITY_NEXTVAL	(lengthof(our_funcs) - 1)
+
+static bool funcs_valid = false;
+static bool funcs_present = false;	/* the extension is installed */
+static Oid	func_oids[lengthof(our_funcs)];
 static planner_hook_type prev_planner = NULL;
 
 static void
 funcs_invalidate(Datum arg, int cacheid, uint32 hashvalue)
 {
-	funcs.valid = false;
-}
-
-static Oid
-our_func(const char *nspname, const char *name, int nargs, Oid arg1, Oid arg2,
-		 Oid arg3)
-{
-	Oid			argtypes[3] = {arg1, arg2, arg3};
-
-	return LookupFuncName(list_make2(makeString(pstrdup(nspname)),
-									 makeString(pstrdup(name))),
-						  nargs, argtypes, true);
+	funcs_valid = false;
 }
 
 static bool
 funcs_lookup(void)
 {
 	Oid			nsp;
-	char	   *n;
+	char	   *nspname;
+	int			i;
 
-	if (funcs.valid)
-		return funcs.present;
-	memset(&funcs, 0, sizeof(funcs));
+	if (funcs_valid)
+		return funcs_present;
 	nsp = bp_extension_namespace();
-	if (OidIsValid(nsp) && (n = get_namespace_name(nsp)) != NULL)
+	nspname = OidIsValid(nsp) ? get_namespace_name(nsp) : NULL;
+	funcs_present = nspname != NULL;
+	for (i = 0; i < lengthof(our_funcs); i++)
 	{
-		funcs.nextval = our_func(n, "pool_nextval", 1, REGCLASSOID, 0, 0);
-		funcs.currval = our_func(n, "pool_currval", 1, REGCLASSOID, 0, 0);
-		funcs.lastval = our_func(n, "pool_lastval", 0, 0, 0, 0);
-		funcs.setval = our_func(n, "pool_setval", 2, REGCLASSOID, INT8OID, 0);
-		funcs.setval3 = our_func(n, "pool_setval", 3, REGCLASSOID, INT8OID, BOOLOID);
-		funcs.identity_nextval = our_func(n, "pool_identity_nextval", 1,
-										  REGCLASSOID, 0, 0);
-		funcs.current_setting = our_func(n, "pool_current_setting", 1,
-										 TEXTOID, 0, 0);
-		funcs.current_setting2 = our_func(n, "pool_current_setting", 2,
-										  TEXTOID, BOOLOID, 0);
-		funcs.present = OidIsValid(funcs.nextval) && OidIsValid(funcs.currval) &&
-			OidIsValid(funcs.lastval) && OidIsValid(funcs.setval) &&
-			OidIsValid(funcs.setval3) && OidIsValid(funcs.identity_nextval) &&
-			OidIsValid(funcs.current_setting) && OidIsValid(funcs.current_setting2);
+		const PoolFunc *f = &our_funcs[i];
+
+		func_oids[i] = nspname == NULL ? InvalidOid :
+			LookupFuncName(list_make2(makeString(nspname),
+									  makeString(pstrdup(f->name))),
+						   f->nargs, f->argtypes, true);
+		funcs_present &= OidIsValid(func_oids[i]);
 	}
-	funcs.valid = true;
-	return funcs.present;
+	funcs_valid = true;
+	return funcs_present;
 }
 
-/* Which core function goes to which of ours */
-static const struct
-{
-	Oid			core;
-	Oid		   *ours;
-}			redirects[] =
-{
-	{F_NEXTVAL, &funcs.nextval},
-	{F_CURRVAL, &funcs.currval},
-	{F_LASTVAL, &funcs.lastval},
-	{F_SETVAL_REGCLASS_INT8, &funcs.setval},
-	{F_SETVAL_REGCLASS_INT8_BOOL, &funcs.setval3},
-	{F_CURRENT_SETTING_TEXT, &funcs.current_setting},
-	{F_CURRENT_SETTING_TEXT_BOOL, &funcs.current_setting2},
-};
-
+/* Ours for a core function, or InvalidOid */
 static Oid
 replacement(Oid funcid)
 {
 	int			i;
 
-	for (i = 0; i < lengthof(redirects); i++)
+	for (i = 0; i < IDENTITY_NEXTVAL; i++)
 	{
-		if (redirects[i].core == funcid)
-			return *redirects[i].ours;
+		if (our_funcs[i].core == funcid)
+			return func_oids[i];
 	}
 	return InvalidOid;
 }
@@ -150,7 +133,7 @@ identity_call(NextValueExpr *nve)
 {
 	Const	   *seq = makeConst(REGCLASSOID, -1, InvalidOid, sizeof(Oid),
 								ObjectIdGetDatum(nve->seqid), false, true);
-	FuncExpr   *call = makeFuncExpr(funcs.identity_nextval, INT8OID,
+	FuncExpr   *call = makeFuncExpr(func_oids[IDENTITY_NEXTVAL], INT8OID,
 									list_make1(seq), InvalidOid, InvalidOid,
 									COERCE_EXPLICIT_CALL);
 

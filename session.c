@@ -163,6 +163,17 @@ wire_buffer(PoolSession *s)
 	return &s->sealed;
 }
 
+/* Removes the first n bytes of buf, which went out */
+static void
+drop_sent(StringInfo buf, int n)
+{
+	if (n <= 0)
+		return;
+	memmove(buf->data, buf->data + n, buf->len - n);
+	buf->len -= n;
+	buf->data[buf->len] = '\0';
+}
+
 /* Waits until the client's socket takes more; only a die interrupts */
 static void
 wait_writable(PoolSession *s)
@@ -223,12 +234,8 @@ send_buffer(PoolSession *s, bool block)
 		return EOF;
 	}
 
-	if (sent > 0 && !s->dead)
-	{
-		memmove(out->data, out->data + sent, out->len - sent);
-		out->len -= sent;
-		out->data[out->len] = '\0';
-	}
+	if (!s->dead)
+		drop_sent(out, sent);
 	return s->dead ? EOF : 0;
 }
 
@@ -258,11 +265,7 @@ bp_session_send_quick(PoolSession *s, const char *data, int len)
 		return;
 	n = send(s->client_fd, out->data, out->len, MSG_NOSIGNAL | MSG_DONTWAIT);
 	if (n > 0)
-	{
-		memmove(out->data, out->data + n, out->len - n);
-		out->len -= n;
-		out->data[out->len] = '\0';
-	}
+		drop_sent(out, n);
 }
 
 static void

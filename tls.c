@@ -190,20 +190,34 @@ bp_tls_sealer_free(BpTlsSealer *s)
 	s->evp = NULL;
 }
 
-void
+bool
 bp_tls_send_quick(BpTlsSealer *s, int fd, const char *data, size_t len)
 {
 	StringInfoData sealed;
+	ssize_t		n;
+	bool		all;
 
 	if (s == NULL || s->w.suite == 0)
 	{
-		(void) send(fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-		return;
+		n = send(fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		all = n == (ssize_t) len;
 	}
-	initStringInfo(&sealed);
-	if (bp_tls_seal(s, data, len, &sealed))
-		(void) send(fd, sealed.data, sealed.len, MSG_DONTWAIT | MSG_NOSIGNAL);
-	pfree(sealed.data);
+	else
+	{
+		initStringInfo(&sealed);
+		if (!bp_tls_seal(s, data, len, &sealed))
+		{
+			pfree(sealed.data);
+			errno = EPROTO;
+			return false;
+		}
+		n = send(fd, sealed.data, sealed.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		all = n == sealed.len;
+		pfree(sealed.data);
+	}
+	if (n >= 0 && !all)
+		errno = EWOULDBLOCK;
+	return all;
 }
 
 /* ---------------------------------------------------------------------

@@ -53,10 +53,11 @@ extern void bp_tls_sealer_free(BpTlsSealer *s);
 
 /*
  * Sends len bytes to fd without blocking, sealed when s is a TLS sealer
- * (s may be NULL).  Best effort, for the short messages sent to a session
- * that is not switched in (errors before closing it).
+ * (s may be NULL), for short messages (the listener's, and errors to a
+ * session that is not switched in).  Returns true if all of it went; else
+ * errno says why (EWOULDBLOCK for a short send).
  */
-extern void bp_tls_send_quick(BpTlsSealer *s, int fd, const char *data,
+extern bool bp_tls_send_quick(BpTlsSealer *s, int fd, const char *data,
 							  size_t len);
 
 /* ---- listener only ---- */
