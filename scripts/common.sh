@@ -12,12 +12,15 @@
 #   BP_SKIP_APT=1  do not run apt-get (packages already present)
 #   BP_NOFILE      wanted open-file limit (default: 65536; the hard limit
 #                  caps it when root may not raise it)
+#   BP_PG_BINDIR   PostgreSQL 15's bin directory (default: Debian's); a
+#                  relocated copy of the installation lets several
+#                  checkouts install and test side by side
 
 BP_USER=${BP_USER:-bp}
 BP_NOFILE=${BP_NOFILE:-65536}
 BP_MODULE=${BP_MODULE:-builtin_pool}
 PG_MAJOR=15
-PG_BINDIR=/usr/lib/postgresql/$PG_MAJOR/bin
+PG_BINDIR=${BP_PG_BINDIR:-/usr/lib/postgresql/$PG_MAJOR/bin}
 PG_CONFIG_BIN=$PG_BINDIR/pg_config
 BP_SRC_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
