@@ -443,6 +443,23 @@ bp_dispatch_message(int firstchar, StringInfo msg)
 	if (s->ignore_till_sync && firstchar != 'S' && firstchar != EOF)
 		return;
 
+	/*
+	 * statement_timestamp(), and through it transaction_timestamp(),
+	 * pg_stat_activity's query_start and xact_start, logged durations: set
+	 * for the messages PostgresMain sets it for.
+	 */
+	switch (firstchar)
+	{
+		case 'Q':
+		case 'P':
+		case 'B':
+		case 'E':
+		case 'F':
+		case 'D':
+			SetCurrentStatementStartTimestamp();
+			break;
+	}
+
 	switch (firstchar)
 	{
 		case 'Q':

@@ -1,0 +1,167 @@
+
+# Copyright (c) builtin_pool authors
+#
+# What a session sees through the pool is what a dedicated backend would
+# show (issue 9), in a database with the extension (app) and in one without
+# it, created later from template0 (plain):
+#
+#   1. timestamps: statement_timestamp(), now(), 'now'::timestamp advance
+#      from statement to statement and from transaction to transaction of
+#      one session, transaction_timestamp() stays within a block; simple,
+#      extended and prepared protocol (pgbench -M ...), with another session
+#      on the executor in between; a DEFAULT now() column stores the time of
+#      its own transaction; pg_stat_activity's query_start and xact_start of
+#      the executor are the running statement's; log_min_duration_statement
+#      figures are the statement's own.
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib $FindBin::RealBin;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use PoolTest;
+use Test::More;
+use IPC::Run;
+use Time::HiRes qw(usleep time);
+
+my $node = pool_node('fidelity', size => 1);
+$node->start;
+setup_app($node);
+$node->safe_psql('postgres',
+	q{CREATE DATABASE plain OWNER app TEMPLATE template0});
+pool_serves_ok($node);
+
+###########################################################################
+# 1. timestamps
+###########################################################################
+
+# Epoch seconds (float) of a timestamp expression, through a psql session
+sub epoch_of
+{
+	my ($bg, $expr) = @_;
+	return bgq($bg, "SELECT extract(epoch FROM $expr)");
+}
+
+for my $db (qw(app plain))
+{
+	my $a = $node->pool_bg_psql($db);
+	my $b = $node->pool_bg_psql($db);
+
+	my @stmt;
+	my @now;
+	for my $i (1 .. 3)
+	{
+		push @stmt, epoch_of($a, 'statement_timestamp()');
+		push @now, epoch_of($a, "'now'::timestamptz");
+		# another session's transaction on the same executor in between
+		bgq($b, 'SELECT 1');
+		usleep(200_000);
+	}
+	ok($stmt[0] < $stmt[1] && $stmt[1] < $stmt[2],
+		"$db: statement_timestamp() advances across statements (@stmt)");
+	ok($now[0] < $now[1] && $now[1] < $now[2],
+		"$db: 'now' advances across transactions (@now)");
+	ok($stmt[2] - $stmt[0] >= 0.35, "$db: and by the time that passed");
+
+	my $out = bgq($a, q{
+		BEGIN;
+		SELECT extract(epoch FROM transaction_timestamp()) AS t1,
+		       extract(epoch FROM statement_timestamp()) AS s1 \gset
+		SELECT pg_sleep(0.2);
+		SELECT extract(epoch FROM transaction_timestamp()) AS t2,
+		       extract(epoch FROM statement_timestamp()) AS s2,
+		       extract(epoch FROM now()) AS n2 \gset
+		COMMIT;
+		SELECT :t1 = :t2, :s2 > :s1, :n2 = :t1, :s1 >= :t1;
+	});
+	is($out, "\nt|t|t|t",
+		"$db: in a block transaction_timestamp() and now() stay, statement_timestamp() moves");
+
+	# a column default stores its own transaction's time
+	bgq($a, 'CREATE TABLE IF NOT EXISTS ts_default (i int, t timestamptz DEFAULT now())');
+	bgq($a, 'INSERT INTO ts_default (i) VALUES (1)');
+	usleep(300_000);
+	bgq($b, 'SELECT 1');
+	my $before = epoch_of($a, 'clock_timestamp()');
+	bgq($a, 'INSERT INTO ts_default (i) VALUES (2)');
+	is( bgq($a,
+			"SELECT extract(epoch FROM t) >= $before FROM ts_default WHERE i = 2"),
+		't', "$db: INSERT ... DEFAULT now() stores the time of its own transaction");
+	bgq($a, 'DROP TABLE ts_default');
+
+	$a->quit;
+	$b->quit;
+}
+
+# Extended and prepared protocol: pgbench stores statement_timestamp() and
+# now() of each of its transactions, with a sleep in between.
+$node->safe_psql('app', 'CREATE TABLE ts_log (mode text, s timestamptz, n timestamptz)');
+$node->safe_psql('app', 'GRANT ALL ON ts_log TO app');
+my $script = "$PostgreSQL::Test::Utils::tmp_check/ts_log.sql";
+for my $mode (qw(simple extended prepared))
+{
+	open my $fh, '>', $script or die "cannot write $script: $!";
+	print $fh "INSERT INTO ts_log VALUES ('$mode', statement_timestamp(), now());\n\\sleep 50 ms\n";
+	close $fh;
+	my ($stdout, $stderr);
+	my $ok = IPC::Run::run(
+		[ 'pgbench', '-n', '-M', $mode, '-c', '1', '-t', '10', '-f', $script,
+		  $node->pool_connstr('app') ],
+		'>', \$stdout, '2>', \$stderr);
+	ok($ok, "pgbench -M $mode through the pool") or diag($stderr);
+	is( $node->safe_psql('app',
+			"SELECT count(DISTINCT s), count(DISTINCT n), count(*) FROM ts_log WHERE mode = '$mode'"),
+		'10|10|10', "-M $mode: every transaction has its own timestamps");
+}
+
+# pg_stat_activity shows the running statement's start, not a stale one
+{
+	my $a = $node->pool_bg_psql('plain');
+	bgq($a, 'SELECT 1');
+	sleep(2);
+	$a->query_until(qr/start/, "\\echo start\nSELECT pg_sleep(3);\n");
+	ok( wait_until(
+			sub {
+				$node->safe_psql('postgres', q{
+					SELECT count(*) FROM pg_stat_activity
+					WHERE query = 'SELECT pg_sleep(3);'
+					  AND now() - query_start < interval '1.5 s'
+					  AND now() - xact_start < interval '1.5 s'
+					  AND state = 'active'}) eq '1';
+			},
+			3),
+		"pg_stat_activity: query_start and xact_start of the running statement");
+	$a->quit;
+}
+
+# log_min_duration_statement: a quick statement logs a small duration even
+# after its session sat idle
+{
+	$node->safe_psql('postgres',
+		'GRANT SET ON PARAMETER log_min_duration_statement TO app');
+	my $a = $node->pool_bg_psql('plain');
+	bgq($a, 'SET log_min_duration_statement = 0');
+	sleep(2);
+	my $offset = -s $node->logfile;
+	bgq($a, q{SELECT 'duration probe'});
+	$a->quit;
+	my $log = '';
+	wait_until(
+		sub {
+			$log = slurp_file($node->logfile, $offset);
+			return $log =~ /statement: SELECT 'duration probe'.*?duration: [0-9.]+ ms/s;
+		},
+		10);
+	# log_statement = all logged the text already: the duration comes alone
+	ok($log =~ /statement: SELECT 'duration probe'.*?duration: ([0-9.]+) ms/s
+		  && $1 < 1000,
+		'log_min_duration_statement: the statement\'s own duration')
+	  or diag($log);
+}
+
+check_no_crash($node);
+$node->stop;
+done_testing();
