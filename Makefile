@@ -18,6 +18,7 @@ OBJS = \
 	relay.o \
 	sequences.o \
 	session.o \
+	statements_scan.o \
 	shutdown.o \
 	startup.o \
 	stats.o \

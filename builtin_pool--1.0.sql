@@ -16,7 +16,8 @@ CREATE FUNCTION pool_status(
     OUT pinned integer,
     OUT transactions bigint,
     OUT bytes_in bigint,
-    OUT bytes_out bigint)
+    OUT bytes_out bigint,
+    OUT statements integer)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'pool_status'
 LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
@@ -31,7 +32,8 @@ CREATE VIEW pool_pools AS
            sum(pinned)::integer AS pinned,
            sum(transactions)::bigint AS transactions,
            sum(bytes_in)::bigint AS bytes_in,
-           sum(bytes_out)::bigint AS bytes_out
+           sum(bytes_out)::bigint AS bytes_out,
+           sum(statements)::integer AS statements
     FROM pool_status()
     GROUP BY port, database, role;
 
@@ -55,75 +57,11 @@ GRANT EXECUTE ON FUNCTION pool_status() TO pg_read_all_stats;
 GRANT EXECUTE ON FUNCTION pool_listener_stats() TO pg_read_all_stats;
 GRANT SELECT ON pool_pools TO pg_read_all_stats;
 
--- The calling session's prepared statements under their own names.  Through
--- the pool, pg_prepared_statements lists every statement of the executor
--- under internal keys; this view keeps the caller's, named as it named them.
-CREATE FUNCTION pool_statement_prefix()
-RETURNS text
-AS 'MODULE_PATHNAME', 'pool_statement_prefix'
-LANGUAGE C VOLATILE PARALLEL RESTRICTED;
-
-CREATE FUNCTION pool_session_statements(OUT key text, OUT name text)
-RETURNS SETOF record
-AS 'MODULE_PATHNAME', 'pool_session_statements'
-LANGUAGE C VOLATILE PARALLEL RESTRICTED;
-
+-- pg_prepared_statements under the name it has through the pool too; kept
+-- for scripts written against earlier versions.  Through the pool,
+-- pg_prepared_statements itself shows the calling session's statements
+-- under their own names, in every database (statements_scan.c).
 CREATE VIEW pool_prepared_statements AS
-    SELECT coalesce(o.name, s.name) AS name,
-           s.statement, s.prepare_time, s.parameter_types, s.from_sql,
-           s.generic_plans, s.custom_plans
-    FROM pg_prepared_statements s
-         LEFT JOIN pool_session_statements() o ON o.key = s.name
-    WHERE pool_statement_prefix() IS NULL OR o.key IS NOT NULL;
+    SELECT * FROM pg_catalog.pg_prepared_statements;
 
 GRANT SELECT ON pool_prepared_statements TO PUBLIC;
-
--- Through the pool, calls of nextval(), currval(), lastval() and setval(),
--- and identity columns' next values, are pointed at these functions (see
--- sequences.c): they act as core's do and keep each session's currval() and
--- lastval() values across transactions, which core keeps per process.
--- Called directly, outside the pool, they are core's.
-CREATE FUNCTION pool_nextval(regclass)
-RETURNS bigint
-AS 'MODULE_PATHNAME', 'pool_nextval'
-LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
-
-CREATE FUNCTION pool_currval(regclass)
-RETURNS bigint
-AS 'MODULE_PATHNAME', 'pool_currval'
-LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
-
-CREATE FUNCTION pool_lastval()
-RETURNS bigint
-AS 'MODULE_PATHNAME', 'pool_lastval'
-LANGUAGE C VOLATILE PARALLEL UNSAFE;
-
-CREATE FUNCTION pool_setval(regclass, bigint)
-RETURNS bigint
-AS 'MODULE_PATHNAME', 'pool_setval'
-LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
-
-CREATE FUNCTION pool_setval(regclass, bigint, boolean)
-RETURNS bigint
-AS 'MODULE_PATHNAME', 'pool_setval3'
-LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
-
--- An identity column's next value: needs USAGE on the sequence, or INSERT
--- or UPDATE on the table whose identity it is.
-CREATE FUNCTION pool_identity_nextval(regclass)
-RETURNS bigint
-AS 'MODULE_PATHNAME', 'pool_identity_nextval'
-LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
-
--- Through the pool, current_setting() calls are pointed at these: as core's,
--- except that a custom placeholder ("myapp.x") another session created does
--- not exist for a session that never set it, as on its own backend.
-CREATE FUNCTION pool_current_setting(text)
-RETURNS text
-AS 'MODULE_PATHNAME', 'pool_current_setting'
-LANGUAGE C STRICT STABLE PARALLEL SAFE;
-
-CREATE FUNCTION pool_current_setting(text, boolean)
-RETURNS text
-AS 'MODULE_PATHNAME', 'pool_current_setting'
-LANGUAGE C STRICT STABLE PARALLEL SAFE;

@@ -62,6 +62,7 @@
 #include "sequences.h"
 #include "session.h"
 #include "startup.h"
+#include "statements_scan.h"
 
 #define MAX_EPOLL_EVENTS	64
 
@@ -1104,6 +1105,7 @@ bp_executor_main(Datum main_arg)
 	bp_session_module_init();
 	bp_prepared_init();
 	bp_redirect_init();
+	bp_statements_scan_init();
 	bp_pinning_init();
 	RegisterXactCallback(count_transaction, NULL);
 	say_hello();

@@ -79,6 +79,7 @@ bp_shmem_startup(void)
 			pg_atomic_init_u64(&ex->n_transactions, 0);
 			pg_atomic_init_u64(&ex->bytes_in, 0);
 			pg_atomic_init_u64(&ex->bytes_out, 0);
+			pg_atomic_init_u32(&ex->n_statements, 0);
 			pg_atomic_init_u32(&ex->cancel_key, 0);
 			pg_atomic_init_u32(&ex->channel_sends, 0);
 		}
@@ -145,6 +146,7 @@ bp_executor_claim(int pool_id)
 		pg_atomic_write_u64(&ex->n_transactions, 0);
 		pg_atomic_write_u64(&ex->bytes_in, 0);
 		pg_atomic_write_u64(&ex->bytes_out, 0);
+		pg_atomic_write_u32(&ex->n_statements, 0);
 		pg_atomic_write_u32(&ex->cancel_key, 0);
 		pg_atomic_write_u32(&ex->channel_sends, 0);
 		bp_shared->pools[pool_id].n_executors++;

@@ -62,11 +62,15 @@ typedef struct PoolExecutor
 	pg_atomic_uint64 n_transactions;
 	pg_atomic_uint64 bytes_in;
 	pg_atomic_uint64 bytes_out;
+	pg_atomic_uint32 n_statements;	/* prepared statements of its sessions */
 	pg_atomic_uint32 cancel_key;	/* key of a forwarded CancelRequest, 0 if none */
 	pg_atomic_uint32 channel_sends;	/* datagrams the listener sent it; lets
 									 * the executor skip reading an empty
 									 * channel between transactions */
 } PoolExecutor;
+
+/* In an executor, its own slot (executor.c); NULL in other processes */
+extern PoolExecutor *bp_my_slot;
 
 typedef struct PoolShared
 {

@@ -20,8 +20,8 @@
  * port would say.
  *
  * pg_prepared_statements would list the whole executor's table, keys and
- * all: through the pool, queries of it read the view pool_prepared_statements
- * instead, the caller's own statements under their own names.
+ * all: through the pool, statements_scan.c shows the caller its own
+ * statements under their own names.
  *
  * Each session also keeps the source and parameter types of its statements
  * (PoolStatement), so a statement can be prepared again on another executor
@@ -60,6 +60,7 @@
 #include "utils/plancache.h"
 #include "utils/portal.h"
 
+#include "pool_shmem.h"
 #include "prepared.h"
 #include "sequences.h"
 #include "session.h"
@@ -102,51 +103,38 @@ bp_statement_key(const PoolSession *s, const char *name)
 	return key;
 }
 
-PG_FUNCTION_INFO_V1(pool_statement_prefix);
-PG_FUNCTION_INFO_V1(pool_session_statements);
-
 /*
- * pool_statement_prefix(): the prefix of the calling session's statement
- * keys, NULL outside the pool.  The view pool_prepared_statements uses it
- * to show a session its own statements under their own names.
+ * The name the client gave the statement that s stores under key (a key of
+ * s).  Core keeps NAMEDATALEN - 1 bytes of a name, so this does too.  A key
+ * of no recorded statement of s reads as the key without its prefix.
+ * Result palloc'd in the current context.
  */
-Datum
-pool_statement_prefix(PG_FUNCTION_ARGS)
+char *
+bp_statement_client_name(const PoolSession *s, const char *key)
 {
-	if (bp_current == NULL)
-		PG_RETURN_NULL();
-	PG_RETURN_TEXT_P(cstring_to_text(bp_statement_key(bp_current, "")));
-}
-
-/*
- * pool_session_statements(): (key, name) of each named statement of the
- * calling session, nothing outside the pool.  The view
- * pool_prepared_statements joins it with pg_prepared_statements, so that a
- * session sees its own statements under the names it gave them (core
- * keeps NAMEDATALEN - 1 bytes of a name; so does the view).
- */
-Datum
-pool_session_statements(PG_FUNCTION_ARGS)
-{
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *prefix = bp_statement_key(s, "");
+	char	   *name = NULL;
 	ListCell   *lc;
 
-	InitMaterializedSRF(fcinfo, 0);
-	if (bp_current == NULL)
-		return (Datum) 0;
-	foreach(lc, bp_current->statements)
+	foreach(lc, s->statements)
 	{
 		PoolStatement *st = lfirst(lc);
-		Datum		values[2];
-		bool		nulls[2] = {false, false};
-		char		name[NAMEDATALEN];
+		char	   *other = bp_statement_key(s, st->name);
 
-		strlcpy(name, st->name, NAMEDATALEN);
-		values[0] = CStringGetTextDatum(bp_statement_key(bp_current, st->name));
-		values[1] = CStringGetTextDatum(name);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		if (strcmp(other, key) == 0)
+		{
+			name = palloc(NAMEDATALEN);
+			strlcpy(name, st->name, NAMEDATALEN);
+		}
+		pfree(other);
+		if (name)
+			break;
 	}
-	return (Datum) 0;
+	if (name == NULL)
+		name = pstrdup(strncmp(key, prefix, strlen(prefix)) == 0 ?
+					   key + strlen(prefix) : key);
+	pfree(prefix);
+	return name;
 }
 
 char *
@@ -210,6 +198,14 @@ find_statement(const char *name)
 	return found;
 }
 
+/* Publishes the change in the statements held, for pool_status() */
+static void
+count_statements(int delta)
+{
+	if (bp_my_slot != NULL && delta != 0)
+		pg_atomic_fetch_add_u32(&bp_my_slot->n_statements, (uint32) delta);
+}
+
 static void
 free_statement(PoolStatement *st)
 {
@@ -239,6 +235,7 @@ bp_statement_remember(const char *name, const char *query,
 	}
 	st->from_sql = from_sql;
 	bp_current->statements = lappend(bp_current->statements, st);
+	count_statements(1);
 	MemoryContextSwitchTo(old);
 	return st;
 }
@@ -252,6 +249,7 @@ bp_statement_forget(const char *name)
 		return;
 	bp_current->statements = list_delete_ptr(bp_current->statements, st);
 	free_statement(st);
+	count_statements(-1);
 }
 
 /*
@@ -274,6 +272,7 @@ bp_statements_drop_all(PoolSession *s, bool unnamed_too)
 		pfree(key);
 		free_statement(st);
 	}
+	count_statements(-list_length(s->statements));
 	list_free(s->statements);
 	s->statements = NIL;
 	if (unnamed_too && s->unnamed_psrc)
@@ -283,41 +282,6 @@ bp_statements_drop_all(PoolSession *s, bool unnamed_too)
 		s->unnamed_psrc = NULL;
 		DropCachedPlan(psrc);
 	}
-}
-
-/* The schema of the extension in this database, InvalidOid if absent */
-Oid
-bp_extension_namespace(void)
-{
-	Oid			ext = get_extension_oid("builtin_pool", true);
-	Oid			nsp = InvalidOid;
-	Relation	rel;
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tup;
-
-	if (!OidIsValid(ext))
-		return InvalidOid;
-	rel = table_open(ExtensionRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber,
-				F_OIDEQ, ObjectIdGetDatum(ext));
-	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
-	tup = systable_getnext(scan);
-	if (HeapTupleIsValid(tup))
-		nsp = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-	return nsp;
-}
-
-/* Our view pool_prepared_statements, InvalidOid if the extension is absent */
-static Oid
-pool_view_oid(void)
-{
-	Oid			nsp = bp_extension_namespace();
-
-	return OidIsValid(nsp) ?
-		get_relname_relid("pool_prepared_statements", nsp) : InvalidOid;
 }
 
 /* The client's name of a key of the current session */
@@ -406,59 +370,6 @@ key_inner_query(Node *query)
  * already looks at analysis and planning time (an EXECUTE's result columns
  * come from its statement), so keying later would be too late.
  */
-typedef struct ViewSwap
-{
-	Oid			from;
-	Oid			to;
-} ViewSwap;
-
-/* Range table walker: points references to view from at view to */
-static bool
-swap_view_walker(Node *node, ViewSwap *swap)
-{
-	if (node == NULL)
-		return false;
-	if (IsA(node, RangeTblEntry))
-	{
-		RangeTblEntry *rte = (RangeTblEntry *) node;
-
-		if (rte->rtekind == RTE_RELATION && rte->relid == swap->from)
-		{
-			if (!OidIsValid(swap->to))
-				swap->to = pool_view_oid();
-			if (OidIsValid(swap->to))
-				rte->relid = swap->to;
-		}
-		return false;
-	}
-	if (IsA(node, Query))
-		return query_tree_walker((Query *) node, swap_view_walker, swap,
-								 QTW_EXAMINE_RTES_BEFORE);
-	return expression_tree_walker(node, swap_view_walker, swap);
-}
-
-/*
- * Through the pool, pg_prepared_statements would list the executor's
- * whole statement table under internal keys.  A query that reads it reads
- * pool_prepared_statements instead (same columns, in the same order): the
- * caller's own statements under the names it gave them.  Needs the
- * extension in the database; without it the keys show.
- */
-static void
-redirect_prepared_statements_view(Query *query)
-{
-	static Oid	catalog_view = InvalidOid;
-	ViewSwap	swap;
-
-	if (!OidIsValid(catalog_view))
-		catalog_view = get_relname_relid("pg_prepared_statements",
-										 PG_CATALOG_NAMESPACE);
-	swap.from = catalog_view;
-	swap.to = InvalidOid;
-	(void) query_tree_walker(query, swap_view_walker, &swap,
-							 QTW_EXAMINE_RTES_BEFORE);
-}
-
 static void
 key_statement_names(ParseState *pstate, Query *query, JumbleState *jstate)
 {
@@ -466,12 +377,7 @@ key_statement_names(ParseState *pstate, Query *query, JumbleState *jstate)
 		prev_post_parse_analyze(pstate, query, jstate);
 	if (bp_current == NULL)
 		return;
-	if (query->commandType != CMD_UTILITY)
-	{
-		redirect_prepared_statements_view(query);
-		return;
-	}
-	if (query->utilityStmt == NULL)
+	if (query->commandType != CMD_UTILITY || query->utilityStmt == NULL)
 		return;
 
 	switch (nodeTag(query->utilityStmt))

@@ -48,7 +48,7 @@ extern void bp_check_result_unchanged(PoolStatement *st);
 /* Drops every statement of s, the unnamed one too (DEALLOCATE ALL, close) */
 extern void bp_statements_drop_all(PoolSession *s, bool unnamed_too);
 
-/* The schema of the extension in this database, InvalidOid if absent */
-extern Oid	bp_extension_namespace(void);
+/* The client's name of a statement key of s */
+extern char *bp_statement_client_name(const PoolSession *s, const char *key);
 
 #endif							/* PREPARED_H */

@@ -45,8 +45,6 @@
 #include "pool_shmem.h"
 #include "protocol.h"
 
-extern PoolExecutor *bp_my_slot;
-
 bool		bp_xact_started = false;
 
 /* ---------------------------------------------------------------------

@@ -8,19 +8,18 @@
  * would read another's values.  So that a session still reads its own
  * values in later transactions, as on its own backend, redirect.c points
  * every nextval(), currval(), lastval() and setval() call, and every
- * identity column's next value, at this module's functions (pool_nextval()
- * and friends, from the extension's SQL script): they do what core's do
- * and also keep each value in the session (PoolSession's seq_values,
- * seq_last), which moves with it to another executor.
+ * identity column's next value, at this module's functions (bp_nextval()
+ * and friends): they do what core's do and also keep each value in the
+ * session (PoolSession's seq_values, seq_last), which moves with it to
+ * another executor.  This works in every database: nothing here needs the
+ * extension's SQL objects.
  *
  * currval() and lastval() ask core first: its cache holds whatever this
  * session did since it came in, including nextval() calls no plan shows
- * (column defaults filled by COPY, SQL functions inlined by the planner);
- * only what core does not know comes from the session's record.  After a
- * COPY FROM the values of the table's own sequences are recorded too.
- *
- * Where the extension is not installed nothing is rewritten, and
- * currval()/lastval() last only as long as the session's turn.
+ * (column defaults filled by COPY or by ALTER TABLE, SQL functions inlined
+ * by the planner); only what core does not know comes from the session's
+ * record.  After a COPY FROM the values of the table's own sequences are
+ * recorded too.
  *
  *-------------------------------------------------------------------------
  */
@@ -41,13 +40,6 @@
 
 #include "sequences.h"
 #include "session.h"
-
-PG_FUNCTION_INFO_V1(pool_nextval);
-PG_FUNCTION_INFO_V1(pool_currval);
-PG_FUNCTION_INFO_V1(pool_lastval);
-PG_FUNCTION_INFO_V1(pool_setval);
-PG_FUNCTION_INFO_V1(pool_setval3);
-PG_FUNCTION_INFO_V1(pool_identity_nextval);
 
 /* ---------------------------------------------------------------------
  * The session's record
@@ -170,37 +162,24 @@ draw_next(Oid relid, bool check_permissions)
 }
 
 Datum
-pool_nextval(PG_FUNCTION_ARGS)
+bp_nextval(PG_FUNCTION_ARGS)
 {
 	return draw_next(PG_GETARG_OID(0), true);
 }
 
 /*
- * An identity column's next value.  Core needs no privilege on the
- * sequence for it (the INSERT or UPDATE was allowed); this function can
- * also be called by hand, so it asks for USAGE on the sequence, or INSERT
- * or UPDATE on the table whose identity it is.
+ * An identity column's next value: like core's NextValueExpr, no privilege
+ * on the sequence is needed, the INSERT or UPDATE was allowed.  Only
+ * redirect.c's rewrite of a NextValueExpr can call this.
  */
 Datum
-pool_identity_nextval(PG_FUNCTION_ARGS)
+bp_identity_nextval(PG_FUNCTION_ARGS)
 {
-	Oid			relid = PG_GETARG_OID(0);
-	Oid			table;
-	int32		col;
-
-	if (pg_class_aclcheck(relid, GetUserId(), ACL_USAGE) != ACLCHECK_OK &&
-		(!sequenceIsOwned(relid, DEPENDENCY_INTERNAL, &table, &col) ||
-		 pg_class_aclmask(table, GetUserId(), ACL_INSERT | ACL_UPDATE,
-						  ACLMASK_ANY) == 0))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for sequence %s",
-						get_rel_name(relid))));
-	return draw_next(relid, false);
+	return draw_next(PG_GETARG_OID(0), false);
 }
 
 Datum
-pool_currval(PG_FUNCTION_ARGS)
+bp_currval(PG_FUNCTION_ARGS)
 {
 	Oid			relid = PG_GETARG_OID(0);
 	int64		value;
@@ -220,7 +199,7 @@ pool_currval(PG_FUNCTION_ARGS)
 }
 
 Datum
-pool_lastval(PG_FUNCTION_ARGS)
+bp_lastval(PG_FUNCTION_ARGS)
 {
 	int64		value;
 	PoolSeqValue *v;
@@ -248,7 +227,7 @@ pool_lastval(PG_FUNCTION_ARGS)
 
 /* setval(seq, value): value becomes currval, as in core; lastval stays */
 Datum
-pool_setval(PG_FUNCTION_ARGS)
+bp_setval(PG_FUNCTION_ARGS)
 {
 	Datum		result = setval_oid(fcinfo);
 
@@ -257,7 +236,7 @@ pool_setval(PG_FUNCTION_ARGS)
 }
 
 Datum
-pool_setval3(PG_FUNCTION_ARGS)
+bp_setval3(PG_FUNCTION_ARGS)
 {
 	Datum		result = setval3_oid(fcinfo);
 

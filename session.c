@@ -67,7 +67,6 @@ PoolSession *bp_current = NULL;
 bool		bp_switching = false;
 
 /* executor.c's slot, for byte counters */
-extern PoolExecutor *bp_my_slot;
 
 /* GUC_REPORT variables, found once: their set never changes */
 static struct config_generic **report_vars = NULL;
@@ -601,14 +600,12 @@ bp_setting_hidden(const char *name)
 		(*found)->source == PGC_S_DEFAULT && (*found)->stack == NULL;
 }
 
-PG_FUNCTION_INFO_V1(pool_current_setting);
-
 /*
  * current_setting(name [, missing_ok]) through the pool (redirect.c): as
  * core's, except that another session's placeholder does not exist.
  */
 Datum
-pool_current_setting(PG_FUNCTION_ARGS)
+bp_current_setting(PG_FUNCTION_ARGS)
 {
 	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 

@@ -107,6 +107,8 @@ extern PoolSession *bp_session_create(int sock, int client_fd,
 									  const char *body);
 extern void bp_session_send_quick(PoolSession *s, const char *data, int len);
 extern bool bp_setting_hidden(const char *name);
+/* current_setting() as redirect.c calls it for the current session */
+extern Datum bp_current_setting(PG_FUNCTION_ARGS);
 extern void bp_setting_note_placeholder(const char *name);
 extern bool bp_session_output_pending(PoolSession *s);
 extern void bp_session_switch_in(PoolSession *s);

@@ -23,7 +23,7 @@
 PG_FUNCTION_INFO_V1(pool_status);
 PG_FUNCTION_INFO_V1(pool_listener_stats);
 
-#define POOL_STATUS_COLS	13
+#define POOL_STATUS_COLS	14
 
 typedef struct ExecutorRow
 {
@@ -40,6 +40,7 @@ typedef struct ExecutorRow
 	uint64		transactions;
 	uint64		bytes_in;
 	uint64		bytes_out;
+	uint32		statements;
 } ExecutorRow;
 
 static void
@@ -83,6 +84,7 @@ copy_executors(int *count)
 		r->transactions = pg_atomic_read_u64(&ex->n_transactions);
 		r->bytes_in = pg_atomic_read_u64(&ex->bytes_in);
 		r->bytes_out = pg_atomic_read_u64(&ex->bytes_out);
+		r->statements = pg_atomic_read_u32(&ex->n_statements);
 	}
 	LWLockRelease(bp_shared->lock);
 
@@ -147,6 +149,7 @@ pool_status(PG_FUNCTION_ARGS)
 		values[c++] = Int64GetDatum(r->transactions);
 		values[c++] = Int64GetDatum(r->bytes_in);
 		values[c++] = Int64GetDatum(r->bytes_out);
+		values[c++] = Int32GetDatum(r->statements);
 		Assert(c == POOL_STATUS_COLS);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}

@@ -56,7 +56,6 @@ DROP ROLE pool_nobody;
 DROP ROLE pool_monitor;
 
 -- outside the pool, pool_prepared_statements is pg_prepared_statements
-SELECT pool_statement_prefix() IS NULL AS outside_pool;
 PREPARE q1(int) AS SELECT $1 + 1;
 SELECT name, statement, parameter_types, from_sql FROM pool_prepared_statements;
 DEALLOCATE q1;

@@ -151,6 +151,14 @@ like($pidA, qr/^\d+$/, 'A has an executor pid');
 is($pidB, $pidA, 'A and B share one executor (same pg_backend_pid())');
 
 # sq(CONN, SQL): rows string, or "SQLSTATE: message" on error
+# Prepared statements an executor holds for its sessions (pool_status)
+sub executor_statements
+{
+	my ($pid) = @_;
+	return $node->safe_psql('postgres',
+		"SELECT statements FROM pool_status() WHERE pid = $pid");
+}
+
 sub sq
 {
 	my ($c, $sql) = @_;
@@ -280,13 +288,18 @@ is( sq($B, q{SELECT parameter_types::text FROM pool_prepared_statements WHERE na
 is(sq($M, q{SELECT count(*) FROM pool_prepared_statements WHERE name = 'q'}), '1',
 	'main port: pool_prepared_statements = pg_prepared_statements');
 
-# through the pool, pg_prepared_statements shows B its own 2; the SRF
-# behind it lists every session of the executor (internal keys): A's 3 and
-# B's 2
+# through the pool, pg_prepared_statements and the SRF behind it show B its
+# own 2; the executor holds A's 3 too (pool_status)
 is(sq($B, 'SELECT count(*) FROM pg_prepared_statements'), '2',
 	'pg_prepared_statements through the pool: B sees its own 2');
-is(sq($B, 'SELECT count(*) FROM pg_prepared_statement()'), '5',
-	'pg_prepared_statement() through the pool: all 5 statements of the executor');
+is(sq($B, 'SELECT count(*) FROM pg_prepared_statement()'), '2',
+	'pg_prepared_statement() through the pool: B sees its own 2');
+is(sq($B, 'SELECT count(*) FROM pg_prepared_statement() WITH ORDINALITY'), '2',
+	'pg_prepared_statement() WITH ORDINALITY: B sees its own 2');
+like(sq($B, 'SELECT pg_prepared_statement()'),
+	qr/^0A000: pg_prepared_statement\(\) can only be read alone in FROM/,
+	'pg_prepared_statement() in a target list: refused, not leaked');
+is(executor_statements($pidA), '5', 'pool_status: the executor holds 5 statements');
 
 ###########################################################################
 # 3. DEALLOCATE, DEALLOCATE ALL, DISCARD PLANS, DISCARD ALL: caller only
@@ -447,10 +460,9 @@ is($B->query_value('SELECT pg_backend_pid()'), $pidA, 'B still on the same execu
 ###########################################################################
 
 {
-	my $total = sq($B, 'SELECT count(*) FROM pg_prepared_statement()');
 	my $own = sq($B, 'SELECT count(*) FROM pool_prepared_statements');
 	is($own, '5', 'B owns 5 statements');
-	is($total, '7', "pg_prepared_statements through the pool: B's 5 + A's 2");
+	is(executor_statements($pidA), '7', "pool_status: the executor holds B's 5 + A's 2");
 
 	# a third session with many statements, then gone without Terminate
 	my $Cc = pool_conn('C');
@@ -459,15 +471,16 @@ is($B->query_value('SELECT pg_backend_pid()'), $pidA, 'B still on the same execu
 	$bytes .= P("c$_", "SELECT $_") for 1 .. 50;
 	is(err_str(ext($Cc, $bytes . S())), '', 'C: 50 protocol statements');
 	sq($Cc, 'PREPARE c_sql AS SELECT 1');
-	is(sq($B, 'SELECT count(*) FROM pg_prepared_statement()'), '58', "B sees 58 statements of the executor");
+	is(executor_statements($pidA), '58', 'the executor holds 58 statements');
+	is(sq($B, 'SELECT count(*) FROM pg_prepared_statements'), '5', 'B sees its own 5 of them');
 
 	$A->terminate;
-	ok( wait_until(sub { sq($B, 'SELECT count(*) FROM pg_prepared_statement()') eq '56' }, 20),
+	ok( wait_until(sub { executor_statements($pidA) eq '56' }, 20),
 		"A terminated: its 2 statements are gone");
 	$Cc->close;    # no Terminate: the connection just drops
-	ok( wait_until(sub { sq($B, 'SELECT count(*) FROM pg_prepared_statement()') eq '5' }, 20),
+	ok( wait_until(sub { executor_statements($pidA) eq '5' }, 20),
 		"C dropped: its 51 statements are gone, B's 5 remain")
-	  or diag('pg_prepared_statements count: ' . sq($B, 'SELECT count(*) FROM pg_prepared_statement()'));
+	  or diag('statements held: ' . executor_statements($pidA));
 	is(sq($B, 'EXECUTE q(10)'), 'B:20', "B's statements still work");
 
 	# a new session gets the id of no one: no statement of its own

@@ -13,6 +13,11 @@
 #      its own transaction; pg_stat_activity's query_start and xact_start of
 #      the executor are the running statement's; log_min_duration_statement
 #      figures are the statement's own.
+#   2. currval()/lastval() (serial, identity, setval), current_setting() of
+#      another session's placeholder and pg_prepared_statements (names,
+#      statements, generic_plans/custom_plans counts) with another session
+#      running on the executor in between: the same answers as two
+#      main-port backends given the same steps.
 
 use strict;
 use warnings;
@@ -160,6 +165,72 @@ for my $mode (qw(simple extended prepared))
 		  && $1 < 1000,
 		'log_min_duration_statement: the statement\'s own duration')
 	  or diag($log);
+}
+
+###########################################################################
+# 2. per-session state without the extension: the pool against the main port
+###########################################################################
+
+# Runs the steps ([session, sql], session 'a' or 'b') on two sessions of the
+# main port or of the pool port; returns each step's output and error.
+sub run_steps
+{
+	my ($db, $via_pool, @steps) = @_;
+	my %s = map {
+		$_ => $via_pool
+		  ? $node->pool_bg_psql($db)
+		  : $node->background_psql($db, on_error_stop => 0)
+	} qw(a b);
+	my @out;
+	for my $step (@steps)
+	{
+		my ($who, $sql) = @$step;
+		my ($o, $e) = bgq_err($s{$who}, $sql);
+		$e =~ s/^psql:<stdin>:\d+: //mg;
+		push @out, "$who> $sql\n$o" . ($e ne '' ? "\n$e" : '');
+	}
+	$_->quit for values %s;
+	return @out;
+}
+
+my @state_steps = (
+	[ a => 'CREATE TABLE ser (id serial, v text)' ],
+	[ a => q{INSERT INTO ser (v) VALUES ('a')} ],
+	[ b => 'SELECT 1' ],
+	[ a => q{SELECT currval('ser_id_seq'), lastval()} ],
+	[ b => q{SELECT currval('ser_id_seq')} ],
+	[ b => q{SELECT lastval()} ],
+	[ a => 'CREATE TABLE idt (id int GENERATED ALWAYS AS IDENTITY, v text)' ],
+	[ a => q{INSERT INTO idt (v) VALUES ('x'), ('y')} ],
+	[ b => 'SELECT 2' ],
+	[ a => q{SELECT currval(pg_get_serial_sequence('idt', 'id')), lastval()} ],
+	[ a => q{SELECT setval('ser_id_seq', 100)} ],
+	[ b => q{INSERT INTO ser (v) VALUES ('b') RETURNING id} ],
+	[ a => q{SELECT currval('ser_id_seq'), lastval()} ],
+	[ b => q{SELECT currval('ser_id_seq'), lastval()} ],
+	[ b => q{SET myapp.x = 'b'} ],
+	[ a => q{SELECT current_setting('myapp.x', true) IS NULL} ],
+	[ a => q{SELECT current_setting('myapp.x')} ],
+	[ a => q{PREPARE p1(int) AS SELECT $1 + 1} ],
+	[ a => 'EXECUTE p1(1); EXECUTE p1(2); EXECUTE p1(3); EXECUTE p1(4); EXECUTE p1(5); EXECUTE p1(6); EXECUTE p1(7)' ],
+	[ b => q{PREPARE p2 AS SELECT 'b'} ],
+	[ a => 'SELECT name, statement, parameter_types, from_sql, generic_plans, custom_plans, prepare_time <= now() FROM pg_prepared_statements ORDER BY name' ],
+	[ b => 'SELECT name, statement, generic_plans, custom_plans FROM pg_prepared_statements' ],
+	[ a => 'SELECT count(*) FROM pg_prepared_statement()' ],
+	[ a => 'DEALLOCATE p1' ],
+	[ a => 'SELECT count(*) FROM pg_prepared_statements' ],
+	[ a => q{EXPLAIN (VERBOSE, COSTS OFF) SELECT nextval('ser_id_seq'), current_setting('work_mem')} ],
+	[ a => 'DROP TABLE ser, idt' ],
+);
+
+for my $db (qw(app plain))
+{
+	my @main = run_steps($db, 0, @state_steps);
+	my @pool = run_steps($db, 1, @state_steps);
+	for my $i (0 .. $#main)
+	{
+		is($pool[$i], $main[$i], "$db: as on the main port: $state_steps[$i][1]");
+	}
 }
 
 check_no_crash($node);
