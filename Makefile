@@ -18,7 +18,7 @@ OBJS = \
 	relay.o \
 	sequences.o \
 	session.o \
-	statements_scan.o \
+	session_views.o \
 	shutdown.o \
 	startup.o \
 	stats.o \

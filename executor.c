@@ -62,7 +62,7 @@
 #include "sequences.h"
 #include "session.h"
 #include "startup.h"
-#include "statements_scan.h"
+#include "session_views.h"
 
 #define MAX_EPOLL_EVENTS	64
 
@@ -103,6 +103,8 @@ static volatile uint32 running_key = 0;
 
 static void close_session(PoolSession *s);
 static void set_pinned(PoolSession *s, bool pinned);
+static void switch_in(PoolSession *s);
+static void switch_out(void);
 static void examine_session(PoolSession *s, bool hangup);
 
 /* ---------------------------------------------------------------------
@@ -135,6 +137,24 @@ executor_sigint(SIGNAL_ARGS)
 
 	if (running != 0 && (key == 0 || key == running))
 		StatementCancelHandler(postgres_signal_arg);
+}
+
+/*
+ * A session's turn begins and ends here: its settings and protocol state
+ * (session.c), and what it sees of the executor's temp schema (pinning.c).
+ */
+static void
+switch_in(PoolSession *s)
+{
+	bp_session_switch_in(s);
+	bp_temp_namespace_switch_in(s);
+}
+
+static void
+switch_out(void)
+{
+	bp_temp_namespace_switch_out();
+	bp_session_switch_out();
 }
 
 /* ---------------------------------------------------------------------
@@ -270,7 +290,7 @@ start_session(int sock, int client_fd, const PoolHandoff *handoff,
 		return;
 	}
 
-	bp_session_switch_in(s);
+	switch_in(s);
 
 	/* privilege checks of the options read the catalogs */
 	bp_switching = true;
@@ -281,7 +301,7 @@ start_session(int sock, int client_fd, const PoolHandoff *handoff,
 
 	bp_send_greeting(s);
 	bp_send_ready_if_needed();
-	bp_session_switch_out();
+	switch_out();
 	if (s->dead || s->closing)
 		close_session(s);
 	else
@@ -354,7 +374,7 @@ close_session(PoolSession *s)
 		bp_session_discard_input();
 		bp_session_release_state(s);
 		set_pinned(s, false);
-		bp_session_switch_out();
+		switch_out();
 	}
 	if (s->state == PS_QUEUED)
 	{
@@ -948,7 +968,7 @@ serve_current(bool must_read)
 		s->recheck = false;
 		s->idle_deadline = IdleSessionTimeout > 0 ?
 			TimestampTzPlusMilliseconds(GetCurrentTimestamp(), IdleSessionTimeout) : 0;
-		bp_session_switch_out();
+		switch_out();
 		if (recheck)
 			examine_session(s, false);
 	}
@@ -1105,7 +1125,7 @@ bp_executor_main(Datum main_arg)
 	bp_session_module_init();
 	bp_prepared_init();
 	bp_redirect_init();
-	bp_statements_scan_init();
+	bp_session_views_init();
 	bp_pinning_init();
 	RegisterXactCallback(count_transaction, NULL);
 	say_hello();
@@ -1146,7 +1166,7 @@ bp_executor_main(Datum main_arg)
 		s = next_session();
 		if (s != NULL)
 		{
-			bp_session_switch_in(s);
+			switch_in(s);
 			serve_current(true);
 			continue;
 		}

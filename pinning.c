@@ -18,9 +18,26 @@
  * have made the reset values (session.c applies them as SESSION values).
  *
  * Detection is cheap on the common path: LISTEN and WITH HOLD cursors are
- * seen in the hook, locks in our PGPROC's lock queues; only after a
- * relation was created does a transaction end with a look at pg_class for
- * the temp schema.
+ * seen in the hook, locks in our PGPROC's lock queues; only after an object
+ * was created does a transaction end with a look for anything in the temp
+ * schema: every object there, of whatever kind (table, view, sequence,
+ * function, type, collation, operator, text search object ...), depends on
+ * the schema in pg_depend, which is how core drops them all at the end.
+ *
+ * The temp schema itself.  A backend sets up its temp schema the first time
+ * something needs it, and the transaction that does so "operated on
+ * temporary objects" (PREPARE TRANSACTION refuses it); until then
+ * current_schemas(true) and pg_my_temp_schema() do not show it.  An
+ * executor sets it up once, but each session must see it as its own
+ * backend would: while a session that never set up its own is switched in,
+ * the executor's temp schema is hidden (SetTempNamespaceState, as parallel
+ * workers use it), so that core sets it up again for that session exactly
+ * where it would have.  No other session's objects can be in it then: a
+ * session holding temp objects is pinned, alone on its executor.  Core
+ * registers an exit callback each time the schema is set up and committed,
+ * out of a fixed number of slots, so an executor hides its schema for at
+ * most MAX_TEMP_SETUPS such sessions, then keeps it shown (README,
+ * Limitations).
  *
  *-------------------------------------------------------------------------
  */
@@ -31,10 +48,10 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/indexing.h"
 #include "catalog/objectaccess.h"
-#include "catalog/pg_class.h"
-#include "catalog/pg_proc.h"
-#include "catalog/pg_type.h"
+#include "catalog/pg_depend.h"
+#include "catalog/pg_namespace.h"
 #include "commands/async.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
@@ -54,6 +71,20 @@ static object_access_hook_type prev_object_access = NULL;
 
 /* LISTEN/UNLISTEN of the running transaction, in the session's context */
 static List *pending_listen = NIL;
+
+/*
+ * Sessions for which this executor set up its temp schema again; core's
+ * before_shmem_exit slots (20) bound it, a few are in use already.
+ */
+#define MAX_TEMP_SETUPS		12
+
+static int	temp_setups = 0;
+
+/* the executor's temp schema while hidden from the current session */
+static bool temp_ns_hidden = false;
+static bool temp_ns_shown_at_start = false;	/* the session saw it set up */
+static Oid	hidden_ns = InvalidOid;
+static Oid	hidden_toast_ns = InvalidOid;
 
 static List *
 add_name(List *names, const char *name)
@@ -236,10 +267,63 @@ pinning_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 {
 	if (prev_object_access)
 		prev_object_access(access, classId, objectId, subId, arg);
-	if (access == OAT_POST_CREATE && bp_current != NULL &&
-		(classId == RelationRelationId || classId == ProcedureRelationId ||
-		 classId == TypeRelationId))
+	if (access == OAT_POST_CREATE && bp_current != NULL)
 		bp_current->temp_check = true;
+}
+
+/*
+ * At commit: a session that set up its temp schema in this transaction
+ * (it was hidden from it, or the executor had none yet) now has its own,
+ * as its backend would; at abort core has forgotten it again.  Each such
+ * commit costs core an exit callback slot.
+ */
+static void
+note_temp_setup(XactEvent event, void *arg)
+{
+	Oid			nsp;
+	Oid			toast_nsp;
+
+	if (event != XACT_EVENT_COMMIT || bp_current == NULL ||
+		bp_current->temp_ns_ready || temp_ns_shown_at_start)
+		return;
+	GetTempNamespaceState(&nsp, &toast_nsp);
+	if (!OidIsValid(nsp))
+		return;
+	bp_current->temp_ns_ready = true;
+	temp_ns_hidden = false;
+	temp_setups++;
+}
+
+/*
+ * Switching a session in: hide the executor's temp schema from a session
+ * that never set up its own (see the file header).  Outside a transaction.
+ */
+void
+bp_temp_namespace_switch_in(PoolSession *s)
+{
+	Oid			nsp;
+	Oid			toast_nsp;
+
+	Assert(!temp_ns_hidden);
+	GetTempNamespaceState(&nsp, &toast_nsp);
+	temp_ns_shown_at_start = OidIsValid(nsp);
+	if (s->temp_ns_ready || !OidIsValid(nsp) || temp_setups >= MAX_TEMP_SETUPS)
+		return;
+	hidden_ns = nsp;
+	hidden_toast_ns = toast_nsp;
+	temp_ns_hidden = true;
+	temp_ns_shown_at_start = false;
+	SetTempNamespaceState(InvalidOid, InvalidOid);
+}
+
+/* Switching it out: the executor's temp schema is shown again */
+void
+bp_temp_namespace_switch_out(void)
+{
+	if (!temp_ns_hidden)
+		return;
+	SetTempNamespaceState(hidden_ns, hidden_toast_ns);
+	temp_ns_hidden = false;
 }
 
 /* Executors only: the main port keeps core's behaviour untouched */
@@ -251,44 +335,36 @@ bp_pinning_init(void)
 	prev_object_access = object_access_hook;
 	object_access_hook = pinning_object_access;
 	RegisterXactCallback(apply_pending_listen, NULL);
-}
-
-/* Does catalog (catalog_id) hold a row whose namespace column is nsp? */
-static bool
-catalog_has_namespace(Oid catalog_id, AttrNumber nsp_column, Oid nsp)
-{
-	Relation	rel;
-	ScanKeyData key;
-	SysScanDesc scan;
-	bool		found;
-
-	rel = table_open(catalog_id, AccessShareLock);
-	ScanKeyInit(&key, nsp_column, BTEqualStrategyNumber,
-				F_OIDEQ, ObjectIdGetDatum(nsp));
-	scan = systable_beginscan(rel, InvalidOid, false, NULL, 1, &key);
-	found = HeapTupleIsValid(systable_getnext(scan));
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-	return found;
+	RegisterXactCallback(note_temp_setup, NULL);
 }
 
 /*
- * Does our temp schema hold anything?  Relations (tables, views,
- * sequences, with their row types), functions and types are what one can
- * create there.  Inside a transaction.
+ * Does our temp schema hold anything?  Every object created in a schema
+ * depends on it (pg_depend), whatever its kind.  Inside a transaction.
  */
 static bool
 temp_objects_exist(void)
 {
 	Oid			nsp;
 	Oid			toast_nsp;
+	Relation	rel;
+	ScanKeyData key[2];
+	SysScanDesc scan;
+	bool		found;
 
 	GetTempNamespaceState(&nsp, &toast_nsp);
 	if (!OidIsValid(nsp))
 		return false;
-	return catalog_has_namespace(RelationRelationId, Anum_pg_class_relnamespace, nsp) ||
-		catalog_has_namespace(ProcedureRelationId, Anum_pg_proc_pronamespace, nsp) ||
-		catalog_has_namespace(TypeRelationId, Anum_pg_type_typnamespace, nsp);
+	rel = table_open(DependRelationId, AccessShareLock);
+	ScanKeyInit(&key[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(NamespaceRelationId));
+	ScanKeyInit(&key[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(nsp));
+	scan = systable_beginscan(rel, DependReferenceIndexId, true, NULL, 2, key);
+	found = HeapTupleIsValid(systable_getnext(scan));
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
 }
 
 /* Outside a transaction, any lock left in our PGPROC is a session lock */

@@ -23,4 +23,11 @@ extern bool bp_session_pinned(PoolSession *s);
 /* Releases that state when the current session ends, outside a transaction */
 extern void bp_session_release_state(PoolSession *s);
 
+/*
+ * Around a session's turn, outside a transaction: a session that never set
+ * up a temp schema of its own does not see the executor's (pinning.c).
+ */
+extern void bp_temp_namespace_switch_in(PoolSession *s);
+extern void bp_temp_namespace_switch_out(void);
+
 #endif							/* PINNING_H */

@@ -20,7 +20,7 @@
  * port would say.
  *
  * pg_prepared_statements would list the whole executor's table, keys and
- * all: through the pool, statements_scan.c shows the caller its own
+ * all: through the pool, session_views.c shows the caller its own
  * statements under their own names.
  *
  * Each session also keeps the source and parameter types of its statements

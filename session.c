@@ -833,6 +833,51 @@ bp_session_apply_startup(PoolSession *s, const char *name, int elevel)
 	}
 }
 
+/* columns GetConfigOptionByNum() fills (guc.c keeps the count private) */
+#define PG_SETTINGS_COLUMNS		17
+
+/*
+ * How pg_settings would show the startup value of setting name for session
+ * s (its "setting" column: raw units, canonical form), or NULL if s gave
+ * no such startup option.  The value is applied at a GUC nest level of its
+ * own and rolled back, so nothing changes.  In a transaction; the result
+ * is palloc'd in the current context.
+ */
+char *
+bp_setting_startup_value(PoolSession *s, const char *name)
+{
+	struct config_generic **vars = get_guc_variables();
+	struct config_generic **found;
+	const char *value = NULL;
+	const char *shown[PG_SETTINGS_COLUMNS];
+	bool		noshow;
+	char	   *result;
+	ListCell   *ln,
+			   *lv;
+	int			i = 0;
+	int			nest;
+
+	forboth(ln, s->option_names, lv, s->option_values)
+	{
+		if (i++ >= s->n_role_settings && pg_strcasecmp(name, lfirst(ln)) == 0)
+			value = lfirst(lv);
+	}
+	if (value == NULL)
+		return NULL;
+	found = bsearch(name, vars, GetNumConfigOptions(),
+					sizeof(struct config_generic *), guc_entry_cmp);
+	if (found == NULL)
+		return NULL;
+
+	nest = NewGUCNestLevel();
+	(void) set_config_option(name, value, PGC_SU_BACKEND, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	GetConfigOptionByNum(found - vars, shown, &noshow);
+	result = shown[1] ? pstrdup(shown[1]) : NULL;
+	AtEOXact_GUC(false, nest);
+	return result;
+}
+
 /*
  * Appends to the session's defaults the settings pg_db_role_setting holds
  * for (databaseid, roleid), as "name=value" strings.
@@ -1099,6 +1144,8 @@ bp_session_serialize(PoolSession *s, StringInfo buf, int max_len)
 	foreach(ln, s->own_placeholders)
 		put_string(buf, lfirst(ln));
 
+	appendStringInfoChar(buf, s->temp_ns_ready ? 1 : 0);
+
 	/* its currval() and lastval() values */
 	put_int32(buf, (int32) s->seq_last);
 	put_int32(buf, list_length(s->seq_values));
@@ -1209,6 +1256,7 @@ bp_session_restore(PoolSession *s, const char *data, int len)
 		s->own_placeholders = lappend(s->own_placeholders,
 									  pstrdup(get_string(&in)));
 
+	s->temp_ns_ready = pq_getmsgbyte(&in) != 0;
 	s->seq_last = (Oid) get_int32(&in);
 	n = get_int32(&in);
 	for (i = 0; i < n; i++)

@@ -70,7 +70,9 @@ typedef struct PoolSession
 	/* state core keeps per process; the session is pinned while any exists */
 	List	   *listen_channels;	/* LISTEN, minus UNLISTEN */
 	List	   *hold_cursors;	/* names of WITH HOLD cursors declared */
-	bool		temp_check;		/* a relation was created: look for temp ones */
+	bool		temp_check;		/* an object was created: look for temp ones */
+	bool		temp_ns_ready;	/* its temp schema was set up and committed,
+								 * as on its own backend (pinning.c) */
 
 	List	   *own_placeholders;	/* custom settings it SET or RESET by name */
 
@@ -107,6 +109,8 @@ extern PoolSession *bp_session_create(int sock, int client_fd,
 									  const char *body);
 extern void bp_session_send_quick(PoolSession *s, const char *data, int len);
 extern bool bp_setting_hidden(const char *name);
+/* pg_settings' "setting" for s's startup option name, NULL if none */
+extern char *bp_setting_startup_value(PoolSession *s, const char *name);
 /* current_setting() as redirect.c calls it for the current session */
 extern Datum bp_current_setting(PG_FUNCTION_ARGS);
 extern void bp_setting_note_placeholder(const char *name);

@@ -57,8 +57,8 @@
 #  15. kill -9 of a pinned client: temp table gone, lock released (pg_locks
 #      from the main port), executor unpinned.
 #
-# Deviations from a real backend that do not leak state are TODO tests
-# (reported, not failed): see the TODO blocks.
+# pg_settings shows startup options as the main port does (source
+# "client", reset_val the startup value).
 
 use strict;
 use warnings;
@@ -429,9 +429,7 @@ sub waits
 	is(sq($B, 'SHOW work_mem'), '8MB', "B keeps its SET after A's DISCARD ALL");
 	is(sq($B, 'RESET work_mem; SHOW work_mem'), $wm0, 'B: RESET to the default');
 
-  TODO:
 	{
-		local $TODO = 'startup options are applied as session values, not as reset values';
 		my $M = conn(port => $node->port, options => '-c work_mem=5MB');
 		my $want = sq($M,
 			q{SELECT reset_val, source FROM pg_settings WHERE name = 'work_mem'});
@@ -775,9 +773,7 @@ sub waits
 	sq($A, 'BEGIN; LISTEN p_rolled_back; ROLLBACK');
 	is(sq($A, 'SELECT count(*) FROM pg_listening_channels()'), '0',
 		'LISTEN rolled back: not listening (as in core)');
-  TODO:
 	{
-		local $TODO = 'a LISTEN rolled back still pins until UNLISTEN';
 		my $got = waits($B, 'SELECT 9', 2);
 		is($got, '9', 'LISTEN rolled back: does not pin');
 		if (!defined $got)

@@ -987,7 +987,6 @@ if (part('h'))
 	{
 		skip 'no idle session on that executor', 1 unless $idle;
 		my $ri = $idle->read_result(10);
-		local $TODO = 'known: only the running session is told; idle ones see a bare EOF';
 		is(PoolTest::Raw::sqlstate($ri), '57P01',
 			'(h) an idle session of the terminated executor gets 57P01 too, as from core');
 		$idle->close;

@@ -18,6 +18,13 @@
 #      statements, generic_plans/custom_plans counts) with another session
 #      running on the executor in between: the same answers as two
 #      main-port backends given the same steps.
+#   3. the temp schema as a session's own backend has it: PREPARE TRANSACTION
+#      after the transaction set it up fails as in core, current_schemas(true)
+#      and pg_my_temp_schema() do not show it before, also when another
+#      session of the executor used temp tables first;
+#   4. every kind of temporary object pins (view, sequence, function, type,
+#      domain, collation, operator, text search configuration, conversion)
+#      and goes with its session.
 
 use strict;
 use warnings;
@@ -32,7 +39,8 @@ use Test::More;
 use IPC::Run;
 use Time::HiRes qw(usleep time);
 
-my $node = pool_node('fidelity', size => 1);
+my $node = pool_node('fidelity', size => 1,
+	conf => "max_prepared_transactions = 5\n");
 $node->start;
 setup_app($node);
 $node->safe_psql('postgres',
@@ -231,6 +239,116 @@ for my $db (qw(app plain))
 	{
 		is($pool[$i], $main[$i], "$db: as on the main port: $state_steps[$i][1]");
 	}
+}
+
+# pg_settings of startup options: source and reset_val as core's, in a
+# database without the extension, while another session changed the same
+# setting on the executor
+for my $via_pool (0, 1)
+{
+	my $where = $via_pool ? 'pool' : 'main';
+	local $ENV{PGOPTIONS} = '-c work_mem=5MB -c DateStyle=German';
+	my $a = $via_pool ? $node->pool_bg_psql('plain')
+	  : $node->background_psql('plain', on_error_stop => 0);
+	local $ENV{PGOPTIONS} = '';
+	my $b = $via_pool ? $node->pool_bg_psql('plain')
+	  : $node->background_psql('plain', on_error_stop => 0);
+	my $q = q{SELECT name, setting, source, reset_val, boot_val = reset_val
+		FROM pg_settings WHERE name IN ('work_mem', 'DateStyle', 'search_path') ORDER BY name};
+	my @seen;
+	push @seen, bgq($a, $q);
+	bgq($b, q{SET work_mem = '7MB'});
+	bgq($a, q{SET work_mem = '6MB'});
+	push @seen, bgq($a, $q);
+	bgq($a, 'RESET work_mem');
+	push @seen, bgq($a, $q);
+	push @seen, bgq($b, $q);
+	$a->quit;
+	$b->quit;
+	$node->{"settings_$where"} = \@seen;
+}
+is_deeply($node->{settings_pool}, $node->{settings_main},
+	'pg_settings: startup options with source client and their reset values, as on the main port')
+  or diag(explain($node->{settings_pool}), explain($node->{settings_main}));
+
+###########################################################################
+# 3. the temp schema is set up per session, as core does
+###########################################################################
+
+my @temp_steps = (
+	[ b => 'CREATE TEMP TABLE tt (i int)' ],
+	[ b => 'DROP TABLE tt' ],
+	[ a => q{SELECT pg_my_temp_schema() = 0, current_schemas(true)::text ~ 'pg_temp'} ],
+	[ a => 'SET search_path = pg_temp' ],
+	[ a => 'BEGIN' ],
+	[ a => q{SELECT current_schema() ~ '^pg_temp_'} ],
+	[ a => q{PREPARE TRANSACTION 'bp_temp_x'} ],
+	[ a => q{ROLLBACK PREPARED 'bp_temp_x'} ],
+	[ a => q{SELECT pg_my_temp_schema() = 0} ],
+	[ a => 'BEGIN' ],
+	[ a => q{SELECT current_schema() ~ '^pg_temp_'} ],
+	[ a => 'COMMIT' ],
+	[ a => q{SELECT pg_my_temp_schema() <> 0, current_schemas(true)::text ~ 'pg_temp'} ],
+	[ a => 'BEGIN' ],
+	[ a => q{SELECT current_schema() ~ '^pg_temp_'} ],
+	[ a => q{PREPARE TRANSACTION 'bp_temp_y'} ],
+	[ a => q{ROLLBACK PREPARED 'bp_temp_y'} ],
+	[ b => q{SELECT pg_my_temp_schema() <> 0} ],
+);
+
+for my $db (qw(app plain))
+{
+	my @main = run_steps($db, 0, @temp_steps);
+	my @pool = run_steps($db, 1, @temp_steps);
+	for my $i (0 .. $#main)
+	{
+		is($pool[$i], $main[$i], "$db temp schema: as on the main port: $temp_steps[$i][1]");
+	}
+}
+
+###########################################################################
+# 4. every kind of temporary object pins, and goes with its session
+###########################################################################
+
+sub pinned_now
+{
+	return $node->safe_psql('postgres',
+		q{SELECT coalesce(sum(pinned), 0) FROM pool_status() WHERE database = 'plain'});
+}
+
+my @temp_objects = (
+	[ 'view', 'CREATE TEMP VIEW tv AS SELECT 1 AS x', 'DROP VIEW tv',
+	  q{SELECT count(*) FROM pg_class WHERE relname = 'tv'} ],
+	[ 'sequence', 'CREATE TEMP SEQUENCE tseq', 'DROP SEQUENCE tseq',
+	  q{SELECT count(*) FROM pg_class WHERE relname = 'tseq'} ],
+	[ 'function', 'CREATE FUNCTION pg_temp.tf() RETURNS int LANGUAGE sql AS $$SELECT 1$$',
+	  'DROP FUNCTION pg_temp.tf()', q{SELECT count(*) FROM pg_proc WHERE proname = 'tf'} ],
+	[ 'domain', 'CREATE DOMAIN pg_temp.tdom AS int', 'DROP DOMAIN pg_temp.tdom',
+	  q{SELECT count(*) FROM pg_type WHERE typname = 'tdom'} ],
+	[ 'collation', 'CREATE COLLATION pg_temp.tcoll FROM "C"', 'DROP COLLATION pg_temp.tcoll',
+	  q{SELECT count(*) FROM pg_collation WHERE collname = 'tcoll'} ],
+	[ 'operator', 'CREATE OPERATOR pg_temp.=== (LEFTARG = int, RIGHTARG = int, FUNCTION = int4eq)',
+	  'DROP OPERATOR pg_temp.=== (int, int)', q{SELECT count(*) FROM pg_operator WHERE oprname = '==='} ],
+	[ 'text search configuration', 'CREATE TEXT SEARCH CONFIGURATION pg_temp.tcfg (COPY = simple)',
+	  'DROP TEXT SEARCH CONFIGURATION pg_temp.tcfg', q{SELECT count(*) FROM pg_ts_config WHERE cfgname = 'tcfg'} ],
+	[ 'conversion', q{CREATE CONVERSION pg_temp.tconv FOR 'LATIN1' TO 'UTF8' FROM iso8859_1_to_utf8},
+	  'DROP CONVERSION pg_temp.tconv', q{SELECT count(*) FROM pg_conversion WHERE conname = 'tconv'} ],
+);
+
+for my $o (@temp_objects)
+{
+	my ($kind, $create, $drop, $count) = @$o;
+	my $a = $node->pool_bg_psql('plain');
+	my ($out, $err) = bgq_err($a, $create);
+	is($err, '', "temp $kind created");
+	is(pinned_now(), '1', "a temp $kind pins its session");
+	bgq($a, $drop);
+	is(pinned_now(), '0', "dropping the temp $kind unpins");
+	bgq($a, $create);
+	is(pinned_now(), '1', "pinned again");
+	$a->quit;
+	ok(wait_until(sub { pinned_now() eq '0' }, 10), "the session ended: unpinned");
+	is($node->pool_safe_psql('plain', $count), '0', "the temp $kind went with its session");
 }
 
 check_no_crash($node);

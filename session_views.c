@@ -1,26 +1,28 @@
 /*-------------------------------------------------------------------------
  *
- * statements_scan.c
- *	  pg_prepared_statements through the pool: a custom scan that shows a
- *	  session its own prepared statements under the names it gave them.
+ * session_views.c
+ *	  System views that would show an executor's state rather than the
+ *	  session's: pg_prepared_statements and pg_settings through the pool.
  *
- * Core lists every statement of the process from one table (prepare.c),
- * where prepared.c stores each session's statements under a per-session
- * key.  Read as it is, pg_prepared_statements would show a session the
- * statements of every session of its executor, under internal names.  So
- * in an executor, a scan of pg_prepared_statement() -- the function behind
- * the view -- is planned as this custom scan instead: it calls core's
- * function, keeps the rows of the calling session and gives them back their
- * client names.  Every column, generic_plans and custom_plans included, is
- * core's own.  This needs nothing in the database: no SQL object of the
+ * Both views are scans of a set-returning function (pg_prepared_statement(),
+ * pg_show_all_settings()) that reads per-process state.  In an executor
+ * serving a session, such a scan is planned as a custom scan instead: it
+ * calls core's function and rewrites its rows for the calling session.
+ * Every other column is core's own.  This needs no SQL object of the
  * extension, so it holds in every database.
  *
- * The scan is planned only in an executor serving a session, for the
- * function alone in its FROM item (WITH ORDINALITY or not).  Any other call
- * of pg_prepared_statement() (in a target list, in ROWS FROM with other
- * functions) would read core's whole table: a planner hook refuses such a
- * query through the pool, rather than show one session another's
- * statements.
+ * pg_prepared_statements: prepared.c stores each session's statements
+ * under a per-session key in core's one table; the scan keeps the calling
+ * session's rows and gives them back their client names, generic_plans and
+ * custom_plans included.  Any other call of pg_prepared_statement() (in a
+ * target list, in ROWS FROM with other functions) would read core's whole
+ * table: a planner hook refuses such a query through the pool, rather than
+ * show one session another's statements.
+ *
+ * pg_settings: the executor applies a session's startup options as session
+ * values (they must be undone for the next session), where core makes them
+ * the reset values, from source "client".  The scan shows them as core
+ * would (session.c computes the values).
  *
  *-------------------------------------------------------------------------
  */
@@ -47,46 +49,69 @@
 
 #include "prepared.h"
 #include "session.h"
-#include "statements_scan.h"
+#include "session_views.h"
 
-#define SCAN_NAME	"pool prepared statements"
+#define SCAN_NAME	"pool session view"
 
-typedef struct StatementsScanState
+/*
+ * Rewrites one of core's rows for the current session; false drops it.
+ * values are core's row, in the query's memory.
+ */
+typedef bool (*RowFixer) (Datum *values, bool *nulls, int natts);
+
+static bool fix_statement_row(Datum *values, bool *nulls, int natts);
+static bool fix_setting_row(Datum *values, bool *nulls, int natts);
+
+/* The functions whose scans are ours, by their fixed OIDs */
+typedef struct SessionView
+{
+	Oid			funcid;
+	RowFixer	fix;
+} SessionView;
+
+static const SessionView session_views[] =
+{
+	{F_PG_PREPARED_STATEMENT, fix_statement_row},
+	{F_PG_SHOW_ALL_SETTINGS, fix_setting_row},
+};
+
+typedef struct SessionViewState
 {
 	CustomScanState css;
+	const SessionView *view;
 	Tuplestorestate *rows;		/* the session's rows, NULL until read */
 	TupleTableSlot *read_slot;	/* a row of them (the scan slot is virtual) */
-} StatementsScanState;
+} SessionViewState;
 
 static set_rel_pathlist_hook_type prev_set_rel_pathlist = NULL;
 static planner_hook_type prev_planner = NULL;
 
-static Plan *plan_statements_scan(PlannerInfo *root, RelOptInfo *rel,
+static Plan *plan_view_scan(PlannerInfo *root, RelOptInfo *rel,
 								  CustomPath *best_path, List *tlist,
 								  List *clauses, List *custom_plans);
-static Node *create_statements_state(CustomScan *cscan);
-static void begin_statements_scan(CustomScanState *node, EState *estate,
+static Node *create_view_state(CustomScan *cscan);
+static void begin_view_scan(CustomScanState *node, EState *estate,
 								  int eflags);
-static TupleTableSlot *exec_statements_scan(CustomScanState *node);
-static void end_statements_scan(CustomScanState *node);
-static void rescan_statements_scan(CustomScanState *node);
+static TupleTableSlot *exec_view_scan(CustomScanState *node);
+static void end_view_scan(CustomScanState *node);
+static void rescan_view_scan(CustomScanState *node);
 
 static const CustomPathMethods path_methods = {
 	.CustomName = SCAN_NAME,
-	.PlanCustomPath = plan_statements_scan,
+	.PlanCustomPath = plan_view_scan,
 };
 
 static const CustomScanMethods scan_methods = {
 	.CustomName = SCAN_NAME,
-	.CreateCustomScanState = create_statements_state,
+	.CreateCustomScanState = create_view_state,
 };
 
 static const CustomExecMethods exec_methods = {
 	.CustomName = SCAN_NAME,
-	.BeginCustomScan = begin_statements_scan,
-	.ExecCustomScan = exec_statements_scan,
-	.EndCustomScan = end_statements_scan,
-	.ReScanCustomScan = rescan_statements_scan,
+	.BeginCustomScan = begin_view_scan,
+	.ExecCustomScan = exec_view_scan,
+	.EndCustomScan = end_view_scan,
+	.ReScanCustomScan = rescan_view_scan,
 };
 
 /* ---------------------------------------------------------------------
@@ -94,17 +119,33 @@ static const CustomExecMethods exec_methods = {
  * ---------------------------------------------------------------------
  */
 
-/* A FROM item that is pg_prepared_statement() alone */
-static bool
-is_statements_scan(RangeTblEntry *rte)
+/* The function of a FROM item that is one function alone, or InvalidOid */
+static Oid
+sole_function(RangeTblEntry *rte)
 {
 	RangeTblFunction *rtfunc;
 
 	if (rte->rtekind != RTE_FUNCTION || list_length(rte->functions) != 1)
-		return false;
+		return InvalidOid;
 	rtfunc = linitial(rte->functions);
-	return IsA(rtfunc->funcexpr, FuncExpr) &&
-		((FuncExpr *) rtfunc->funcexpr)->funcid == F_PG_PREPARED_STATEMENT;
+	if (!IsA(rtfunc->funcexpr, FuncExpr))
+		return InvalidOid;
+	return ((FuncExpr *) rtfunc->funcexpr)->funcid;
+}
+
+/* The view a FROM item reads, NULL if none of ours */
+static const SessionView *
+view_of(RangeTblEntry *rte)
+{
+	Oid			funcid = sole_function(rte);
+	int			i;
+
+	for (i = 0; i < lengthof(session_views); i++)
+	{
+		if (session_views[i].funcid == funcid)
+			return &session_views[i];
+	}
+	return NULL;
 }
 
 /* Counts the FROM items that are pg_prepared_statement() alone */
@@ -115,7 +156,7 @@ count_scans(Node *node, int *count)
 		return false;
 	if (IsA(node, RangeTblEntry))
 	{
-		if (is_statements_scan((RangeTblEntry *) node))
+		if (sole_function((RangeTblEntry *) node) == F_PG_PREPARED_STATEMENT)
 			(*count)++;
 		return false;
 	}
@@ -177,7 +218,7 @@ pool_set_rel_pathlist(PlannerInfo *root, RelOptInfo *rel, Index rti,
 	if (prev_set_rel_pathlist)
 		prev_set_rel_pathlist(root, rel, rti, rte);
 
-	if (bp_current != NULL && rel->pathlist != NIL && is_statements_scan(rte))
+	if (bp_current != NULL && rel->pathlist != NIL && view_of(rte) != NULL)
 	{
 		Path	   *core = linitial(rel->pathlist);
 		CustomPath *path = makeNode(CustomPath);
@@ -201,7 +242,7 @@ pool_set_rel_pathlist(PlannerInfo *root, RelOptInfo *rel, Index rti,
  * per column); setrefs points the plan's targetlist and quals at it.
  */
 static Plan *
-plan_statements_scan(PlannerInfo *root, RelOptInfo *rel,
+plan_view_scan(PlannerInfo *root, RelOptInfo *rel,
 					 CustomPath *best_path, List *tlist, List *clauses,
 					 List *custom_plans)
 {
@@ -213,7 +254,7 @@ plan_statements_scan(PlannerInfo *root, RelOptInfo *rel,
 	int			i;
 
 	if (get_expr_result_type(rtfunc->funcexpr, NULL, &desc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "pg_prepared_statement() does not return a row");
+		elog(ERROR, "function %u does not return a row", sole_function(rte));
 	for (i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
@@ -237,6 +278,7 @@ plan_statements_scan(PlannerInfo *root, RelOptInfo *rel,
 	cscan->scan.plan.qual = extract_actual_clauses(clauses, false);
 	cscan->scan.scanrelid = 0;	/* not a relation: rows come from us */
 	cscan->custom_scan_tlist = scan_tlist;
+	cscan->custom_private = list_make1_oid(sole_function(rte));
 	cscan->methods = &scan_methods;
 	return &cscan->scan.plan;
 }
@@ -247,19 +289,29 @@ plan_statements_scan(PlannerInfo *root, RelOptInfo *rel,
  */
 
 static Node *
-create_statements_state(CustomScan *cscan)
+create_view_state(CustomScan *cscan)
 {
-	StatementsScanState *state = (StatementsScanState *)
-		newNode(sizeof(StatementsScanState), T_CustomScanState);
+	SessionViewState *state = (SessionViewState *)
+		newNode(sizeof(SessionViewState), T_CustomScanState);
+
+	Oid			funcid = linitial_oid(cscan->custom_private);
+	int			i;
 
 	state->css.methods = &exec_methods;
+	for (i = 0; i < lengthof(session_views); i++)
+	{
+		if (session_views[i].funcid == funcid)
+			state->view = &session_views[i];
+	}
+	if (state->view == NULL)
+		elog(ERROR, "no session view for function %u", funcid);
 	return (Node *) state;
 }
 
 static void
-begin_statements_scan(CustomScanState *node, EState *estate, int eflags)
+begin_view_scan(CustomScanState *node, EState *estate, int eflags)
 {
-	StatementsScanState *state = (StatementsScanState *) node;
+	SessionViewState *state = (SessionViewState *) node;
 
 	state->rows = NULL;
 	state->read_slot = ExecInitExtraTupleSlot(estate,
@@ -267,47 +319,120 @@ begin_statements_scan(CustomScanState *node, EState *estate, int eflags)
 											  &TTSOpsMinimalTuple);
 }
 
-/* Core's rows of pg_prepared_statement(), in the query's memory */
+/*
+ * Core's rows of the view's function (no arguments), in the current
+ * memory context, which lasts as long as the query: a function may return
+ * them all at once (pg_prepared_statement()) or one per call
+ * (pg_show_all_settings()).  A value-per-call function keeps its flinfo
+ * and ReturnSetInfo until its last call, and its shutdown callback until
+ * the scan's ExprContext goes: they are palloc'd, not on the stack.
+ */
 static Tuplestorestate *
-core_rows(ExprContext *econtext, TupleDesc *desc)
+core_rows(Oid funcid, ExprContext *econtext, TupleDesc *desc)
 {
 	LOCAL_FCINFO(fcinfo, 0);
-	FmgrInfo	flinfo;
-	ReturnSetInfo rsinfo;
+	FmgrInfo   *flinfo = palloc0(sizeof(FmgrInfo));
+	ReturnSetInfo *rsinfo = makeNode(ReturnSetInfo);
+	Tuplestorestate *rows = NULL;
 
-	memset(&rsinfo, 0, sizeof(rsinfo));
-	rsinfo.type = T_ReturnSetInfo;
-	rsinfo.econtext = econtext;
-	rsinfo.allowedModes = SFRM_Materialize;
-	rsinfo.returnMode = SFRM_ValuePerCall;
-	fmgr_info(F_PG_PREPARED_STATEMENT, &flinfo);
-	InitFunctionCallInfoData(*fcinfo, &flinfo, 0, InvalidOid, NULL,
-							 (Node *) &rsinfo);
-	(void) FunctionCallInvoke(fcinfo);
-	if (rsinfo.returnMode != SFRM_Materialize || rsinfo.setResult == NULL)
-		elog(ERROR, "pg_prepared_statement() did not return its rows");
-	*desc = rsinfo.setDesc;
-	return rsinfo.setResult;
+	rsinfo->econtext = econtext;
+	rsinfo->allowedModes = SFRM_Materialize | SFRM_ValuePerCall;
+	rsinfo->returnMode = SFRM_ValuePerCall;
+	fmgr_info(funcid, flinfo);
+	InitFunctionCallInfoData(*fcinfo, flinfo, 0, InvalidOid, NULL,
+							 (Node *) rsinfo);
+	if (get_func_result_type(funcid, NULL, desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "function %u does not return a row", funcid);
+
+	for (;;)
+	{
+		Datum		result;
+		HeapTupleData tuple;
+
+		rsinfo->isDone = ExprSingleResult;
+		fcinfo->isnull = false;
+		result = FunctionCallInvoke(fcinfo);
+		if (rsinfo->returnMode == SFRM_Materialize)
+		{
+			if (rsinfo->setResult == NULL)
+				elog(ERROR, "function %u did not return its rows", funcid);
+			*desc = rsinfo->setDesc;
+			return rsinfo->setResult;
+		}
+		if (rsinfo->isDone == ExprEndResult)
+			break;
+		if (rows == NULL)
+			rows = tuplestore_begin_heap(false, false, work_mem);
+		if (fcinfo->isnull)
+			elog(ERROR, "function %u returned a null row", funcid);
+		tuple.t_data = DatumGetHeapTupleHeader(result);
+		tuple.t_len = HeapTupleHeaderGetDatumLength(tuple.t_data);
+		ItemPointerSetInvalid(&tuple.t_self);
+		tuple.t_tableOid = InvalidOid;
+		tuplestore_puttuple(rows, &tuple);
+	}
+	return rows ? rows : tuplestore_begin_heap(false, false, work_mem);
 }
 
 /*
- * The calling session's rows under their client names.  A key not among
- * the session's recorded statements (none should be) shows without its
- * prefix.
+ * pg_prepared_statement(): the calling session's rows under their client
+ * names.
  */
+static bool
+fix_statement_row(Datum *values, bool *nulls, int natts)
+{
+	char	   *key = TextDatumGetCString(values[0]);
+	char	   *prefix = bp_statement_key(bp_current, "");
+
+	if (strncmp(key, prefix, strlen(prefix)) != 0)
+		return false;
+	values[0] = CStringGetTextDatum(bp_statement_client_name(bp_current, key));
+	return true;
+}
+
+/*
+ * pg_show_all_settings(): a startup option's reset_val is its startup
+ * value, and while it is in force its source is "client", as in core.
+ */
+static bool
+fix_setting_row(Datum *values, bool *nulls, int natts)
+{
+	enum
+	{
+		NAME = 0, SETTING = 1, SOURCE = 8, RESET_VAL = 13, SOURCEFILE = 14,
+		SOURCELINE = 15
+	};
+	char	   *startup;
+
+	Assert(natts > SOURCELINE);
+	startup = bp_setting_startup_value(bp_current, TextDatumGetCString(values[NAME]));
+	if (startup == NULL)
+		return true;
+	values[RESET_VAL] = CStringGetTextDatum(startup);
+	nulls[RESET_VAL] = false;
+	if (!nulls[SOURCE] && !nulls[SETTING] &&
+		strcmp(TextDatumGetCString(values[SOURCE]), "session") == 0 &&
+		strcmp(TextDatumGetCString(values[SETTING]), startup) == 0)
+	{
+		values[SOURCE] = CStringGetTextDatum("client");
+		nulls[SOURCEFILE] = true;
+		nulls[SOURCELINE] = true;
+	}
+	return true;
+}
+
+/* The calling session's rows, as the view's fixer makes them */
 static Tuplestorestate *
-session_rows(StatementsScanState *state)
+session_rows(SessionViewState *state)
 {
 	ExprContext *econtext = state->css.ss.ps.ps_ExprContext;
 	TupleDesc	out_desc = state->css.ss.ss_ScanTupleSlot->tts_tupleDescriptor;
 	MemoryContext old = MemoryContextSwitchTo(econtext->ecxt_per_query_memory);
 	TupleDesc	core_desc;
-	Tuplestorestate *core = core_rows(econtext, &core_desc);
+	Tuplestorestate *core = core_rows(state->view->funcid, econtext, &core_desc);
 	Tuplestorestate *mine = tuplestore_begin_heap(false, false, work_mem);
 	TupleTableSlot *slot = MakeSingleTupleTableSlot(core_desc,
 													&TTSOpsMinimalTuple);
-	char	   *prefix = bp_statement_key(bp_current, "");
-	int			prefix_len = strlen(prefix);
 	Datum	   *values = palloc(out_desc->natts * sizeof(Datum));
 	bool	   *nulls = palloc0(out_desc->natts * sizeof(bool));
 	int64		ordinality = 0;
@@ -316,15 +441,11 @@ session_rows(StatementsScanState *state)
 	Assert(out_desc->natts - core_desc->natts <= 1);
 	while (tuplestore_gettupleslot(core, true, false, slot))
 	{
-		char	   *key;
-
 		slot_getallattrs(slot);
-		key = TextDatumGetCString(slot->tts_values[0]);
-		if (strncmp(key, prefix, prefix_len) != 0)
-			continue;
 		memcpy(values, slot->tts_values, core_desc->natts * sizeof(Datum));
 		memcpy(nulls, slot->tts_isnull, core_desc->natts * sizeof(bool));
-		values[0] = CStringGetTextDatum(bp_statement_client_name(bp_current, key));
+		if (!state->view->fix(values, nulls, core_desc->natts))
+			continue;
 		if (out_desc->natts > core_desc->natts)
 			values[core_desc->natts] = Int64GetDatum(++ordinality);
 		tuplestore_putvalues(mine, out_desc, values, nulls);
@@ -338,7 +459,7 @@ session_rows(StatementsScanState *state)
 static TupleTableSlot *
 next_row(ScanState *node)
 {
-	StatementsScanState *state = (StatementsScanState *) node;
+	SessionViewState *state = (SessionViewState *) node;
 	TupleTableSlot *slot = node->ss_ScanTupleSlot;
 
 	if (state->rows == NULL)
@@ -355,15 +476,15 @@ recheck_row(ScanState *node, TupleTableSlot *slot)
 }
 
 static TupleTableSlot *
-exec_statements_scan(CustomScanState *node)
+exec_view_scan(CustomScanState *node)
 {
 	return ExecScan(&node->ss, next_row, recheck_row);
 }
 
 static void
-end_statements_scan(CustomScanState *node)
+end_view_scan(CustomScanState *node)
 {
-	StatementsScanState *state = (StatementsScanState *) node;
+	SessionViewState *state = (SessionViewState *) node;
 
 	if (state->rows)
 		tuplestore_end(state->rows);
@@ -372,15 +493,15 @@ end_statements_scan(CustomScanState *node)
 
 /* A rescan reads the table again, as a function scan calls again */
 static void
-rescan_statements_scan(CustomScanState *node)
+rescan_view_scan(CustomScanState *node)
 {
-	end_statements_scan(node);
+	end_view_scan(node);
 	ExecScanReScan(&node->ss);
 }
 
 /* Executors only, so the main port is untouched */
 void
-bp_statements_scan_init(void)
+bp_session_views_init(void)
 {
 	RegisterCustomScanMethods(&scan_methods);
 	prev_planner = planner_hook;
