@@ -6,6 +6,7 @@ OBJS = \
 	builtin_pool.o \
 	channel.o \
 	client.o \
+	command.o \
 	executor.o \
 	extended.o \
 	pool_io.o \
@@ -22,7 +23,8 @@ OBJS = \
 	shutdown.o \
 	startup.o \
 	stats.o \
-	tls.o
+	tls.o \
+	utility_hook.o
 
 EXTENSION = builtin_pool
 DATA = builtin_pool--1.0.sql

@@ -53,6 +53,7 @@
 
 #include "builtin_pool.h"
 #include "channel.h"
+#include "command.h"
 #include "pinning.h"
 #include "extended.h"
 #include "pool_shmem.h"
@@ -63,6 +64,7 @@
 #include "session.h"
 #include "startup.h"
 #include "session_views.h"
+#include "utility_hook.h"
 
 #define MAX_EPOLL_EVENTS	64
 
@@ -1127,6 +1129,7 @@ bp_executor_main(Datum main_arg)
 	bp_redirect_init();
 	bp_session_views_init();
 	bp_pinning_init();
+	bp_utility_init();
 	RegisterXactCallback(count_transaction, NULL);
 	say_hello();
 	build_wait_sets();

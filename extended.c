@@ -41,9 +41,9 @@
 #include "utils/ps_status.h"
 #include "utils/snapmgr.h"
 
+#include "command.h"
 #include "extended.h"
 #include "prepared.h"
-#include "protocol.h"
 #include "session.h"
 
 /* Reused for RowDescription, as core does, to save allocations */

@@ -13,10 +13,6 @@
  * executor serves it alone (executor.c), and when it ends they are dropped,
  * released, unlistened and closed here before anyone else runs.
  *
- * The same ProcessUtility hook makes RESET, RESET ALL, SET ... TO DEFAULT
- * and DISCARD ALL return to the session's startup values, which core would
- * have made the reset values (session.c applies them as SESSION values).
- *
  * Detection is cheap on the common path: LISTEN and WITH HOLD cursors are
  * seen in the hook, locks in our PGPROC's lock queues; only after an object
  * was created does a transaction end with a look for anything in the temp
@@ -66,7 +62,6 @@
 #include "pinning.h"
 #include "session.h"
 
-static ProcessUtility_hook_type prev_process_utility = NULL;
 static object_access_hook_type prev_object_access = NULL;
 
 /* LISTEN/UNLISTEN of the running transaction, in the session's context */
@@ -117,22 +112,9 @@ track_statement(Node *stmt)
 
 	switch (nodeTag(stmt))
 	{
-		case T_VariableSetStmt:
-			{
-				VariableSetStmt *v = (VariableSetStmt *) stmt;
-
-				if (v->is_local)
-					break;
-				if (v->kind == VAR_RESET_ALL)
-					bp_session_apply_startup(s, NULL, WARNING);
-				else if (v->kind == VAR_RESET || v->kind == VAR_SET_DEFAULT)
-					bp_session_apply_startup(s, v->name, WARNING);
-			}
-			break;
 		case T_DiscardStmt:
 			if (((DiscardStmt *) stmt)->target == DISCARD_ALL)
 			{
-				bp_session_apply_startup(s, NULL, WARNING);
 				pending_listen = add_name(pending_listen, "*");
 				list_free_deep(s->hold_cursors);
 				s->hold_cursors = NIL;
@@ -176,47 +158,35 @@ track_statement(Node *stmt)
 }
 
 /*
- * Runs the statement, then tracks it.  A statement that fails is not
- * tracked: its effect is rolled back with the transaction.  One that
- * succeeds in a transaction later rolled back stays tracked; that errs on
- * the side of pinning, and the lists are checked again at the boundary.
+ * utility_hook.c, after core: tracks what a statement that succeeded did.  One
+ * that succeeds in a transaction later rolled back stays tracked; that
+ * errs on the side of pinning, and the lists are checked again at the
+ * boundary.
  */
-static void
-pinning_process_utility(PlannedStmt *pstmt, const char *query_string,
-						bool read_only_tree, ProcessUtilityContext context,
-						ParamListInfo params, QueryEnvironment *query_env,
-						DestReceiver *dest, QueryCompletion *qc)
+void
+bp_pinning_utility_after(Node *stmt)
 {
-	/*
-	 * Core refuses LISTEN in background workers, which have no way to
-	 * deliver notifications.  An executor does (it pins a listening session
-	 * and delivers while it is idle), so LISTEN is run here, with core's
-	 * other checks.
-	 */
-	if (bp_current != NULL && IsA(pstmt->utilityStmt, ListenStmt))
-	{
-		ListenStmt *stmt = (ListenStmt *) pstmt->utilityStmt;
+	track_statement(stmt);
+}
 
-		PreventCommandDuringRecovery("LISTEN");
-		if (InSecurityRestrictedOperation())
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("cannot execute %s within security-restricted operation",
-							"LISTEN")));
-		Async_Listen(stmt->conditionname);
-		track_statement(pstmt->utilityStmt);
-		return;
-	}
-
-	if (prev_process_utility)
-		prev_process_utility(pstmt, query_string, read_only_tree, context,
-							 params, query_env, dest, qc);
-	else
-		standard_ProcessUtility(pstmt, query_string, read_only_tree, context,
-								params, query_env, dest, qc);
-
-	if (bp_current != NULL)
-		track_statement(pstmt->utilityStmt);
+/*
+ * LISTEN through the pool (utility_hook.c runs it instead of core).  Core
+ * refuses LISTEN in background workers, which have no way to deliver
+ * notifications.  An executor does (it pins a listening session and
+ * delivers while it is idle), so LISTEN is run here, with core's other
+ * checks.
+ */
+void
+bp_pinning_listen(ListenStmt *stmt)
+{
+	PreventCommandDuringRecovery("LISTEN");
+	if (InSecurityRestrictedOperation())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("cannot execute %s within security-restricted operation",
+						"LISTEN")));
+	Async_Listen(stmt->conditionname);
+	track_statement((Node *) stmt);
 }
 
 /*
@@ -330,8 +300,6 @@ bp_temp_namespace_switch_out(void)
 void
 bp_pinning_init(void)
 {
-	prev_process_utility = ProcessUtility_hook;
-	ProcessUtility_hook = pinning_process_utility;
 	prev_object_access = object_access_hook;
 	object_access_hook = pinning_object_access;
 	RegisterXactCallback(apply_pending_listen, NULL);
@@ -456,4 +424,21 @@ bp_session_release_state(PoolSession *s)
 	s->hold_cursors = NIL;
 	s->temp_check = false;
 	s->pinned = false;
+}
+
+/*
+ * What moves with a session: whether it set up a temp schema of its own
+ * (part of bp_session_serialize).  A session holding temp objects, locks,
+ * LISTEN or cursors is pinned and never moves.
+ */
+void
+bp_pinning_serialize(PoolSession *s, StringInfo buf)
+{
+	appendStringInfoChar(buf, s->temp_ns_ready ? 1 : 0);
+}
+
+void
+bp_pinning_restore(PoolSession *s, StringInfo in)
+{
+	s->temp_ns_ready = pq_getmsgbyte(in) != 0;
 }

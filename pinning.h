@@ -9,9 +9,18 @@
 #ifndef PINNING_H
 #define PINNING_H
 
+#include "nodes/parsenodes.h"
 #include "session.h"
 
 extern void bp_pinning_init(void);
+
+/* What moves with a session (bp_session_serialize) */
+extern void bp_pinning_serialize(PoolSession *s, StringInfo buf);
+extern void bp_pinning_restore(PoolSession *s, StringInfo in);
+
+/* utility_hook.c's branches: LISTEN is run here; tracking after core */
+extern void bp_pinning_listen(ListenStmt *stmt);
+extern void bp_pinning_utility_after(Node *stmt);
 
 /*
  * Does the current session hold state that other sessions must not share

@@ -10,10 +10,11 @@
  * Our Parse/Bind/Describe/Close (extended.c) build the key themselves; for
  * SQL, a post-parse-analysis hook keys the names in PREPARE, EXECUTE,
  * DEALLOCATE, and the EXECUTE inside EXPLAIN and CREATE TABLE AS, before
- * anything looks them up, and a ProcessUtility hook checks them.
- * DEALLOCATE ALL and DISCARD ALL, which in core drop the whole table (the
- * original prototype's bug: one session's DISCARD ALL broke every other
- * session), drop only the caller's statements here.
+ * anything looks them up, and this module's branch of the ProcessUtility
+ * hook (utility_hook.c) checks them.  DEALLOCATE ALL and DISCARD ALL, which in
+ * core drop the whole table (the original prototype's bug: one session's
+ * DISCARD ALL broke every other session), drop only the caller's
+ * statements here.
  *
  * Errors about a statement name are raised here, with the client's name,
  * before core could report the prefixed key: a client sees what the main
@@ -34,7 +35,6 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "commands/async.h"
-#include "commands/discard.h"
 #include "commands/extension.h"
 #include "access/genam.h"
 #include "access/htup_details.h"
@@ -62,10 +62,8 @@
 
 #include "pool_shmem.h"
 #include "prepared.h"
-#include "sequences.h"
 #include "session.h"
 
-static ProcessUtility_hook_type prev_process_utility = NULL;
 static PoolStatement *find_statement(const char *name);
 static post_parse_analyze_hook_type prev_post_parse_analyze = NULL;
 
@@ -409,33 +407,12 @@ inner_execute(Node *query)
 }
 
 /*
- * DISCARD ALL as core's DiscardAll does it, except that only the caller's
- * prepared statements go.  The rest acts on state a session owns alone
- * while it runs (its portals, settings, listens, locks, temp schema).
+ * utility_hook.c, before core: checks the (keyed) names before core does, so
+ * that errors carry the client's name, and does DEALLOCATE for the session
+ * only.  Returns true if the statement was handled entirely.
  */
-static void
-discard_all(bool top_level)
-{
-	PreventInTransactionBlock(top_level, "DISCARD ALL");
-	PortalHashTableDeleteAll();
-	SetPGVariable("session_authorization", NIL, false);
-	ResetAllOptions();
-	bp_statements_drop_all(bp_current, false);
-	Async_UnlistenAll();
-	LockReleaseAll(USER_LOCKMETHOD, true);
-	ResetPlanCache();
-	ResetTempTableNamespace();
-	ResetSequenceCaches();
-	bp_sequences_forget(bp_current);
-}
-
-/*
- * Checks the (keyed) names before core does, so that errors carry the
- * client's name, and does DEALLOCATE and DISCARD ALL for the session only.
- * Returns true if the statement was handled entirely.
- */
-static bool
-check_or_run(Node *stmt, bool top_level)
+bool
+bp_prepared_utility_before(Node *stmt)
 {
 	ExecuteStmt *exec = NULL;
 
@@ -471,24 +448,6 @@ check_or_run(Node *stmt, bool top_level)
 				}
 				return true;
 			}
-		case T_VariableSetStmt:
-			if (((VariableSetStmt *) stmt)->name != NULL)
-				bp_setting_note_placeholder(((VariableSetStmt *) stmt)->name);
-			return false;
-		case T_VariableShowStmt:
-			if (bp_setting_hidden(((VariableShowStmt *) stmt)->name))
-				ereport(ERROR,
-						(errcode(ERRCODE_UNDEFINED_OBJECT),
-						 errmsg("unrecognized configuration parameter \"%s\"",
-								((VariableShowStmt *) stmt)->name)));
-			return false;
-		case T_DiscardStmt:
-			if (((DiscardStmt *) stmt)->target == DISCARD_SEQUENCES)
-				bp_sequences_forget(bp_current);
-			if (((DiscardStmt *) stmt)->target != DISCARD_ALL)
-				return false;
-			discard_all(top_level);
-			return true;
 		default:
 			return false;
 	}
@@ -543,45 +502,108 @@ remember_prepare(PlannedStmt *pstmt, const char *query_string)
 	}
 }
 
-static void
-pool_process_utility(PlannedStmt *pstmt, const char *query_string,
-					 bool read_only_tree, ProcessUtilityContext context,
-					 ParamListInfo params, QueryEnvironment *query_env,
-					 DestReceiver *dest, QueryCompletion *qc)
+/* utility_hook.c, after core: a PREPARE that ran is recorded */
+void
+bp_prepared_utility_after(PlannedStmt *pstmt, const char *query_string)
 {
-	PrepareStmt *prepare = NULL;
-
-	if (bp_current != NULL)
-	{
-		if (check_or_run(pstmt->utilityStmt, context == PROCESS_UTILITY_TOPLEVEL))
-			return;
-		if (IsA(pstmt->utilityStmt, PrepareStmt))
-			prepare = (PrepareStmt *) pstmt->utilityStmt;
-	}
-
-	if (prev_process_utility)
-		prev_process_utility(pstmt, query_string, read_only_tree,
-							 context, params, query_env, dest, qc);
-	else
-		standard_ProcessUtility(pstmt, query_string, read_only_tree,
-								context, params, query_env, dest, qc);
-
-	if (prepare != NULL &&
-		FetchPreparedStatement(prepare->name, false) != NULL)
+	if (IsA(pstmt->utilityStmt, PrepareStmt) &&
+		FetchPreparedStatement(((PrepareStmt *) pstmt->utilityStmt)->name, false) != NULL)
 		remember_prepare(pstmt, query_string);
-	if (bp_current != NULL && IsA(pstmt->utilityStmt, CopyStmt) &&
-		((CopyStmt *) pstmt->utilityStmt)->is_from &&
-		((CopyStmt *) pstmt->utilityStmt)->relation != NULL)
-		bp_sequences_after_copy(RangeVarGetRelid(((CopyStmt *) pstmt->utilityStmt)->relation,
-												 NoLock, true));
 }
 
-/* Installs the hook; executors only, so the main port is untouched */
+/* Installs the analysis hook; executors only, so the main port is untouched */
 void
 bp_prepared_init(void)
 {
-	prev_process_utility = ProcessUtility_hook;
-	ProcessUtility_hook = pool_process_utility;
 	prev_post_parse_analyze = post_parse_analyze_hook;
 	post_parse_analyze_hook = key_statement_names;
+}
+
+/* ---------------------------------------------------------------------
+ * Moving a session's statements (part of bp_session_serialize)
+ * ---------------------------------------------------------------------
+ */
+
+/* One statement: enough to prepare it again, and its result columns */
+static void
+put_statement(StringInfo buf, const char *name, const char *query,
+			  const Oid *param_types, int num_params, bool from_sql,
+			  int stmt_location, TupleDesc result)
+{
+	int			i;
+	char	   *sig = bp_result_signature(result);
+
+	bp_put_string(buf, name);
+	bp_put_string(buf, query);
+	appendStringInfoChar(buf, from_sql ? 1 : 0);
+	bp_put_int32(buf, stmt_location);
+	bp_put_int32(buf, num_params);
+	for (i = 0; i < num_params; i++)
+		bp_put_int32(buf, (int32) param_types[i]);
+	bp_put_string(buf, sig);
+	pfree(sig);
+}
+
+/* Reads put_statement's output, in the current memory context */
+static PoolStatement *
+get_statement(StringInfo in)
+{
+	PoolStatement *st = palloc0(sizeof(PoolStatement));
+	int			j;
+
+	st->name = pstrdup(bp_get_string(in));
+	st->query = pstrdup(bp_get_string(in));
+	st->from_sql = pq_getmsgbyte(in) != 0;
+	st->stmt_location = bp_get_int32(in);
+	st->num_params = bp_get_int32(in);
+	if (st->num_params > 0)
+		st->param_types = palloc(st->num_params * sizeof(Oid));
+	for (j = 0; j < st->num_params; j++)
+		st->param_types[j] = (Oid) bp_get_int32(in);
+	st->result_sig = pstrdup(bp_get_string(in));
+	return st;
+}
+
+/* The named statements of s, then its unnamed one if any */
+void
+bp_statements_serialize(PoolSession *s, StringInfo buf)
+{
+	ListCell   *ln;
+
+	bp_put_int32(buf, list_length(s->statements));
+	foreach(ln, s->statements)
+	{
+		PoolStatement *st = lfirst(ln);
+		char	   *key = bp_statement_key(s, st->name);
+		PreparedStatement *entry = FetchPreparedStatement(key, false);
+
+		put_statement(buf, st->name, st->query, st->param_types,
+					  st->num_params, st->from_sql, st->stmt_location,
+					  entry ? entry->plansource->resultDesc : NULL);
+		pfree(key);
+	}
+
+	/* the unnamed statement lives until the next Parse or Query */
+	appendStringInfoChar(buf, s->unnamed_psrc ? 1 : 0);
+	if (s->unnamed_psrc)
+		put_statement(buf, "", s->unnamed_psrc->query_string,
+					  s->unnamed_psrc->param_types, s->unnamed_psrc->num_params,
+					  false, 0, s->unnamed_psrc->resultDesc);
+}
+
+/*
+ * Reads them into a session that just arrived, in the current memory
+ * context: only recorded, the executor prepares them again once the
+ * session is switched in.
+ */
+void
+bp_statements_restore(PoolSession *s, StringInfo in)
+{
+	int			n = bp_get_int32(in);
+	int			i;
+
+	for (i = 0; i < n; i++)
+		s->moved_statements = lappend(s->moved_statements, get_statement(in));
+	if (pq_getmsgbyte(in))
+		s->moved_unnamed = get_statement(in);
 }

@@ -29,6 +29,11 @@ typedef struct PoolStatement
 
 extern void bp_prepared_init(void);
 
+/* utility_hook.c's branches: names checked before core (true: done), PREPARE after */
+extern bool bp_prepared_utility_before(Node *stmt);
+extern void bp_prepared_utility_after(struct PlannedStmt *pstmt,
+									  const char *query_string);
+
 /* The name core's statement table knows a session's statement by */
 extern char *bp_statement_key(const PoolSession *s, const char *name);
 
@@ -47,6 +52,10 @@ extern void bp_check_result_unchanged(PoolStatement *st);
 
 /* Drops every statement of s, the unnamed one too (DEALLOCATE ALL, close) */
 extern void bp_statements_drop_all(PoolSession *s, bool unnamed_too);
+
+/* A session's statements when it moves (bp_session_serialize) */
+extern void bp_statements_serialize(PoolSession *s, StringInfo buf);
+extern void bp_statements_restore(PoolSession *s, StringInfo in);
 
 /* The client's name of a statement key of s */
 extern char *bp_statement_client_name(const PoolSession *s, const char *key);

@@ -43,7 +43,6 @@
 #include "nodes/nodeFuncs.h"
 #include "optimizer/planner.h"
 #include "pgstat.h"
-#include "tcop/utility.h"
 #include "utils/fmgroids.h"
 
 #include "redirect.h"
@@ -85,7 +84,6 @@ static const Redirect redirects[] =
 static planner_hook_type prev_planner = NULL;
 static needs_fmgr_hook_type prev_needs_fmgr = NULL;
 static fmgr_hook_type prev_fmgr = NULL;
-static ProcessUtility_hook_type prev_process_utility = NULL;
 
 /* planner calls under way, and whether the outermost plans an EXPLAIN */
 static int	planner_depth = 0;
@@ -306,29 +304,23 @@ is_explain_only(Node *stmt)
 	return true;
 }
 
-static void
-pool_process_utility(PlannedStmt *pstmt, const char *query_string,
-					 bool readOnlyTree, ProcessUtilityContext context,
-					 ParamListInfo params, QueryEnvironment *queryEnv,
-					 DestReceiver *dest, QueryCompletion *qc)
+/*
+ * Around a utility statement (utility_hook.c): a top-level EXPLAIN without
+ * ANALYZE plans its query unchanged.  Returns what _end restores.
+ */
+bool
+bp_redirect_explain_begin(Node *stmt)
 {
 	bool		save = explain_only;
 
-	explain_only = planner_depth == 0 && is_explain_only(pstmt->utilityStmt);
-	PG_TRY();
-	{
-		if (prev_process_utility)
-			prev_process_utility(pstmt, query_string, readOnlyTree, context,
-								 params, queryEnv, dest, qc);
-		else
-			standard_ProcessUtility(pstmt, query_string, readOnlyTree, context,
-									params, queryEnv, dest, qc);
-	}
-	PG_FINALLY();
-	{
-		explain_only = save;
-	}
-	PG_END_TRY();
+	explain_only = planner_depth == 0 && is_explain_only(stmt);
+	return save;
+}
+
+void
+bp_redirect_explain_end(bool save)
+{
+	explain_only = save;
 }
 
 /* Executors only, so the main port is untouched */
@@ -341,6 +333,4 @@ bp_redirect_init(void)
 	needs_fmgr_hook = pool_needs_fmgr;
 	prev_fmgr = fmgr_hook;
 	fmgr_hook = pool_fmgr;
-	prev_process_utility = ProcessUtility_hook;
-	ProcessUtility_hook = pool_process_utility;
 }

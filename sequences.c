@@ -27,9 +27,11 @@
 
 #include "access/xact.h"
 #include "catalog/dependency.h"
+#include "catalog/namespace.h"
 #include "commands/sequence.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
@@ -249,8 +251,8 @@ bp_setval3(PG_FUNCTION_ARGS)
  * After COPY FROM into relid: the defaults of its columns may have drawn
  * from its sequences without any plan showing it; keep what they gave.
  */
-void
-bp_sequences_after_copy(Oid relid)
+static void
+after_copy(Oid relid)
 {
 	ListCell   *lc;
 	List	   *seqs;
@@ -266,4 +268,62 @@ bp_sequences_after_copy(Oid relid)
 			record_value(lfirst_oid(lc), value, true);
 	}
 	list_free(seqs);
+}
+
+/* utility_hook.c, before core: DISCARD SEQUENCES forgets the session's values */
+void
+bp_sequences_utility_before(Node *stmt)
+{
+	if (IsA(stmt, DiscardStmt) &&
+		((DiscardStmt *) stmt)->target == DISCARD_SEQUENCES)
+		bp_sequences_forget(bp_current);
+}
+
+/* utility_hook.c, after core: what a COPY FROM drew is kept */
+void
+bp_sequences_utility_after(Node *stmt)
+{
+	CopyStmt   *copy = (CopyStmt *) stmt;
+
+	if (IsA(stmt, CopyStmt) && copy->is_from && copy->relation != NULL)
+		after_copy(RangeVarGetRelid(copy->relation, NoLock, true));
+}
+
+/* The session's values when it moves (part of bp_session_serialize) */
+void
+bp_sequences_serialize(PoolSession *s, StringInfo buf)
+{
+	ListCell   *ln;
+
+	bp_put_int32(buf, (int32) s->seq_last);
+	bp_put_int32(buf, list_length(s->seq_values));
+	foreach(ln, s->seq_values)
+	{
+		PoolSeqValue *v = lfirst(ln);
+
+		bp_put_int32(buf, (int32) v->relid);
+		bp_put_int32(buf, (int32) (v->last >> 32));
+		bp_put_int32(buf, (int32) (v->last & 0xffffffff));
+	}
+}
+
+/* Reads them into a session that just arrived, in the current context */
+void
+bp_sequences_restore(PoolSession *s, StringInfo in)
+{
+	int			n;
+	int			i;
+
+	s->seq_last = (Oid) bp_get_int32(in);
+	n = bp_get_int32(in);
+	for (i = 0; i < n; i++)
+	{
+		PoolSeqValue *v = palloc(sizeof(PoolSeqValue));
+		uint32		hi;
+
+		v->relid = (Oid) bp_get_int32(in);
+		hi = (uint32) bp_get_int32(in);
+		v->last = (int64) (((uint64) hi << 32) | (uint32) bp_get_int32(in));
+		s->seq_values = lappend(s->seq_values, v);
+	}
 }

@@ -9,6 +9,8 @@
 #define SEQUENCES_H
 
 #include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "nodes/nodes.h"
 
 struct PoolSession;
 
@@ -34,7 +36,12 @@ extern Datum bp_identity_nextval(PG_FUNCTION_ARGS);
 /* DISCARD SEQUENCES / ALL: the session forgets its values */
 extern void bp_sequences_forget(struct PoolSession *s);
 
-/* After COPY FROM into relid, in the session's transaction */
-extern void bp_sequences_after_copy(Oid relid);
+/* A session's values when it moves (bp_session_serialize) */
+extern void bp_sequences_serialize(struct PoolSession *s, StringInfo buf);
+extern void bp_sequences_restore(struct PoolSession *s, StringInfo in);
+
+/* utility_hook.c's branches: DISCARD SEQUENCES before core, COPY FROM after */
+extern void bp_sequences_utility_before(Node *stmt);
+extern void bp_sequences_utility_after(Node *stmt);
 
 #endif							/* SEQUENCES_H */

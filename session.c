@@ -58,6 +58,7 @@
 #include "utils/snapmgr.h"
 
 #include "pool_shmem.h"
+#include "pinning.h"
 #include "prepared.h"
 #include "sequences.h"
 #include "session.h"
@@ -833,6 +834,47 @@ bp_session_apply_startup(PoolSession *s, const char *name, int elevel)
 	}
 }
 
+/*
+ * utility_hook.c, before core: a SET or RESET by name makes a custom setting
+ * the session's own; SHOW of another session's placeholder fails as on a
+ * backend that never heard of it.
+ */
+void
+bp_settings_utility_before(Node *stmt)
+{
+	if (IsA(stmt, VariableSetStmt) && ((VariableSetStmt *) stmt)->name != NULL)
+		bp_setting_note_placeholder(((VariableSetStmt *) stmt)->name);
+	if (IsA(stmt, VariableShowStmt) &&
+		bp_setting_hidden(((VariableShowStmt *) stmt)->name))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("unrecognized configuration parameter \"%s\"",
+						((VariableShowStmt *) stmt)->name)));
+}
+
+/*
+ * utility_hook.c, after core: RESET, RESET ALL, SET ... TO DEFAULT and DISCARD
+ * ALL return to the session's startup values, which core would have made
+ * the reset values (this executor applies them as SESSION values).
+ */
+void
+bp_settings_utility_after(Node *stmt)
+{
+	if (IsA(stmt, VariableSetStmt))
+	{
+		VariableSetStmt *v = (VariableSetStmt *) stmt;
+
+		if (v->is_local)
+			return;
+		if (v->kind == VAR_RESET_ALL)
+			bp_session_apply_startup(bp_current, NULL, WARNING);
+		else if (v->kind == VAR_RESET || v->kind == VAR_SET_DEFAULT)
+			bp_session_apply_startup(bp_current, v->name, WARNING);
+	}
+	else if (IsA(stmt, DiscardStmt) && ((DiscardStmt *) stmt)->target == DISCARD_ALL)
+		bp_session_apply_startup(bp_current, NULL, WARNING);
+}
+
 /* columns GetConfigOptionByNum() fills (guc.c keeps the count private) */
 #define PG_SETTINGS_COLUMNS		17
 
@@ -1043,40 +1085,6 @@ bp_session_switch_out(void)
  * ---------------------------------------------------------------------
  */
 
-static void
-put_string(StringInfo buf, const char *str)
-{
-	appendBinaryStringInfo(buf, str, strlen(str) + 1);
-}
-
-static void
-put_int32(StringInfo buf, int32 v)
-{
-	uint32		n = pg_hton32((uint32) v);
-
-	appendBinaryStringInfo(buf, (char *) &n, 4);
-}
-
-/* One statement: enough to prepare it again, and its result columns */
-static void
-put_statement(StringInfo buf, const char *name, const char *query,
-			  const Oid *param_types, int num_params, bool from_sql,
-			  int stmt_location, TupleDesc result)
-{
-	int			i;
-	char	   *sig = bp_result_signature(result);
-
-	put_string(buf, name);
-	put_string(buf, query);
-	appendStringInfoChar(buf, from_sql ? 1 : 0);
-	put_int32(buf, stmt_location);
-	put_int32(buf, num_params);
-	for (i = 0; i < num_params; i++)
-		put_int32(buf, (int32) param_types[i]);
-	put_string(buf, sig);
-	pfree(sig);
-}
-
 /*
  * Writes what a switched-out session needs on another executor: its
  * settings, what its client was last told of each reported setting, its
@@ -1092,105 +1100,43 @@ bp_session_serialize(PoolSession *s, StringInfo buf, int max_len)
 	int			i;
 
 	Assert(bp_current != s);
-	put_int32(buf, list_length(s->guc_names));
+	bp_put_int32(buf, list_length(s->guc_names));
 	forboth(ln, s->guc_names, lv, s->guc_values)
 	{
-		put_string(buf, lfirst(ln));
-		put_string(buf, lfirst(lv));
+		bp_put_string(buf, lfirst(ln));
+		bp_put_string(buf, lfirst(lv));
 	}
 
-	put_int32(buf, n_report_vars);
+	bp_put_int32(buf, n_report_vars);
 	for (i = 0; i < n_report_vars; i++)
 	{
-		put_string(buf, report_vars[i]->name);
+		bp_put_string(buf, report_vars[i]->name);
 		appendStringInfoChar(buf, s->last_reported[i] ? 1 : 0);
 		if (s->last_reported[i])
-			put_string(buf, s->last_reported[i]);
+			bp_put_string(buf, s->last_reported[i]);
 	}
 
-	put_int32(buf, (int32) s->session_userid);
-	put_int32(buf, (int32) s->current_userid);
+	bp_put_int32(buf, (int32) s->session_userid);
+	bp_put_int32(buf, (int32) s->current_userid);
 
 	/* its defaults (role settings as they were at its start, options) */
-	put_int32(buf, s->n_role_settings);
-	put_int32(buf, list_length(s->option_names));
+	bp_put_int32(buf, s->n_role_settings);
+	bp_put_int32(buf, list_length(s->option_names));
 	forboth(ln, s->option_names, lv, s->option_values)
 	{
-		put_string(buf, lfirst(ln));
-		put_string(buf, lfirst(lv));
+		bp_put_string(buf, lfirst(ln));
+		bp_put_string(buf, lfirst(lv));
 	}
 
-	put_int32(buf, list_length(s->statements));
-	foreach(ln, s->statements)
-	{
-		PoolStatement *st = lfirst(ln);
-		char	   *key = bp_statement_key(s, st->name);
-		PreparedStatement *entry = FetchPreparedStatement(key, false);
+	bp_statements_serialize(s, buf);
 
-		put_statement(buf, st->name, st->query, st->param_types,
-					  st->num_params, st->from_sql, st->stmt_location,
-					  entry ? entry->plansource->resultDesc : NULL);
-		pfree(key);
-	}
-
-	/* the unnamed statement lives until the next Parse or Query */
-	appendStringInfoChar(buf, s->unnamed_psrc ? 1 : 0);
-	if (s->unnamed_psrc)
-		put_statement(buf, "", s->unnamed_psrc->query_string,
-					  s->unnamed_psrc->param_types, s->unnamed_psrc->num_params,
-					  false, 0, s->unnamed_psrc->resultDesc);
-
-	put_int32(buf, list_length(s->own_placeholders));
+	bp_put_int32(buf, list_length(s->own_placeholders));
 	foreach(ln, s->own_placeholders)
-		put_string(buf, lfirst(ln));
+		bp_put_string(buf, lfirst(ln));
 
-	appendStringInfoChar(buf, s->temp_ns_ready ? 1 : 0);
-
-	/* its currval() and lastval() values */
-	put_int32(buf, (int32) s->seq_last);
-	put_int32(buf, list_length(s->seq_values));
-	foreach(ln, s->seq_values)
-	{
-		PoolSeqValue *v = lfirst(ln);
-
-		put_int32(buf, (int32) v->relid);
-		put_int32(buf, (int32) (v->last >> 32));
-		put_int32(buf, (int32) (v->last & 0xffffffff));
-	}
+	bp_pinning_serialize(s, buf);
+	bp_sequences_serialize(s, buf);
 	return buf->len <= max_len;
-}
-
-/* Readers for bp_session_restore; they raise ERROR on a short buffer */
-static const char *
-get_string(StringInfo in)
-{
-	return pq_getmsgrawstring(in);
-}
-
-static int32
-get_int32(StringInfo in)
-{
-	return (int32) pq_getmsgint(in, 4);
-}
-
-/* Reads put_statement's output, in the current memory context */
-static PoolStatement *
-get_statement(StringInfo in)
-{
-	PoolStatement *st = palloc0(sizeof(PoolStatement));
-	int			j;
-
-	st->name = pstrdup(get_string(in));
-	st->query = pstrdup(get_string(in));
-	st->from_sql = pq_getmsgbyte(in) != 0;
-	st->stmt_location = get_int32(in);
-	st->num_params = get_int32(in);
-	if (st->num_params > 0)
-		st->param_types = palloc(st->num_params * sizeof(Oid));
-	for (j = 0; j < st->num_params; j++)
-		st->param_types[j] = (Oid) get_int32(in);
-	st->result_sig = pstrdup(get_string(in));
-	return st;
 }
 
 /*
@@ -1212,19 +1158,19 @@ bp_session_restore(PoolSession *s, const char *data, int len)
 	in.cursor = 0;
 
 	MemoryContextSwitchTo(s->guc_cxt);
-	n = get_int32(&in);
+	n = bp_get_int32(&in);
 	for (i = 0; i < n; i++)
 	{
-		s->guc_names = lappend(s->guc_names, pstrdup(get_string(&in)));
-		s->guc_values = lappend(s->guc_values, pstrdup(get_string(&in)));
+		s->guc_names = lappend(s->guc_names, pstrdup(bp_get_string(&in)));
+		s->guc_values = lappend(s->guc_values, pstrdup(bp_get_string(&in)));
 	}
 	MemoryContextSwitchTo(s->cxt);
 
-	n = get_int32(&in);
+	n = bp_get_int32(&in);
 	for (i = 0; i < n; i++)
 	{
-		const char *name = get_string(&in);
-		const char *value = pq_getmsgbyte(&in) ? get_string(&in) : NULL;
+		const char *name = bp_get_string(&in);
+		const char *value = pq_getmsgbyte(&in) ? bp_get_string(&in) : NULL;
 		int			j;
 
 		for (j = 0; j < n_report_vars && value; j++)
@@ -1234,41 +1180,26 @@ bp_session_restore(PoolSession *s, const char *data, int len)
 		}
 	}
 
-	s->session_userid = (Oid) get_int32(&in);
-	s->current_userid = (Oid) get_int32(&in);
+	s->session_userid = (Oid) bp_get_int32(&in);
+	s->current_userid = (Oid) bp_get_int32(&in);
 
-	s->n_role_settings = get_int32(&in);
-	n = get_int32(&in);
+	s->n_role_settings = bp_get_int32(&in);
+	n = bp_get_int32(&in);
 	for (i = 0; i < n; i++)
 	{
-		s->option_names = lappend(s->option_names, pstrdup(get_string(&in)));
-		s->option_values = lappend(s->option_values, pstrdup(get_string(&in)));
+		s->option_names = lappend(s->option_names, pstrdup(bp_get_string(&in)));
+		s->option_values = lappend(s->option_values, pstrdup(bp_get_string(&in)));
 	}
 
-	n = get_int32(&in);
-	for (i = 0; i < n; i++)
-		s->moved_statements = lappend(s->moved_statements, get_statement(&in));
-	if (pq_getmsgbyte(&in))
-		s->moved_unnamed = get_statement(&in);
+	bp_statements_restore(s, &in);
 
-	n = get_int32(&in);
+	n = bp_get_int32(&in);
 	for (i = 0; i < n; i++)
 		s->own_placeholders = lappend(s->own_placeholders,
-									  pstrdup(get_string(&in)));
+									  pstrdup(bp_get_string(&in)));
 
-	s->temp_ns_ready = pq_getmsgbyte(&in) != 0;
-	s->seq_last = (Oid) get_int32(&in);
-	n = get_int32(&in);
-	for (i = 0; i < n; i++)
-	{
-		PoolSeqValue *v = palloc(sizeof(PoolSeqValue));
-		uint32		hi;
-
-		v->relid = (Oid) get_int32(&in);
-		hi = (uint32) get_int32(&in);
-		v->last = (int64) (((uint64) hi << 32) | (uint32) get_int32(&in));
-		s->seq_values = lappend(s->seq_values, v);
-	}
+	bp_pinning_restore(s, &in);
+	bp_sequences_restore(s, &in);
 	s->greeted = true;
 	MemoryContextSwitchTo(old);
 }

@@ -11,6 +11,8 @@
 #include "datatype/timestamp.h"
 #include "lib/ilist.h"
 #include "lib/stringinfo.h"
+#include "libpq/pqformat.h"
+#include "port/pg_bswap.h"
 #include "libpq/libpq-be.h"
 #include "storage/latch.h"
 
@@ -97,6 +99,37 @@ typedef struct PoolSession
 	Oid			current_userid;
 } PoolSession;
 
+/*
+ * Writers and readers of the state a session carries when it moves
+ * (bp_session_serialize and each module's part of it); a reader raises
+ * ERROR on a short buffer.
+ */
+static inline void
+bp_put_string(StringInfo buf, const char *str)
+{
+	appendBinaryStringInfo(buf, str, strlen(str) + 1);
+}
+
+static inline void
+bp_put_int32(StringInfo buf, int32 v)
+{
+	uint32		n = pg_hton32((uint32) v);
+
+	appendBinaryStringInfo(buf, (char *) &n, 4);
+}
+
+static inline const char *
+bp_get_string(StringInfo in)
+{
+	return pq_getmsgrawstring(in);
+}
+
+static inline int32
+bp_get_int32(StringInfo in)
+{
+	return (int32) pq_getmsgint(in, 4);
+}
+
 /* The session switched in, or NULL */
 extern PoolSession *bp_current;
 
@@ -109,6 +142,9 @@ extern PoolSession *bp_session_create(int sock, int client_fd,
 									  const char *body);
 extern void bp_session_send_quick(PoolSession *s, const char *data, int len);
 extern bool bp_setting_hidden(const char *name);
+/* utility_hook.c's branches for settings: before and after core */
+extern void bp_settings_utility_before(Node *stmt);
+extern void bp_settings_utility_after(Node *stmt);
 /* pg_settings' "setting" for s's startup option name, NULL if none */
 extern char *bp_setting_startup_value(PoolSession *s, const char *name);
 /* current_setting() as redirect.c calls it for the current session */
