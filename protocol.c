@@ -445,6 +445,14 @@ bp_send_ready_if_needed(void)
 	}
 	else
 	{
+		/*
+		 * As PostgresMain: notifications (self-notifies included) reach the
+		 * client before ReadyForQuery, and pending statistics are flushed
+		 * when due (pg_stat_force_next_flush() makes them due now).
+		 */
+		if (notifyInterruptPending)
+			ProcessNotifyInterrupt(false);
+		(void) pgstat_report_stat(false);
 		set_ps_display("idle");
 		pgstat_report_activity(STATE_IDLE, NULL);
 	}

@@ -48,6 +48,7 @@
 #include "miscadmin.h"
 #include "storage/fd.h"
 #include "storage/ipc.h"
+#include "utils/backend_status.h"
 #include "utils/wait_event.h"
 #include "tcop/dest.h"
 #include "tcop/tcopprot.h"
@@ -1008,6 +1009,29 @@ bp_session_apply_startup_options(PoolSession *s)
  */
 
 /*
+ * pg_stat_activity's client_addr, client_hostname and client_port of the
+ * executor are those of the session it serves, as a backend's are its
+ * client's (application_name follows the session's setting by itself).
+ * Written only when they change.
+ */
+static void
+report_client(PoolSession *s)
+{
+	volatile PgBackendStatus *beentry = MyBEEntry;
+	const char *host = s->port->remote_hostname ? s->port->remote_hostname : "";
+
+	if (beentry == NULL ||
+		(memcmp((const void *) &beentry->st_clientaddr, &s->port->raddr,
+				sizeof(SockAddr)) == 0 &&
+		 strcmp((const char *) beentry->st_clienthostname, host) == 0))
+		return;
+	PGSTAT_BEGIN_WRITE_ACTIVITY(beentry);
+	memcpy((void *) &beentry->st_clientaddr, &s->port->raddr, sizeof(SockAddr));
+	strlcpy((char *) beentry->st_clienthostname, host, NAMEDATALEN);
+	PGSTAT_END_WRITE_ACTIVITY(beentry);
+}
+
+/*
  * Makes s the current session.  Settings are restored inside a short
  * transaction; a setting that no longer applies is logged, not fatal.
  * If the identity after the restore is not the one the session left with,
@@ -1044,6 +1068,7 @@ bp_session_switch_in(PoolSession *s)
 	MyProcPort = s->port;
 	FeBeWaitSet = s->wes;
 	whereToSendOutput = s->dead ? DestNone : DestRemote;
+	report_client(s);
 	bp_current = s;
 	s->state = PS_RUNNING;
 	QueryCancelPending = false;

@@ -132,21 +132,23 @@ for my $mode (qw(simple extended prepared))
 
 # pg_stat_activity shows the running statement's start, not a stale one
 {
-	my $a = $node->pool_bg_psql('plain');
-	bgq($a, 'SELECT 1');
+	my $a = $node->pool_bg_psql('plain', extra => 'application_name=fidelity_a');
+	my $client_port = bgq($a, 'SELECT inet_client_port()');
 	sleep(2);
 	$a->query_until(qr/start/, "\\echo start\nSELECT pg_sleep(3);\n");
 	ok( wait_until(
 			sub {
-				$node->safe_psql('postgres', q{
+				$node->safe_psql('postgres', qq{
 					SELECT count(*) FROM pg_stat_activity
 					WHERE query = 'SELECT pg_sleep(3);'
 					  AND now() - query_start < interval '1.5 s'
 					  AND now() - xact_start < interval '1.5 s'
-					  AND state = 'active'}) eq '1';
+					  AND state = 'active'
+					  AND application_name = 'fidelity_a'
+					  AND client_addr = '127.0.0.1' AND client_port = $client_port}) eq '1';
 			},
 			3),
-		"pg_stat_activity: query_start and xact_start of the running statement");
+		"pg_stat_activity: query_start, xact_start, application_name and client of the running session");
 	$a->quit;
 }
 
