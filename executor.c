@@ -68,6 +68,7 @@
 PoolExecutor *bp_my_slot = NULL;
 
 static int	my_slot_index = -1;
+static uint32 my_generation = 0;
 static bool my_pool_dedicated = false;
 static int	channel_fd = -1;
 static int	idle_epoll_fd = -1;
@@ -109,13 +110,6 @@ static void examine_session(PoolSession *s, bool hangup);
  * ---------------------------------------------------------------------
  */
 
-/*
- * SIGINT: a CancelRequest routed by the listener carries the target
- * session's key in our slot; it cancels only if that session's command is
- * running.  A plain SIGINT without key (pg_cancel_backend() on the
- * executor) cancels whatever command is running.  Nothing is cancelled
- * while no command runs: core ignores a cancel while it reads a command.
- */
 /* SIGTERM: core's die(), remembering why the executor is going to end */
 static volatile sig_atomic_t terminating = false;
 
@@ -126,13 +120,46 @@ executor_sigterm(SIGNAL_ARGS)
 	die(postgres_signal_arg);
 }
 
+/*
+ * Cancels come two ways, told apart by the signal, hence by the sender:
+ *
+ * SIGUSR2 comes from the listener only (core sends it to no background
+ * worker while it runs): a CancelRequest it forwarded left the session's
+ * key in one of our slot's cancel_keys entries.  We take every entry, and
+ * cancel the running command if one of them is the running session's key;
+ * keys of sessions not running now are dropped, as core ignores a cancel
+ * while it reads a command.  Signals coalesce, keys do not: each forwarded
+ * key is looked at once, by the first handler run after it was stored.
+ *
+ * SIGINT is pg_cancel_backend() on the executor (or a kill by its owner):
+ * it cancels whatever command is running, as on a backend.  A CancelRequest
+ * never becomes a SIGINT, so it can never cancel without its key.
+ */
+static void
+executor_sigusr2(SIGNAL_ARGS)
+{
+	uint32		running = running_key;
+	bool		hit = false;
+	int			i;
+
+	for (i = 0; i < BP_CANCEL_SLOTS; i++)
+	{
+		uint32		key;
+
+		if (pg_atomic_read_u32(&bp_my_slot->cancel_keys[i]) == 0)
+			continue;
+		key = pg_atomic_exchange_u32(&bp_my_slot->cancel_keys[i], 0);
+		if (key != 0 && key == running)
+			hit = true;
+	}
+	if (hit)
+		StatementCancelHandler(postgres_signal_arg);
+}
+
 static void
 executor_sigint(SIGNAL_ARGS)
 {
-	uint32		key = pg_atomic_exchange_u32(&bp_my_slot->cancel_key, 0);
-	uint32		running = running_key;
-
-	if (running != 0 && (key == 0 || key == running))
+	if (running_key != 0)
 		StatementCancelHandler(postgres_signal_arg);
 }
 
@@ -174,6 +201,7 @@ attach_slot(Datum main_arg, char *dbname, char *rolname)
 	if (!ok)
 		proc_exit(0);
 	bp_my_slot = ex;
+	my_generation = generation;
 }
 
 /*
@@ -362,6 +390,7 @@ close_session(PoolSession *s)
 	}
 	(void) epoll_ctl(idle_epoll_fd, EPOLL_CTL_DEL, s->sock, NULL);
 	dlist_delete(&s->all_node);
+	bp_cancel_key_remove(s->cancel_key, my_slot_index, my_generation);
 	bp_statements_drop_all(s, true);
 	bp_session_destroy(s);
 	/* a send failure cancelled its statement; nothing else may inherit that */
@@ -708,7 +737,12 @@ hand_back(PoolSession *s)
 	if (!ok)
 		return false;
 
-	/* the listener holds the socket now; drop our side quietly */
+	/*
+	 * The listener holds the socket now; drop our side quietly.  The
+	 * session lives on elsewhere, so its cancel key is no longer ours to
+	 * remove.
+	 */
+	s->cancel_key = 0;
 	s->dead = true;
 	close_session(s);
 	return true;
@@ -1084,6 +1118,7 @@ bp_executor_main(Datum main_arg)
 	pqsignal(SIGTERM, executor_sigterm);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGINT, executor_sigint);
+	pqsignal(SIGUSR2, executor_sigusr2);
 
 	attach_slot(main_arg, dbname, rolname);
 	BackgroundWorkerUnblockSignals();

@@ -37,7 +37,6 @@
 #include <unistd.h>
 
 #include "common/ip.h"
-#include "common/pg_prng.h"
 #include "lib/ilist.h"
 #include "libpq/pqformat.h"
 #include "miscadmin.h"
@@ -133,6 +132,8 @@ conn_close(PoolConn *c)
 	if (c->state == PC_PARKED)
 		dlist_delete(&c->queue_node);
 	conn_unqueue(c);
+	/* a client we still hold that never reached an executor, or came back */
+	bp_cancel_key_remove(c->cancel_key, -1, 0);
 	bp_io_unregister(&c->io);
 	close(c->io.fd);
 	if (c->plain_fd >= 0)
@@ -237,6 +238,50 @@ exec_start(int slot, const char *dbname, const char *rolname)
 }
 
 /*
+ * Draws a new client's cancel key: strongly random, never 0, and unique
+ * among live sessions (it is added to the cancel key table here).  As core
+ * does, a client is refused rather than given a key from a weaker
+ * generator.  Returns false if c was refused.
+ */
+static bool
+conn_new_cancel_key(PoolConn *c)
+{
+	int			tries;
+
+	for (tries = 0; tries < 16; tries++)
+	{
+		uint32		key;
+
+		if (!pg_strong_random(&key, sizeof(key)))
+		{
+			conn_refuse(c, LOG, ERRCODE_INTERNAL_ERROR,
+						"could not generate random cancel key",
+						NULL, NULL, NULL);
+			return false;
+		}
+		if (key == 0)
+			continue;
+		switch (bp_cancel_key_add(key))
+		{
+			case PCK_ADDED:
+				c->cancel_key = key;
+				return true;
+			case PCK_TAKEN:
+				continue;
+			case PCK_FULL:
+				conn_refuse(c, LOG, ERRCODE_TOO_MANY_CONNECTIONS,
+							"sorry, too many clients already",
+							"The pool's table of cancel keys is full.",
+							"Raise builtin_pool.max_sessions.", NULL);
+				return false;
+		}
+	}
+	conn_refuse(c, LOG, ERRCODE_INTERNAL_ERROR,
+				"could not generate a unique cancel key", NULL, NULL, NULL);
+	return false;
+}
+
+/*
  * Picks the executor for an admitted client, starting one if the pool
  * rules say so, queues the client there and hands it over if the executor
  * is ready.  Refuses the client when no executor can take it.
@@ -337,11 +382,8 @@ conn_route(PoolConn *c)
 		return;
 	}
 
-	if (!c->resumed &&
-		!pg_strong_random(&c->cancel_key, sizeof(c->cancel_key)))
-		c->cancel_key = pg_prng_uint32(&pg_global_prng_state);
-	if (c->cancel_key == 0)
-		c->cancel_key = 1;
+	if (c->cancel_key == 0 && !conn_new_cancel_key(c))
+		return;					/* c was refused */
 	c->state = PC_QUEUED;
 	c->io.want = 0;
 	bp_io_update(&c->io);
@@ -397,6 +439,11 @@ exec_flush(int slot)
 		if (!conn_start_relay(c))
 			continue;			/* c was refused */
 
+		/* cancels reach it there from now on (its pid: the first executor's) */
+		bp_cancel_key_place(c->cancel_key,
+							c->resumed ? c->key_pid : bp_shared->executors[slot].pid,
+							slot, bp_shared->executors[slot].generation);
+
 		memset(&h, 0, sizeof(h));
 		h.magic = BP_HANDOFF_MAGIC;
 		h.cancel_key = c->cancel_key;
@@ -435,6 +482,7 @@ exec_flush(int slot)
 		pg_atomic_fetch_add_u32(&bp_shared->executors[slot].channel_sends, 1);
 		dlist_delete(&c->queue_node);
 		c->exec_slot = -1;		/* the executor counts it from now on */
+		c->cancel_key = 0;		/* and removes its key when it ends */
 		conn_close(c);
 	}
 	ch->io.want = BP_EV_READ;
@@ -637,6 +685,7 @@ chan_handback(PoolChan *ch, const char *msg, ssize_t n, int *fds)
 	c->port_index = h.port_index;
 	c->proto = h.proto;
 	c->cancel_key = h.cancel_key;
+	c->key_pid = bp_cancel_key_detach(h.cancel_key);
 	c->pktlen = h.startup_len + 8;
 	c->pkt = MemoryContextAllocZero(bp_conn_cxt, h.startup_len + 5);
 	memcpy(c->pkt + 4, msg + sizeof(h), h.startup_len);

@@ -137,6 +137,72 @@ for my $case (
 }
 
 ###########################################################################
+# a key of 0 is no key: it cancels nothing (it used to cancel whatever ran)
+###########################################################################
+{
+	my $unmatched = sub {
+		my ($rc, $out) = $node->psql('postgres',
+			'SELECT cancels_unmatched FROM pool_listener_stats()');
+		return $rc == 0 ? $out : -1;
+	};
+	my $unmatched0 = $unmatched->();
+	$A->send_query('SELECT pg_sleep(2)');
+	ok(wait_sleeping($pid), 'key 0: pg_sleep(2) running');
+	PoolTest::Raw->cancel(port => $pp, pid => $pid, key => 0);
+	my $r = $A->read_result(15);
+	ok($r->{complete}, 'key 0: query completed');
+	is(scalar @{ $r->{errors} }, 0, 'key 0: not canceled');
+	cmp_ok($unmatched->(), '>', $unmatched0,
+		'pool_listener_stats().cancels_unmatched counts it');
+}
+
+# bogus cancels arriving together for one executor (one burst, no waiting
+# between them) cancel nothing, and the one right key among them does
+{
+	my $burst = sub {
+		my ($with_right_key) = @_;
+		my @socks;
+		for my $i (1 .. 40)
+		{
+			push @socks, PoolTest::Raw->new(port => $pp);
+		}
+		for my $i (0 .. $#socks)
+		{
+			my $k;
+			do { $k = int(rand(2**32)) } while $k == $key;
+			$k = 0 if $i % 4 == 0;
+			$k = $key if $with_right_key && $i == 20;
+			$socks[$i]->send_bytes(pack('N N N N', 16, PoolTest::Raw::CANCEL_CODE, $pid, $k));
+		}
+		$_->close for @socks;
+	};
+	$A->send_query('SELECT pg_sleep(2)');
+	ok(wait_sleeping($pid), 'burst: pg_sleep(2) running');
+	$burst->(0);
+	my $r = $A->read_result(15);
+	is(scalar @{ $r->{errors} }, 0, 'a burst of 40 bogus cancels cancels nothing');
+
+	$A->send_query('SELECT pg_sleep(30)');
+	ok(wait_sleeping($pid), 'burst: pg_sleep(30) running');
+	my $t0 = time();
+	$burst->(1);
+	$r = $A->read_result(15);
+	is(PoolTest::Raw::sqlstate($r), '57014',
+		'the right key amid a burst of bogus ones cancels');
+	cmp_ok(time() - $t0, '<', 5, 'and quickly');
+}
+
+# pg_cancel_backend() on the executor still cancels the running statement
+{
+	$A->send_query('SELECT pg_sleep(30)');
+	ok(wait_sleeping($pid), 'pg_cancel_backend: pg_sleep(30) running');
+	$node->safe_psql('postgres', "SELECT pg_cancel_backend($pid)");
+	my $r = $A->read_result(10);
+	is(PoolTest::Raw::sqlstate($r), '57014', 'pg_cancel_backend() cancels');
+	is($A->query_value('SELECT 1'), '1', 'session usable after it');
+}
+
+###########################################################################
 # two sessions on one executor: B's key never cancels A
 ###########################################################################
 my $B = new_session();
