@@ -284,9 +284,13 @@ conn_negotiate_encryption(PoolConn *c, bool ssl)
 					NULL, NULL);
 		return false;
 	}
+	/*
+	 * As core: once TLS is on, a GSSENCRequest is no request any more but an
+	 * unsupported protocol version, refused inside the TLS session.
+	 */
 	if (ssl)
 		c->ssl_done = true;
-	else
+	if (!ssl || tls)
 		c->gss_done = true;
 	pfree(c->pkt);
 	c->pkt = NULL;

@@ -346,15 +346,26 @@ drain_channel(void)
 			PoolHandoff handoff;
 
 			memcpy(&handoff, buf, sizeof(handoff));
+			/* the TLS sending key goes to the session only (session.c) */
+			explicit_bzero(buf + offsetof(PoolHandoff, tls), sizeof(handoff.tls));
 			if (handoff.startup_len >= 0 && handoff.state_len >= 0 &&
 				n == sizeof(PoolHandoff) + handoff.startup_len + handoff.state_len &&
 				bp_channel_fds_fit(&handoff.tls, fds))
 			{
 				/* TLS: the relay's end, then the client's TCP socket */
-				start_session(fds[0], bp_channel_output_fd(fds), &handoff,
-							  buf + sizeof(PoolHandoff));
+				PG_TRY();
+				{
+					start_session(fds[0], bp_channel_output_fd(fds), &handoff,
+								  buf + sizeof(PoolHandoff));
+				}
+				PG_FINALLY();
+				{
+					explicit_bzero(&handoff.tls, sizeof(handoff.tls));
+				}
+				PG_END_TRY();
 				continue;
 			}
+			explicit_bzero(&handoff.tls, sizeof(handoff.tls));
 		}
 		else if (magic == BP_RETIRE_ACK_MAGIC)
 		{
@@ -733,6 +744,9 @@ hand_back(PoolSession *s)
 		ok = bp_channel_send(channel_fd, buf.data, buf.len, fds,
 							 s->client_fd != s->sock ? 2 : 1) == buf.len;
 	}
+	/* h carried the session's TLS sending key; it stays in s alone */
+	explicit_bzero(&h, sizeof(h));
+	explicit_bzero(buf.data, sizeof(h));
 	pfree(buf.data);
 	if (!ok)
 		return false;
@@ -1091,10 +1105,19 @@ notify_clients_at_exit(int code, Datum arg)
 		memset(&sealer, 0, sizeof(sealer));
 		if (n >= sizeof(PoolHandoff) &&
 			((PoolHandoff *) channel_buf)->magic == BP_HANDOFF_MAGIC)
+		{
 			memcpy(&sealer.w, &((PoolHandoff *) channel_buf)->tls, sizeof(sealer.w));
+			explicit_bzero(&((PoolHandoff *) channel_buf)->tls, sizeof(sealer.w));
+		}
 		if (bp_channel_fds_fit(&sealer.w, fds))
-			(void) bp_tls_send_quick(&sealer, bp_channel_output_fd(fds),
-									 msg.data, msg.len);
+		{
+			if (sealer.w.suite != 0)
+				(void) bp_tls_send_goodbye(&sealer, bp_channel_output_fd(fds),
+										   msg.data, msg.len);
+			else
+				(void) bp_tls_send_quick(&sealer, bp_channel_output_fd(fds),
+										 msg.data, msg.len);
+		}
 		bp_tls_sealer_free(&sealer);
 		bp_channel_close_fds(fds);
 	}

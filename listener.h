@@ -56,6 +56,7 @@ typedef struct PoolConn
 	uint32		exec_gen;
 	uint32		cancel_key;		/* in the cancel key table while non-zero */
 	pid_t		key_pid;		/* resumed: the pid its client knows */
+	bool		handed_over;	/* sent to an executor: no longer ours */
 
 	/* the password exchange, while PC_AUTH */
 	PoolAuthExchange *auth;

@@ -134,6 +134,9 @@ conn_close(PoolConn *c)
 	conn_unqueue(c);
 	/* a client we still hold that never reached an executor, or came back */
 	bp_cancel_key_remove(c->cancel_key, -1, 0);
+	/* a TLS session ending here, not handed over, ends with close_notify */
+	if (!c->handed_over && c->tls.w.suite != 0)
+		(void) bp_tls_send_goodbye(&c->tls, c->io.fd, NULL, 0);
 	bp_io_unregister(&c->io);
 	close(c->io.fd);
 	if (c->plain_fd >= 0)
@@ -432,6 +435,7 @@ exec_flush(int slot)
 	{
 		PoolConn   *c = dlist_head_element(PoolConn, queue_node, &e->queue);
 		PoolHandoff h;
+		ssize_t		sent;
 		int			body_len = c->pktlen - 8;
 		int			fds[BP_CHANNEL_MAX_FDS];
 		int			nfds = 0;
@@ -460,8 +464,12 @@ exec_flush(int slot)
 		if (c->state_len > 0)
 			memcpy(bp_handoff_buf + sizeof(h) + body_len, c->moved_state,
 				   c->state_len);
-		if (bp_channel_send(ch->io.fd, bp_handoff_buf,
-							sizeof(h) + body_len + c->state_len, fds, nfds) < 0)
+		sent = bp_channel_send(ch->io.fd, bp_handoff_buf,
+							   sizeof(h) + body_len + c->state_len, fds, nfds);
+		/* the TLS sending key is in h: it lives on in c or the executor only */
+		explicit_bzero(&h, sizeof(h));
+		explicit_bzero(bp_handoff_buf, sizeof(h));
+		if (sent < 0)
 		{
 			if (errno == EINTR)
 				continue;
@@ -483,6 +491,7 @@ exec_flush(int slot)
 		dlist_delete(&c->queue_node);
 		c->exec_slot = -1;		/* the executor counts it from now on */
 		c->cancel_key = 0;		/* and removes its key when it ends */
+		c->handed_over = true;
 		conn_close(c);
 	}
 	ch->io.want = BP_EV_READ;
@@ -655,13 +664,15 @@ chan_hello(PoolChan *ch)
  * like a new client, minus authentication, keeping its cancel key.
  */
 static void
-chan_handback(PoolChan *ch, const char *msg, ssize_t n, int *fds)
+chan_handback(PoolChan *ch, char *msg, ssize_t n, int *fds)
 {
 	PoolHandback h;
 	PoolConn   *c;
 	PoolDesc   *pool;
 
 	memcpy(&h, msg, sizeof(h));
+	/* the session's TLS sending key: kept in h, then in c, nowhere else */
+	explicit_bzero(msg + offsetof(PoolHandback, tls), sizeof(h.tls));
 	if (h.slot != ch->slot || h.startup_len <= 0 || h.state_len < 0 ||
 		h.startup_len > MAX_STARTUP_PACKET_LENGTH || h.state_len > BP_STATE_MAX ||
 		n != sizeof(h) + h.startup_len + h.state_len ||
@@ -670,6 +681,7 @@ chan_handback(PoolChan *ch, const char *msg, ssize_t n, int *fds)
 		ereport(LOG,
 				(errmsg("builtin_pool ignored a malformed session handback from executor %d",
 						ch->slot)));
+		explicit_bzero(&h.tls, sizeof(h.tls));
 		bp_channel_close_fds(fds);
 		return;
 	}
@@ -679,6 +691,7 @@ chan_handback(PoolChan *ch, const char *msg, ssize_t n, int *fds)
 	c->io.fd = bp_channel_output_fd(fds);
 	c->plain_fd = fds[1] >= 0 ? fds[0] : -1;
 	c->tls.w = h.tls;
+	explicit_bzero(&h.tls, sizeof(h.tls));
 	c->resumed = true;
 	c->from_slot = ch->slot;
 	c->exec_slot = -1;
@@ -1001,7 +1014,15 @@ listener_shutdown(void)
 	{
 		PoolConn   *c = dlist_container(PoolConn, all_node, it.cur);
 
-		(void) send(c->io.fd, buf.data, buf.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		/*
+		 * Never plaintext into a TLS session: sealed with close_notify once
+		 * we have its key; nothing while its handshake runs.
+		 */
+		if (c->tls.w.suite != 0)
+			(void) bp_tls_send_goodbye(&c->tls, c->io.fd, buf.data, buf.len);
+		else if (c->ssl == NULL)
+			(void) send(c->io.fd, buf.data, buf.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		bp_tls_sealer_free(&c->tls);
 	}
 	bp_io_shutdown();
 
