@@ -19,6 +19,7 @@ OBJS = \
 	sequences.o \
 	session.o \
 	shutdown.o \
+	sockets.o \
 	startup.o \
 	stats.o \
 	tls.o

@@ -23,6 +23,7 @@
 
 #include "builtin_pool.h"
 #include "pool_shmem.h"
+#include "sockets.h"
 #include "tls.h"
 
 PG_MODULE_MAGIC;
@@ -222,6 +223,14 @@ _PG_init(void)
 	shmem_startup_hook = shmem_startup;
 
 	register_listener();
+
+	/*
+	 * The pool's sockets belong to the postmaster, so that no listener
+	 * restart ever leaves their paths free (sockets.c).  Not in single-user
+	 * mode, which serves no pool.
+	 */
+	if (IsPostmasterEnvironment && !IsUnderPostmaster)
+		bp_sockets_create();
 }
 
 /*

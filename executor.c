@@ -61,6 +61,7 @@
 #include "redirect.h"
 #include "sequences.h"
 #include "session.h"
+#include "sockets.h"
 #include "startup.h"
 
 #define MAX_EPOLL_EVENTS	64
@@ -1143,6 +1144,7 @@ bp_executor_main(Datum main_arg)
 	pqsignal(SIGINT, executor_sigint);
 	pqsignal(SIGUSR2, executor_sigusr2);
 
+	bp_sockets_close_inherited();
 	attach_slot(main_arg, dbname, rolname);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(dbname, rolname, 0);

@@ -60,6 +60,7 @@
 #include "pool_shmem.h"
 #include "relay.h"
 #include "shutdown.h"
+#include "sockets.h"
 #include "startup.h"
 #include "tls.h"
 
@@ -988,6 +989,7 @@ tick(void)
 	{
 		last_slow = now;
 		pgstat_report_stat(false);
+		bp_sockets_tick(now);
 
 		/* a smart shutdown waits for the pool's sessions (shutdown.c) */
 		bp_smart_shutdown = bp_guard_tick();
@@ -1072,7 +1074,7 @@ bp_listener_main(Datum main_arg)
 	pg_atomic_write_u32(&bp_shared->n_tls_sessions, 0);	/* a restart's relays are gone */
 	bp_io_init(bp_use_io_uring, on_accept);
 	bp_io_listen_add(bp_channel_listen(), -1, true, pstrdup(BP_CHANNEL_PATH));
-	if (bp_io_open_pool_ports() == 0)
+	if (bp_sockets_adopt() == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIG_FILE_ERROR),
 				 errmsg("builtin_pool could not open any pool socket"),
