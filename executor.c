@@ -143,6 +143,8 @@ executor_sigusr2(SIGNAL_ARGS)
 	bool		hit = false;
 	int			i;
 
+	if (bp_my_slot == NULL)
+		return;					/* not attached yet: nothing can run */
 	for (i = 0; i < BP_CANCEL_SLOTS; i++)
 	{
 		uint32		key;
@@ -1093,7 +1095,7 @@ notify_clients_at_exit(int code, Datum arg)
 		PoolSession *s = dlist_container(PoolSession, all_node, it.cur);
 
 		if (s != bp_current && !s->dead)
-			bp_session_send_quick(s, msg.data, msg.len);
+			bp_session_send_last(s, msg.data, msg.len);
 	}
 	for (;;)
 	{

@@ -280,10 +280,11 @@ bp_session_output_pending(PoolSession *s)
 /*
  * Sends a short message to a session that is not switched in (an error
  * before it is closed), behind whatever it still has to send, without
- * blocking and without marking anything on failure.
+ * blocking and without marking anything on failure.  last: the executor
+ * exits, so a TLS session ends here, with close_notify.
  */
-void
-bp_session_send_quick(PoolSession *s, const char *data, int len)
+static void
+send_quick(PoolSession *s, const char *data, int len, bool last)
 {
 	StringInfo	out;
 	ssize_t		n;
@@ -293,11 +294,27 @@ bp_session_send_quick(PoolSession *s, const char *data, int len)
 		return;
 	appendBinaryStringInfo(&s->outbuf, data, len);
 	out = wire_buffer(s);
-	if (out == NULL || out->len == 0)
+	if (out == NULL)
+		return;
+	if (last && s->tls.w.suite != 0)
+		(void) bp_tls_seal_goodbye(&s->tls, NULL, 0, out);
+	if (out->len == 0)
 		return;
 	n = send(s->client_fd, out->data, out->len, MSG_NOSIGNAL | MSG_DONTWAIT);
 	if (n > 0)
 		drop_sent(out, n);
+}
+
+void
+bp_session_send_quick(PoolSession *s, const char *data, int len)
+{
+	send_quick(s, data, len, false);
+}
+
+void
+bp_session_send_last(PoolSession *s, const char *data, int len)
+{
+	send_quick(s, data, len, true);
 }
 
 static void

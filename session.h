@@ -106,6 +106,8 @@ extern PoolSession *bp_session_create(int sock, int client_fd,
 									  const PoolHandoff *handoff,
 									  const char *body);
 extern void bp_session_send_quick(PoolSession *s, const char *data, int len);
+/* the same as the executor exits: a TLS session gets close_notify too */
+extern void bp_session_send_last(PoolSession *s, const char *data, int len);
 extern bool bp_setting_hidden(const char *name);
 extern void bp_setting_note_placeholder(const char *name);
 extern bool bp_session_output_pending(PoolSession *s);

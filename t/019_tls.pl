@@ -514,6 +514,26 @@ sub s_client
 		'the restarted listener serves TLS');
 }
 
+# an executor ending while it holds an idle TLS session: its FATAL goes
+# sealed, then close_notify
+{
+	my $startup = pack('N', 196608) . "user\0app\0database\0app\0\0";
+	my ($hin, $ho, $he) = (pack('N', 4 + length $startup) . $startup, '', '');
+	my $h = IPC::Run::start(
+		[ 'openssl', 's_client', '-quiet', '-msg', '-ign_eof', '-starttls', 'postgres',
+		  '-connect', "127.0.0.1:$pp" ],
+		'<', \$hin, '>', \$ho, '2>', \$he, IPC::Run::timeout(30));
+	ok(wait_until(sub { $h->pump_nb; $ho =~ /Z\0\0\0\x05I/ }, 10, 0.05),
+		'executor ending: a TLS session idles on it');
+	$node->safe_psql('postgres',
+		q{SELECT pg_terminate_backend(pid) FROM pool_status() WHERE database = 'app' AND role = 'app'});
+	eval { $h->finish; };
+	like("$ho$he", qr/C57P01\0Mterminating connection due to administrator command/,
+		'executor ending: its FATAL goes sealed');
+	like("$ho$he", $close_notify, 'executor ending: then close_notify');
+	unlike("$ho$he", $tls_error, 'executor ending: no TLS error at the client');
+}
+
 # ---------------------------------------------------------------------
 # Bounded, seeded fuzz through TLS: after a valid startup, random and
 # mutated protocol messages, and streams cut off mid-message, each over
