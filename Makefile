@@ -21,6 +21,7 @@ OBJS = \
 	session.o \
 	session_views.o \
 	shutdown.o \
+	sockets.o \
 	startup.o \
 	stats.o \
 	tls.o \

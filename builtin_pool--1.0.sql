@@ -45,7 +45,8 @@ CREATE FUNCTION pool_listener_stats(
     OUT rejected bigint,
     OUT cancels bigint,
     OUT tls_handshakes bigint,
-    OUT tls_sessions integer)
+    OUT tls_sessions integer,
+    OUT cancels_unmatched bigint)
 RETURNS record
 AS 'MODULE_PATHNAME', 'pool_listener_stats'
 LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;

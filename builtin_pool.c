@@ -23,6 +23,8 @@
 
 #include "builtin_pool.h"
 #include "pool_shmem.h"
+#include "sockets.h"
+#include "tls.h"
 
 PG_MODULE_MAGIC;
 
@@ -125,6 +127,14 @@ define_gucs(void)
 							 PGC_SIGHUP, 0,
 							 NULL, NULL, NULL);
 
+	DefineCustomIntVariable("builtin_pool.tls_record_limit",
+							"Records after which a pooled TLS session is closed (developer setting).",
+							"0 applies the limits of RFC 8446 section 5.5 (2^24 records for AES-GCM); a smaller value lets tests reach the limit.",
+							&bp_tls_record_limit,
+							0, 0, INT_MAX,
+							PGC_SIGHUP, GUC_NOT_IN_SAMPLE,
+							NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("builtin_pool");
 }
 
@@ -213,6 +223,14 @@ _PG_init(void)
 	shmem_startup_hook = shmem_startup;
 
 	register_listener();
+
+	/*
+	 * The pool's sockets belong to the postmaster, so that no listener
+	 * restart ever leaves their paths free (sockets.c).  Not in single-user
+	 * mode, which serves no pool.
+	 */
+	if (IsPostmasterEnvironment && !IsUnderPostmaster)
+		bp_sockets_create();
 }
 
 /*

@@ -126,58 +126,66 @@ conn_recv_failed(PoolConn *c)
 }
 
 /*
- * CancelRequest: stores the key in the executor's slot and signals it; the
- * executor cancels only if the key is its running session's.  Like core we
- * answer nothing, whether or not the pid is known.
+ * CancelRequest: if (pid, key) names a live session held by an executor,
+ * stores the key in one of that executor's cancel_keys entries and sends
+ * it SIGUSR2; the executor cancels only if the key is its running
+ * session's (executor.c).  A request naming no live session does nothing
+ * but count in cancels_unmatched: a key is never 0, so a 0 never matches.
+ * Like core we answer nothing either way.
  */
 static void
 conn_cancel(PoolConn *c)
 {
 	CancelRequestPacket canc;
-	int			pid;
-	int			i;
-	int			pool_id = -1;
-	pid_t	   *targets = palloc(sizeof(pid_t) * bp_shared->max_executors);
-	int			n_targets = 0;
+	pid_t		pid;
+	uint32		key;
+	int			slot;
+	uint32		generation;
+	pid_t		target = 0;
+	bool		stored = false;
 
 	memcpy(&canc, c->pkt, sizeof(canc));
-	pid = (int) pg_ntoh32(canc.backendPID);
-	LWLockAcquire(bp_shared->lock, LW_SHARED);
-	for (i = 0; i < bp_shared->max_executors && pool_id < 0 && pid > 0; i++)
+	pid = (pid_t) pg_ntoh32(canc.backendPID);
+	key = pg_ntoh32(canc.cancelAuthCode);
+	if (!bp_cancel_key_lookup(pid, key, &slot, &generation))
 	{
-		PoolExecutor *ex = &bp_shared->executors[i];
-
-		if ((ex->state == PE_READY || ex->state == PE_EXITING) && ex->pid == pid)
-			pool_id = ex->pool_id;
+		pg_atomic_fetch_add_u64(&bp_shared->n_cancels_unmatched, 1);
+		conn_log(c, DEBUG1,
+				 errmsg_internal("cancel request for PID %d matched no pool session",
+								 (int) pid));
+		return;
 	}
+	if (slot < 0)
+		return;					/* moving between executors: nothing runs */
 
-	/*
-	 * The session may have moved to another executor of the pool since it
-	 * learnt this pid (executor.c gives sessions back when it is pinned), so
-	 * every executor of the pool gets the key; each cancels only if the key
-	 * is its running session's.
-	 */
-	for (i = 0; i < bp_shared->max_executors && pool_id >= 0; i++)
+	/* the listener writes slot states: no lock needed to read them here */
+	if (bp_shared->executors[slot].generation == generation &&
+		(bp_shared->executors[slot].state == PE_READY ||
+		 bp_shared->executors[slot].state == PE_EXITING))
 	{
-		PoolExecutor *ex = &bp_shared->executors[i];
+		PoolExecutor *ex = &bp_shared->executors[slot];
+		int			i;
 
-		if ((ex->state == PE_READY || ex->state == PE_EXITING) &&
-			ex->pool_id == pool_id && ex->pid != 0)
+		target = ex->pid;
+		for (i = 0; i < BP_CANCEL_SLOTS && !stored && target > 0; i++)
 		{
-			pg_atomic_write_u32(&ex->cancel_key, pg_ntoh32(canc.cancelAuthCode));
-			targets[n_targets++] = ex->pid;
+			uint32		expected = 0;
+
+			stored = pg_atomic_compare_exchange_u32(&ex->cancel_keys[i],
+													&expected, key) ||
+				expected == key;
 		}
 	}
-	LWLockRelease(bp_shared->lock);
-	if (pool_id < 0)
-		conn_log(c, LOG,
-				 errmsg("PID %d in cancel request did not match any pool executor", pid));
-	for (i = 0; i < n_targets; i++)
+	if (!stored)
 	{
-		if (kill(targets[i], SIGINT) == 0 && targets[i] == pid)
-			pg_atomic_fetch_add_u64(&bp_shared->n_cancels, 1);
+		conn_log(c, LOG,
+				 errmsg("could not forward a cancel request to the pool executor of PID %d",
+						(int) pid),
+				 errdetail("Its executor has not taken the cancel requests sent before."));
+		return;
 	}
-	pfree(targets);
+	if (kill(target, SIGUSR2) == 0)
+		pg_atomic_fetch_add_u64(&bp_shared->n_cancels, 1);
 }
 
 /* Sends NegotiateProtocolVersion as core does; false if the send failed */
@@ -276,9 +284,13 @@ conn_negotiate_encryption(PoolConn *c, bool ssl)
 					NULL, NULL);
 		return false;
 	}
+	/*
+	 * As core: once TLS is on, a GSSENCRequest is no request any more but an
+	 * unsupported protocol version, refused inside the TLS session.
+	 */
 	if (ssl)
 		c->ssl_done = true;
-	else
+	if (!ssl || tls)
 		c->gss_done = true;
 	pfree(c->pkt);
 	c->pkt = NULL;

@@ -62,6 +62,7 @@
 #include "redirect.h"
 #include "sequences.h"
 #include "session.h"
+#include "sockets.h"
 #include "startup.h"
 #include "session_views.h"
 #include "utility_hook.h"
@@ -71,6 +72,7 @@
 PoolExecutor *bp_my_slot = NULL;
 
 static int	my_slot_index = -1;
+static uint32 my_generation = 0;
 static bool my_pool_dedicated = false;
 static int	channel_fd = -1;
 static int	idle_epoll_fd = -1;
@@ -114,13 +116,6 @@ static void examine_session(PoolSession *s, bool hangup);
  * ---------------------------------------------------------------------
  */
 
-/*
- * SIGINT: a CancelRequest routed by the listener carries the target
- * session's key in our slot; it cancels only if that session's command is
- * running.  A plain SIGINT without key (pg_cancel_backend() on the
- * executor) cancels whatever command is running.  Nothing is cancelled
- * while no command runs: core ignores a cancel while it reads a command.
- */
 /* SIGTERM: core's die(), remembering why the executor is going to end */
 static volatile sig_atomic_t terminating = false;
 
@@ -131,13 +126,48 @@ executor_sigterm(SIGNAL_ARGS)
 	die(postgres_signal_arg);
 }
 
+/*
+ * Cancels come two ways, told apart by the signal, hence by the sender:
+ *
+ * SIGUSR2 comes from the listener only (core sends it to no background
+ * worker while it runs): a CancelRequest it forwarded left the session's
+ * key in one of our slot's cancel_keys entries.  We take every entry, and
+ * cancel the running command if one of them is the running session's key;
+ * keys of sessions not running now are dropped, as core ignores a cancel
+ * while it reads a command.  Signals coalesce, keys do not: each forwarded
+ * key is looked at once, by the first handler run after it was stored.
+ *
+ * SIGINT is pg_cancel_backend() on the executor (or a kill by its owner):
+ * it cancels whatever command is running, as on a backend.  A CancelRequest
+ * never becomes a SIGINT, so it can never cancel without its key.
+ */
+static void
+executor_sigusr2(SIGNAL_ARGS)
+{
+	uint32		running = running_key;
+	bool		hit = false;
+	int			i;
+
+	if (bp_my_slot == NULL)
+		return;					/* not attached yet: nothing can run */
+	for (i = 0; i < BP_CANCEL_SLOTS; i++)
+	{
+		uint32		key;
+
+		if (pg_atomic_read_u32(&bp_my_slot->cancel_keys[i]) == 0)
+			continue;
+		key = pg_atomic_exchange_u32(&bp_my_slot->cancel_keys[i], 0);
+		if (key != 0 && key == running)
+			hit = true;
+	}
+	if (hit)
+		StatementCancelHandler(postgres_signal_arg);
+}
+
 static void
 executor_sigint(SIGNAL_ARGS)
 {
-	uint32		key = pg_atomic_exchange_u32(&bp_my_slot->cancel_key, 0);
-	uint32		running = running_key;
-
-	if (running != 0 && (key == 0 || key == running))
+	if (running_key != 0)
 		StatementCancelHandler(postgres_signal_arg);
 }
 
@@ -197,6 +227,7 @@ attach_slot(Datum main_arg, char *dbname, char *rolname)
 	if (!ok)
 		proc_exit(0);
 	bp_my_slot = ex;
+	my_generation = generation;
 }
 
 /*
@@ -341,15 +372,26 @@ drain_channel(void)
 			PoolHandoff handoff;
 
 			memcpy(&handoff, buf, sizeof(handoff));
+			/* the TLS sending key goes to the session only (session.c) */
+			explicit_bzero(buf + offsetof(PoolHandoff, tls), sizeof(handoff.tls));
 			if (handoff.startup_len >= 0 && handoff.state_len >= 0 &&
 				n == sizeof(PoolHandoff) + handoff.startup_len + handoff.state_len &&
 				bp_channel_fds_fit(&handoff.tls, fds))
 			{
 				/* TLS: the relay's end, then the client's TCP socket */
-				start_session(fds[0], bp_channel_output_fd(fds), &handoff,
-							  buf + sizeof(PoolHandoff));
+				PG_TRY();
+				{
+					start_session(fds[0], bp_channel_output_fd(fds), &handoff,
+								  buf + sizeof(PoolHandoff));
+				}
+				PG_FINALLY();
+				{
+					explicit_bzero(&handoff.tls, sizeof(handoff.tls));
+				}
+				PG_END_TRY();
 				continue;
 			}
+			explicit_bzero(&handoff.tls, sizeof(handoff.tls));
 		}
 		else if (magic == BP_RETIRE_ACK_MAGIC)
 		{
@@ -385,6 +427,7 @@ close_session(PoolSession *s)
 	}
 	(void) epoll_ctl(idle_epoll_fd, EPOLL_CTL_DEL, s->sock, NULL);
 	dlist_delete(&s->all_node);
+	bp_cancel_key_remove(s->cancel_key, my_slot_index, my_generation);
 	bp_statements_drop_all(s, true);
 	bp_session_destroy(s);
 	/* a send failure cancelled its statement; nothing else may inherit that */
@@ -727,11 +770,19 @@ hand_back(PoolSession *s)
 		ok = bp_channel_send(channel_fd, buf.data, buf.len, fds,
 							 s->client_fd != s->sock ? 2 : 1) == buf.len;
 	}
+	/* h carried the session's TLS sending key; it stays in s alone */
+	explicit_bzero(&h, sizeof(h));
+	explicit_bzero(buf.data, sizeof(h));
 	pfree(buf.data);
 	if (!ok)
 		return false;
 
-	/* the listener holds the socket now; drop our side quietly */
+	/*
+	 * The listener holds the socket now; drop our side quietly.  The
+	 * session lives on elsewhere, so its cancel key is no longer ours to
+	 * remove.
+	 */
+	s->cancel_key = 0;
 	s->dead = true;
 	close_session(s);
 	return true;
@@ -1067,7 +1118,7 @@ notify_clients_at_exit(int code, Datum arg)
 		PoolSession *s = dlist_container(PoolSession, all_node, it.cur);
 
 		if (s != bp_current && !s->dead)
-			bp_session_send_quick(s, msg.data, msg.len);
+			bp_session_send_last(s, msg.data, msg.len);
 	}
 	for (;;)
 	{
@@ -1080,10 +1131,19 @@ notify_clients_at_exit(int code, Datum arg)
 		memset(&sealer, 0, sizeof(sealer));
 		if (n >= sizeof(PoolHandoff) &&
 			((PoolHandoff *) channel_buf)->magic == BP_HANDOFF_MAGIC)
+		{
 			memcpy(&sealer.w, &((PoolHandoff *) channel_buf)->tls, sizeof(sealer.w));
+			explicit_bzero(&((PoolHandoff *) channel_buf)->tls, sizeof(sealer.w));
+		}
 		if (bp_channel_fds_fit(&sealer.w, fds))
-			(void) bp_tls_send_quick(&sealer, bp_channel_output_fd(fds),
-									 msg.data, msg.len);
+		{
+			if (sealer.w.suite != 0)
+				(void) bp_tls_send_goodbye(&sealer, bp_channel_output_fd(fds),
+										   msg.data, msg.len);
+			else
+				(void) bp_tls_send_quick(&sealer, bp_channel_output_fd(fds),
+										 msg.data, msg.len);
+		}
 		bp_tls_sealer_free(&sealer);
 		bp_channel_close_fds(fds);
 	}
@@ -1107,7 +1167,9 @@ bp_executor_main(Datum main_arg)
 	pqsignal(SIGTERM, executor_sigterm);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGINT, executor_sigint);
+	pqsignal(SIGUSR2, executor_sigusr2);
 
+	bp_sockets_close_inherited();
 	attach_slot(main_arg, dbname, rolname);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(dbname, rolname, 0);

@@ -54,7 +54,9 @@ typedef struct PoolConn
 	char		dbname[NAMEDATALEN];
 	int			exec_slot;		/* executor it is queued for, or -1 */
 	uint32		exec_gen;
-	uint32		cancel_key;
+	uint32		cancel_key;		/* in the cancel key table while non-zero */
+	pid_t		key_pid;		/* resumed: the pid its client knows */
+	bool		handed_over;	/* sent to an executor: no longer ours */
 
 	/* the password exchange, while PC_AUTH */
 	PoolAuthExchange *auth;

@@ -2,7 +2,7 @@
  *
  * pool_io.c
  *	  Socket readiness for the pool listener, from io_uring or epoll, and
- *	  the pool's listening sockets.
+ *	  accepting on the listening sockets (sockets.c opens the pool's).
  *
  * With io_uring, listening sockets get a multishot accept (polling them
  * instead where the kernel lacks it) and other descriptors one-shot
@@ -26,32 +26,23 @@
  */
 #include "postgres.h"
 
-#include <grp.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 #include <utime.h>
 
 #include <liburing.h>
 
 #include "builtin_pool.h"
-#include "common/ip.h"
-#include "libpq/pqcomm.h"
 #include "postmaster/postmaster.h"
 #include "storage/ipc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
-#include "utils/varlena.h"
 
 #include "pool_io.h"
 
-#define BP_LISTEN_BACKLOG	4096	/* pgbench opens 1000 clients at once */
 #define BP_RING_SQ_ENTRIES	256
 #define BP_RING_CQ_ENTRIES	4096
 #define BP_MAX_EVENTS		512 /* events handled per bp_io_drain() */
@@ -595,238 +586,4 @@ bp_io_listen_add(int fd, int port_index, bool is_unix, char *path)
 	l->is_unix = is_unix;
 	l->multishot = true;
 	l->path = path;
-}
-
-/*
- * Creates, binds and listens on one socket; LOGs and returns -1 on failure.
- * A Unix socket gets core's unix_socket_group/permissions before listen(),
- * so no client gets in while the mode is wrong.
- */
-static int
-listen_socket(struct addrinfo *ai, const char *desc, int port, const char *path)
-{
-	int			fd;
-	int			one = 1;
-	int			save_errno;
-
-	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		goto fail;
-	if (ai->ai_family != AF_UNIX &&
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
-		goto fail;
-	if (ai->ai_family == AF_INET6 &&
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
-		goto fail;
-	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0)
-		goto fail;
-	if (path != NULL && path[0] != '@')
-	{
-		if (Unix_socket_group[0] != '\0')
-		{
-			char	   *end;
-			unsigned long gid = strtoul(Unix_socket_group, &end, 10);
-			struct group *gr = *end ? getgrnam(Unix_socket_group) : NULL;
-
-			if (*end && gr == NULL)
-			{
-				ereport(LOG,
-						(errmsg("group \"%s\" does not exist", Unix_socket_group)));
-				close(fd);
-				return -1;
-			}
-			if (gr)
-				gid = gr->gr_gid;
-			if (chown(path, -1, (gid_t) gid) < 0)
-				goto fail;
-		}
-		if (chmod(path, Unix_socket_permissions) < 0)
-			goto fail;
-	}
-	if (listen(fd, BP_LISTEN_BACKLOG) < 0)
-		goto fail;
-	return fd;
-
-fail:
-	save_errno = errno;
-	if (fd >= 0)
-		close(fd);
-	errno = save_errno;
-	ereport(LOG,
-			(errcode_for_socket_access(),
-			 errmsg("builtin_pool could not listen on %s, port %d: %m", desc, port),
-			 save_errno == EADDRINUSE ?
-			 errhint("Is another server using port %d?  Change builtin_pool.port.",
-					 port) : 0));
-	return -1;
-}
-
-/* Opens the TCP sockets of one pool port on every listen_addresses entry */
-static int
-open_tcp_port(int port_index)
-{
-	int			port = bp_port + port_index;
-	char	   *raw = pstrdup(ListenAddresses ? ListenAddresses : "");
-	List	   *hosts;
-	ListCell   *lc;
-	int			opened = 0;
-
-	if (!SplitGUCList(raw, ',', &hosts))
-	{
-		ereport(LOG,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid list syntax in parameter \"%s\"", "listen_addresses")));
-		return 0;
-	}
-	foreach(lc, hosts)
-	{
-		char	   *host = (char *) lfirst(lc);
-		struct addrinfo hint,
-				   *addrs = NULL,
-				   *ai;
-		char		service[16];
-		int			rc;
-
-		memset(&hint, 0, sizeof(hint));
-		hint.ai_family = AF_UNSPEC;
-		hint.ai_flags = AI_PASSIVE;
-		hint.ai_socktype = SOCK_STREAM;
-		snprintf(service, sizeof(service), "%d", port);
-		rc = pg_getaddrinfo_all(strcmp(host, "*") == 0 ? NULL : host, service,
-								&hint, &addrs);
-		if (rc != 0 || addrs == NULL)
-		{
-			ereport(LOG,
-					(errmsg("builtin_pool could not translate host name \"%s\", service \"%s\" to address: %s",
-							host, service, gai_strerror(rc))));
-			if (addrs)
-				pg_freeaddrinfo_all(hint.ai_family, addrs);
-			continue;
-		}
-		for (ai = addrs; ai != NULL; ai = ai->ai_next)
-		{
-			char		addr[NI_MAXHOST];
-			char		desc[NI_MAXHOST + 32];
-			int			fd;
-
-			if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
-				continue;
-			pg_getnameinfo_all((struct sockaddr_storage *) ai->ai_addr,
-							   ai->ai_addrlen, addr, sizeof(addr), NULL, 0,
-							   NI_NUMERICHOST);
-			snprintf(desc, sizeof(desc), "%s address \"%s\"",
-					 ai->ai_family == AF_INET ? "IPv4" : "IPv6", addr);
-			if ((fd = listen_socket(ai, desc, port, NULL)) < 0)
-				continue;
-			ereport(LOG, (errmsg("builtin_pool listening on %s, port %d", desc, port)));
-			bp_io_listen_add(fd, port_index, false, NULL);
-			opened++;
-		}
-		pg_freeaddrinfo_all(hint.ai_family, addrs);
-	}
-	return opened;
-}
-
-/*
- * Removes a socket file left by a dead listener.  Core guards its socket
- * files with lock files; we connect to the file instead: an answer (or a
- * full backlog) means a live server owns it, and we leave it alone.
- */
-static bool
-unix_path_free(const char *path)
-{
-	struct sockaddr_un sun;
-	struct stat st;
-	int			fd;
-
-	if (lstat(path, &st) < 0)
-		return true;
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	strlcpy(sun.sun_path, path, sizeof(sun.sun_path));
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return false;
-	if (connect(fd, (struct sockaddr *) &sun, sizeof(sun)) == 0 ||
-		errno == EAGAIN || errno == EINPROGRESS)
-	{
-		close(fd);
-		ereport(LOG,
-				(errmsg("builtin_pool could not create Unix socket \"%s\": another server is listening on it",
-						path),
-				 errhint("Change builtin_pool.port or unix_socket_directories.")));
-		return false;
-	}
-	close(fd);
-	(void) unlink(path);
-	return true;
-}
-
-/* Opens the Unix socket of one pool port in every socket directory */
-static int
-open_unix_port(int port_index)
-{
-	int			port = bp_port + port_index;
-	char	   *raw = pstrdup(Unix_socket_directories ? Unix_socket_directories : "");
-	List	   *dirs;
-	ListCell   *lc;
-	int			opened = 0;
-
-	if (!SplitDirectoriesString(raw, ',', &dirs))
-	{
-		ereport(LOG,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid list syntax in parameter \"%s\"", "unix_socket_directories")));
-		return 0;
-	}
-	foreach(lc, dirs)
-	{
-		char		path[MAXPGPATH];
-		char		desc[MAXPGPATH + 32];
-		struct addrinfo hint,
-				   *addrs = NULL;
-		int			fd;
-
-		UNIXSOCK_PATH(path, port, (char *) lfirst(lc));
-		if (strlen(path) >= UNIXSOCK_PATH_BUFLEN)
-		{
-			ereport(LOG,
-					(errmsg("Unix-domain socket path \"%s\" is too long (maximum %d bytes)",
-							path, (int) (UNIXSOCK_PATH_BUFLEN - 1))));
-			continue;
-		}
-		if (path[0] != '@' && !unix_path_free(path))
-			continue;
-		memset(&hint, 0, sizeof(hint));
-		hint.ai_family = AF_UNIX;
-		hint.ai_socktype = SOCK_STREAM;
-		if (pg_getaddrinfo_all(NULL, path, &hint, &addrs) != 0 || addrs == NULL)
-			continue;
-		snprintf(desc, sizeof(desc), "Unix socket \"%s\"", path);
-		fd = listen_socket(addrs, desc, port, path);
-		pg_freeaddrinfo_all(hint.ai_family, addrs);
-		if (fd < 0)
-			continue;
-		ereport(LOG, (errmsg("builtin_pool listening on %s", desc)));
-		bp_io_listen_add(fd, port_index, true,
-						 path[0] == '@' ? NULL : MemoryContextStrdup(io_cxt, path));
-		opened++;
-	}
-	return opened;
-}
-
-/*
- * Opens TCP and Unix sockets for ports builtin_pool.port ..
- * builtin_pool.port + session_pool_ports - 1, logging each; returns how
- * many were opened.
- */
-int
-bp_io_open_pool_ports(void)
-{
-	int			opened = 0;
-	int			i;
-
-	for (i = 0; i < bp_session_pool_ports; i++)
-		opened += open_tcp_port(i) + open_unix_port(i);
-	return opened;
 }

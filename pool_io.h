@@ -53,9 +53,11 @@ extern bool bp_io_alive(int id, uint32 gen);
 extern void bp_io_update(PoolIo *io);
 extern void bp_io_forget(PoolIo *io);
 
-/* Listening sockets; path (palloc'd, or NULL) is unlinked at exit */
+/*
+ * Listening sockets; path (palloc'd, or NULL) is unlinked at exit.
+ * bp_io_listen_start arms those not armed yet.
+ */
 extern void bp_io_listen_add(int fd, int port_index, bool is_unix, char *path);
-extern int	bp_io_open_pool_ports(void);
 extern void bp_io_listen_start(void);
 
 extern void bp_io_drain(void);

@@ -10,7 +10,9 @@
  *
  * Both tables are sized from max_worker_processes: every executor is a
  * background worker, and a pool without an executor is released, so
- * neither table can need more entries than there are worker slots.
+ * neither table can need more entries than there are worker slots.  The
+ * cancel key table holds one entry per session an executor may hold
+ * (max_sessions each), plus clients the listener holds between executors.
  *
  *-------------------------------------------------------------------------
  */
@@ -19,12 +21,32 @@
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
+#include "utils/hsearch.h"
 
+#include "builtin_pool.h"
 #include "pool_shmem.h"
 
 #define BP_TRANCHE	"builtin_pool"
 
+/* room for clients the listener holds between executors (parked, moving) */
+#define BP_CANCEL_SPARE		1024
+
+typedef struct PoolCancelEntry
+{
+	uint32		key;			/* hash key; never 0 */
+	pid_t		pid;			/* pid the client was told; 0 until handed */
+	int			slot;			/* executor slot holding it, -1 if none */
+	uint32		generation;		/* of that slot */
+} PoolCancelEntry;
+
 PoolShared *bp_shared = NULL;
+static HTAB *cancel_table = NULL;
+
+static long
+cancel_table_size(void)
+{
+	return (long) max_worker_processes * bp_max_sessions + BP_CANCEL_SPARE;
+}
 
 static Size
 shmem_size(void)
@@ -36,12 +58,26 @@ shmem_size(void)
 	return size;
 }
 
+static void
+init_cancel_table(void)
+{
+	HASHCTL		info;
+
+	info.keysize = sizeof(uint32);
+	info.entrysize = sizeof(PoolCancelEntry);
+	cancel_table = ShmemInitHash("builtin_pool cancel keys",
+								 cancel_table_size(), cancel_table_size(),
+								 &info, HASH_ELEM | HASH_BLOBS);
+}
+
 /* shmem_request_hook: on PostgreSQL 15 requests outside it are refused */
 void
 bp_shmem_request(void)
 {
-	RequestAddinShmemSpace(shmem_size());
-	RequestNamedLWLockTranche(BP_TRANCHE, 1);
+	RequestAddinShmemSpace(add_size(shmem_size(),
+									hash_estimate_size(cancel_table_size(),
+													   sizeof(PoolCancelEntry))));
+	RequestNamedLWLockTranche(BP_TRANCHE, 2);
 }
 
 /* shmem_startup_hook: creates the tables, or attaches to them */
@@ -58,12 +94,14 @@ bp_shmem_startup(void)
 	if (!found)
 	{
 		memset(bp_shared, 0, shmem_size());
-		bp_shared->lock = &(GetNamedLWLockTranche(BP_TRANCHE))->lock;
+		bp_shared->lock = &(GetNamedLWLockTranche(BP_TRANCHE))[0].lock;
+		bp_shared->cancel_lock = &(GetNamedLWLockTranche(BP_TRANCHE))[1].lock;
 		bp_shared->max_pools = max_worker_processes;
 		bp_shared->max_executors = max_worker_processes;
 		pg_atomic_init_u64(&bp_shared->n_accepted, 0);
 		pg_atomic_init_u64(&bp_shared->n_rejected, 0);
 		pg_atomic_init_u64(&bp_shared->n_cancels, 0);
+		pg_atomic_init_u64(&bp_shared->n_cancels_unmatched, 0);
 		pg_atomic_init_u64(&bp_shared->n_tls_handshakes, 0);
 		pg_atomic_init_u32(&bp_shared->n_tls_sessions, 0);
 		for (i = 0; i < bp_shared->max_executors; i++)
@@ -80,10 +118,12 @@ bp_shmem_startup(void)
 			pg_atomic_init_u64(&ex->bytes_in, 0);
 			pg_atomic_init_u64(&ex->bytes_out, 0);
 			pg_atomic_init_u32(&ex->n_statements, 0);
-			pg_atomic_init_u32(&ex->cancel_key, 0);
+			for (int k = 0; k < BP_CANCEL_SLOTS; k++)
+				pg_atomic_init_u32(&ex->cancel_keys[k], 0);
 			pg_atomic_init_u32(&ex->channel_sends, 0);
 		}
 	}
+	init_cancel_table();
 	LWLockRelease(AddinShmemInitLock);
 
 	/* every process maps the segment at the same address on Linux */
@@ -147,7 +187,8 @@ bp_executor_claim(int pool_id)
 		pg_atomic_write_u64(&ex->bytes_in, 0);
 		pg_atomic_write_u64(&ex->bytes_out, 0);
 		pg_atomic_write_u32(&ex->n_statements, 0);
-		pg_atomic_write_u32(&ex->cancel_key, 0);
+		for (int k = 0; k < BP_CANCEL_SLOTS; k++)
+			pg_atomic_write_u32(&ex->cancel_keys[k], 0);
 		pg_atomic_write_u32(&ex->channel_sends, 0);
 		bp_shared->pools[pool_id].n_executors++;
 		return i;
@@ -172,4 +213,130 @@ bp_executor_release(int slot)
 	ex->state = PE_FREE;
 	ex->pool_id = -1;
 	ex->pid = 0;
+	bp_cancel_keys_purge(slot);
+}
+
+/* ---------------------------------------------------------------------
+ * The cancel key table (see pool_shmem.h)
+ * ---------------------------------------------------------------------
+ */
+
+/* Adds a key held by no executor yet; the listener's, for a new client */
+PoolCancelKeyAdd
+bp_cancel_key_add(uint32 key)
+{
+	PoolCancelEntry *e;
+	bool		found;
+
+	Assert(key != 0);
+	LWLockAcquire(bp_shared->cancel_lock, LW_EXCLUSIVE);
+	e = hash_search(cancel_table, &key, HASH_ENTER_NULL, &found);
+	if (e != NULL && !found)
+	{
+		e->pid = 0;
+		e->slot = -1;
+		e->generation = 0;
+	}
+	LWLockRelease(bp_shared->cancel_lock);
+	return e == NULL ? PCK_FULL : found ? PCK_TAKEN : PCK_ADDED;
+}
+
+/*
+ * The listener hands the session with key to slot, its client knowing it
+ * under pid.  Re-adds the key if the slot it was placed at before died.
+ */
+void
+bp_cancel_key_place(uint32 key, pid_t pid, int slot, uint32 generation)
+{
+	PoolCancelEntry *e;
+
+	LWLockAcquire(bp_shared->cancel_lock, LW_EXCLUSIVE);
+	e = hash_search(cancel_table, &key, HASH_ENTER_NULL, NULL);
+	if (e != NULL)
+	{
+		e->pid = pid;
+		e->slot = slot;
+		e->generation = generation;
+	}
+	LWLockRelease(bp_shared->cancel_lock);
+}
+
+/* A session came back to the listener: no executor holds it; its pid */
+pid_t
+bp_cancel_key_detach(uint32 key)
+{
+	PoolCancelEntry *e;
+	pid_t		pid = 0;
+
+	LWLockAcquire(bp_shared->cancel_lock, LW_EXCLUSIVE);
+	e = hash_search(cancel_table, &key, HASH_FIND, NULL);
+	if (e != NULL)
+	{
+		e->slot = -1;
+		pid = e->pid;
+	}
+	LWLockRelease(bp_shared->cancel_lock);
+	return pid;
+}
+
+/*
+ * The session with key ended.  slot < 0: the listener's, unconditionally;
+ * else only while (slot, generation) still holds it, so that an executor
+ * never removes a key the session took elsewhere.
+ */
+void
+bp_cancel_key_remove(uint32 key, int slot, uint32 generation)
+{
+	PoolCancelEntry *e;
+
+	if (key == 0)
+		return;
+	LWLockAcquire(bp_shared->cancel_lock, LW_EXCLUSIVE);
+	e = hash_search(cancel_table, &key, HASH_FIND, NULL);
+	if (e != NULL &&
+		(slot < 0 || (e->slot == slot && e->generation == generation)))
+		hash_search(cancel_table, &key, HASH_REMOVE, NULL);
+	LWLockRelease(bp_shared->cancel_lock);
+}
+
+/* Removes the keys of slot, which is being freed: its sessions died with it */
+void
+bp_cancel_keys_purge(int slot)
+{
+	HASH_SEQ_STATUS seq;
+	PoolCancelEntry *e;
+
+	LWLockAcquire(bp_shared->cancel_lock, LW_EXCLUSIVE);
+	hash_seq_init(&seq, cancel_table);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		if (e->slot == slot)
+			hash_search(cancel_table, &e->key, HASH_REMOVE, NULL);
+	}
+	LWLockRelease(bp_shared->cancel_lock);
+}
+
+/*
+ * Finds the live session a CancelRequest (pid, key) names.  True with the
+ * slot holding it (-1 while it moves between executors) and that slot's
+ * generation; false if no live session has that key and pid.
+ */
+bool
+bp_cancel_key_lookup(pid_t pid, uint32 key, int *slot, uint32 *generation)
+{
+	PoolCancelEntry *e;
+	bool		ok = false;
+
+	if (key == 0 || pid <= 0)
+		return false;
+	LWLockAcquire(bp_shared->cancel_lock, LW_SHARED);
+	e = hash_search(cancel_table, &key, HASH_FIND, NULL);
+	if (e != NULL && e->pid == pid)
+	{
+		*slot = e->slot;
+		*generation = e->generation;
+		ok = true;
+	}
+	LWLockRelease(bp_shared->cancel_lock);
+	return ok;
 }

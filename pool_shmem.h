@@ -9,7 +9,8 @@
  * looking up their own pool) take it shared.  The counters an executor
  * updates while serving (sessions, transactions, bytes, ...) are atomics and
  * are read without the lock; a reader may see them a moment out of date,
- * never torn.
+ * never torn.  The cancel key table has its own lock, cancel_lock (see
+ * below), so that executors ending sessions never wait for the listener's.
  *
  *-------------------------------------------------------------------------
  */
@@ -45,6 +46,8 @@ typedef struct PoolDesc
 	char		rolname[NAMEDATALEN];
 } PoolDesc;
 
+#define BP_CANCEL_SLOTS		8
+
 typedef struct PoolExecutor
 {
 	/* protected by PoolShared->lock, written by the listener */
@@ -63,7 +66,13 @@ typedef struct PoolExecutor
 	pg_atomic_uint64 bytes_in;
 	pg_atomic_uint64 bytes_out;
 	pg_atomic_uint32 n_statements;	/* prepared statements of its sessions */
-	pg_atomic_uint32 cancel_key;	/* key of a forwarded CancelRequest, 0 if none */
+	/*
+	 * Keys of CancelRequests the listener forwarded (0: free entry); the
+	 * executor's SIGUSR2 handler takes them all and cancels the running
+	 * command if one is its session's.  Several entries, so that cancels
+	 * arriving together never overwrite one another.
+	 */
+	pg_atomic_uint32 cancel_keys[BP_CANCEL_SLOTS];
 	pg_atomic_uint32 channel_sends;	/* datagrams the listener sent it; lets
 									 * the executor skip reading an empty
 									 * channel between transactions */
@@ -75,11 +84,13 @@ extern PoolExecutor *bp_my_slot;
 typedef struct PoolShared
 {
 	LWLock	   *lock;
+	LWLock	   *cancel_lock;	/* protects the cancel key table */
 	int			max_pools;
 	int			max_executors;
 	pg_atomic_uint64 n_accepted;	/* connections accepted by the listener */
 	pg_atomic_uint64 n_rejected;	/* refused before reaching an executor */
 	pg_atomic_uint64 n_cancels;		/* cancel requests forwarded */
+	pg_atomic_uint64 n_cancels_unmatched;	/* matching no live session */
 	pg_atomic_uint64 n_tls_handshakes;	/* TLS handshakes completed */
 	pg_atomic_uint32 n_tls_sessions;	/* TLS sessions being relayed */
 	PoolDesc   *pools;			/* max_pools entries */
@@ -103,5 +114,30 @@ extern int	bp_executor_claim(int pool_id);
 /* Frees a slot (state PE_FREE), releasing its pool when it was the pool's
  * last executor; caller holds the lock exclusively. */
 extern void bp_executor_release(int slot);
+
+/*
+ * The cancel key table: every live pool session's cancel key, with the pid
+ * its client was told in BackendKeyData and the executor slot holding it
+ * now (-1 while the listener holds it).  Keys are unique among live
+ * sessions and never 0.  The listener adds a key when it admits a client,
+ * places it at each handoff and removes it for a client it closes; an
+ * executor removes the keys of the sessions it closes; keys of an executor
+ * that died with sessions go with its slot.  All under cancel_lock, which
+ * is taken after bp_shared->lock when both are held.
+ */
+typedef enum PoolCancelKeyAdd
+{
+	PCK_ADDED,
+	PCK_TAKEN,					/* another live session has it */
+	PCK_FULL					/* the table is full */
+} PoolCancelKeyAdd;
+
+extern PoolCancelKeyAdd bp_cancel_key_add(uint32 key);
+extern void bp_cancel_key_place(uint32 key, pid_t pid, int slot, uint32 generation);
+extern pid_t bp_cancel_key_detach(uint32 key);
+extern void bp_cancel_key_remove(uint32 key, int slot, uint32 generation);
+extern void bp_cancel_keys_purge(int slot);
+extern bool bp_cancel_key_lookup(pid_t pid, uint32 key, int *slot,
+								 uint32 *generation);
 
 #endif							/* POOL_SHMEM_H */

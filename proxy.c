@@ -37,7 +37,6 @@
 #include <unistd.h>
 
 #include "common/ip.h"
-#include "common/pg_prng.h"
 #include "lib/ilist.h"
 #include "libpq/pqformat.h"
 #include "miscadmin.h"
@@ -61,6 +60,7 @@
 #include "pool_shmem.h"
 #include "relay.h"
 #include "shutdown.h"
+#include "sockets.h"
 #include "startup.h"
 #include "tls.h"
 
@@ -133,6 +133,11 @@ conn_close(PoolConn *c)
 	if (c->state == PC_PARKED)
 		dlist_delete(&c->queue_node);
 	conn_unqueue(c);
+	/* a client we still hold that never reached an executor, or came back */
+	bp_cancel_key_remove(c->cancel_key, -1, 0);
+	/* a TLS session ending here, not handed over, ends with close_notify */
+	if (!c->handed_over && c->tls.w.suite != 0)
+		(void) bp_tls_send_goodbye(&c->tls, c->io.fd, NULL, 0);
 	bp_io_unregister(&c->io);
 	close(c->io.fd);
 	if (c->plain_fd >= 0)
@@ -237,6 +242,50 @@ exec_start(int slot, const char *dbname, const char *rolname)
 }
 
 /*
+ * Draws a new client's cancel key: strongly random, never 0, and unique
+ * among live sessions (it is added to the cancel key table here).  As core
+ * does, a client is refused rather than given a key from a weaker
+ * generator.  Returns false if c was refused.
+ */
+static bool
+conn_new_cancel_key(PoolConn *c)
+{
+	int			tries;
+
+	for (tries = 0; tries < 16; tries++)
+	{
+		uint32		key;
+
+		if (!pg_strong_random(&key, sizeof(key)))
+		{
+			conn_refuse(c, LOG, ERRCODE_INTERNAL_ERROR,
+						"could not generate random cancel key",
+						NULL, NULL, NULL);
+			return false;
+		}
+		if (key == 0)
+			continue;
+		switch (bp_cancel_key_add(key))
+		{
+			case PCK_ADDED:
+				c->cancel_key = key;
+				return true;
+			case PCK_TAKEN:
+				continue;
+			case PCK_FULL:
+				conn_refuse(c, LOG, ERRCODE_TOO_MANY_CONNECTIONS,
+							"sorry, too many clients already",
+							"The pool's table of cancel keys is full.",
+							"Raise builtin_pool.max_sessions.", NULL);
+				return false;
+		}
+	}
+	conn_refuse(c, LOG, ERRCODE_INTERNAL_ERROR,
+				"could not generate a unique cancel key", NULL, NULL, NULL);
+	return false;
+}
+
+/*
  * Picks the executor for an admitted client, starting one if the pool
  * rules say so, queues the client there and hands it over if the executor
  * is ready.  Refuses the client when no executor can take it.
@@ -337,11 +386,8 @@ conn_route(PoolConn *c)
 		return;
 	}
 
-	if (!c->resumed &&
-		!pg_strong_random(&c->cancel_key, sizeof(c->cancel_key)))
-		c->cancel_key = pg_prng_uint32(&pg_global_prng_state);
-	if (c->cancel_key == 0)
-		c->cancel_key = 1;
+	if (c->cancel_key == 0 && !conn_new_cancel_key(c))
+		return;					/* c was refused */
 	c->state = PC_QUEUED;
 	c->io.want = 0;
 	bp_io_update(&c->io);
@@ -390,12 +436,18 @@ exec_flush(int slot)
 	{
 		PoolConn   *c = dlist_head_element(PoolConn, queue_node, &e->queue);
 		PoolHandoff h;
+		ssize_t		sent;
 		int			body_len = c->pktlen - 8;
 		int			fds[BP_CHANNEL_MAX_FDS];
 		int			nfds = 0;
 
 		if (!conn_start_relay(c))
 			continue;			/* c was refused */
+
+		/* cancels reach it there from now on (its pid: the first executor's) */
+		bp_cancel_key_place(c->cancel_key,
+							c->resumed ? c->key_pid : bp_shared->executors[slot].pid,
+							slot, bp_shared->executors[slot].generation);
 
 		memset(&h, 0, sizeof(h));
 		h.magic = BP_HANDOFF_MAGIC;
@@ -413,8 +465,12 @@ exec_flush(int slot)
 		if (c->state_len > 0)
 			memcpy(bp_handoff_buf + sizeof(h) + body_len, c->moved_state,
 				   c->state_len);
-		if (bp_channel_send(ch->io.fd, bp_handoff_buf,
-							sizeof(h) + body_len + c->state_len, fds, nfds) < 0)
+		sent = bp_channel_send(ch->io.fd, bp_handoff_buf,
+							   sizeof(h) + body_len + c->state_len, fds, nfds);
+		/* the TLS sending key is in h: it lives on in c or the executor only */
+		explicit_bzero(&h, sizeof(h));
+		explicit_bzero(bp_handoff_buf, sizeof(h));
+		if (sent < 0)
 		{
 			if (errno == EINTR)
 				continue;
@@ -435,6 +491,8 @@ exec_flush(int slot)
 		pg_atomic_fetch_add_u32(&bp_shared->executors[slot].channel_sends, 1);
 		dlist_delete(&c->queue_node);
 		c->exec_slot = -1;		/* the executor counts it from now on */
+		c->cancel_key = 0;		/* and removes its key when it ends */
+		c->handed_over = true;
 		conn_close(c);
 	}
 	ch->io.want = BP_EV_READ;
@@ -607,13 +665,15 @@ chan_hello(PoolChan *ch)
  * like a new client, minus authentication, keeping its cancel key.
  */
 static void
-chan_handback(PoolChan *ch, const char *msg, ssize_t n, int *fds)
+chan_handback(PoolChan *ch, char *msg, ssize_t n, int *fds)
 {
 	PoolHandback h;
 	PoolConn   *c;
 	PoolDesc   *pool;
 
 	memcpy(&h, msg, sizeof(h));
+	/* the session's TLS sending key: kept in h, then in c, nowhere else */
+	explicit_bzero(msg + offsetof(PoolHandback, tls), sizeof(h.tls));
 	if (h.slot != ch->slot || h.startup_len <= 0 || h.state_len < 0 ||
 		h.startup_len > MAX_STARTUP_PACKET_LENGTH || h.state_len > BP_STATE_MAX ||
 		n != sizeof(h) + h.startup_len + h.state_len ||
@@ -622,6 +682,7 @@ chan_handback(PoolChan *ch, const char *msg, ssize_t n, int *fds)
 		ereport(LOG,
 				(errmsg("builtin_pool ignored a malformed session handback from executor %d",
 						ch->slot)));
+		explicit_bzero(&h.tls, sizeof(h.tls));
 		bp_channel_close_fds(fds);
 		return;
 	}
@@ -631,12 +692,14 @@ chan_handback(PoolChan *ch, const char *msg, ssize_t n, int *fds)
 	c->io.fd = bp_channel_output_fd(fds);
 	c->plain_fd = fds[1] >= 0 ? fds[0] : -1;
 	c->tls.w = h.tls;
+	explicit_bzero(&h.tls, sizeof(h.tls));
 	c->resumed = true;
 	c->from_slot = ch->slot;
 	c->exec_slot = -1;
 	c->port_index = h.port_index;
 	c->proto = h.proto;
 	c->cancel_key = h.cancel_key;
+	c->key_pid = bp_cancel_key_detach(h.cancel_key);
 	c->pktlen = h.startup_len + 8;
 	c->pkt = MemoryContextAllocZero(bp_conn_cxt, h.startup_len + 5);
 	memcpy(c->pkt + 4, msg + sizeof(h), h.startup_len);
@@ -926,6 +989,7 @@ tick(void)
 	{
 		last_slow = now;
 		pgstat_report_stat(false);
+		bp_sockets_tick(now);
 
 		/* a smart shutdown waits for the pool's sessions (shutdown.c) */
 		bp_smart_shutdown = bp_guard_tick();
@@ -952,7 +1016,15 @@ listener_shutdown(void)
 	{
 		PoolConn   *c = dlist_container(PoolConn, all_node, it.cur);
 
-		(void) send(c->io.fd, buf.data, buf.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		/*
+		 * Never plaintext into a TLS session: sealed with close_notify once
+		 * we have its key; nothing while its handshake runs.
+		 */
+		if (c->tls.w.suite != 0)
+			(void) bp_tls_send_goodbye(&c->tls, c->io.fd, buf.data, buf.len);
+		else if (c->ssl == NULL)
+			(void) send(c->io.fd, buf.data, buf.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		bp_tls_sealer_free(&c->tls);
 	}
 	bp_io_shutdown();
 
@@ -1002,7 +1074,7 @@ bp_listener_main(Datum main_arg)
 	pg_atomic_write_u32(&bp_shared->n_tls_sessions, 0);	/* a restart's relays are gone */
 	bp_io_init(bp_use_io_uring, on_accept);
 	bp_io_listen_add(bp_channel_listen(), -1, true, pstrdup(BP_CHANNEL_PATH));
-	if (bp_io_open_pool_ports() == 0)
+	if (bp_sockets_adopt() == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIG_FILE_ERROR),
 				 errmsg("builtin_pool could not open any pool socket"),

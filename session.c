@@ -125,25 +125,55 @@ bp_session_module_init(void)
  * would end every session of this executor).
  */
 static void
-mark_dead(PoolSession *s)
+stop_sending(PoolSession *s)
 {
-	int			save_errno = errno;
-
 	s->dead = true;
 	s->closing = true;
 	resetStringInfo(&s->outbuf);
 	resetStringInfo(&s->sealed);
 	if (bp_current == s)
 		whereToSendOutput = DestNone;
-	errno = save_errno;
-	ereport(COMMERROR,
-			(errcode_for_socket_access(),
-			 errmsg("could not send data to client: %m")));
 	if (!proc_exit_inprogress)
 	{
 		QueryCancelPending = true;
 		InterruptPending = true;
 	}
+}
+
+static void
+mark_dead(PoolSession *s)
+{
+	ereport(COMMERROR,
+			(errcode_for_socket_access(),
+			 errmsg("could not send data to client: %m")));
+	stop_sending(s);
+}
+
+/*
+ * The session's TLS sending key reached its record limit (tls.c): what is
+ * not sealed yet is dropped (whole messages), the client gets a FATAL and
+ * close_notify on the records kept for them, and the session ends like a
+ * dead one.  Rekeying would need the traffic secret, which we do not keep.
+ */
+static void
+end_at_record_limit(PoolSession *s)
+{
+	StringInfoData err;
+
+	resetStringInfo(&s->outbuf);
+	initStringInfo(&err);
+	bp_build_error(&err, "FATAL", ERRCODE_CONNECTION_FAILURE,
+				   "terminating connection because its TLS session reached its record limit",
+				   NULL, "Connect again to go on.");
+	if (bp_tls_seal_goodbye(&s->tls, err.data, err.len, &s->sealed))
+		(void) send(s->client_fd, s->sealed.data, s->sealed.len,
+					MSG_NOSIGNAL | MSG_DONTWAIT);
+	pfree(err.data);
+	ereport(LOG,
+			(errcode(ERRCODE_CONNECTION_FAILURE),
+			 errmsg("terminating a pooled TLS session at its record limit"),
+			 errdetail("A TLS sending key may protect a limited number of records (RFC 8446 section 5.5).")));
+	stop_sending(s);
 }
 
 /*
@@ -207,8 +237,10 @@ send_buffer(PoolSession *s, bool block)
 
 	if (out == NULL)
 	{
-		errno = EPROTO;
-		mark_dead(s);
+		if (errno == EMSGSIZE)
+			end_at_record_limit(s);
+		else
+			mark_dead(s);
 		return EOF;
 	}
 	while (sent < out->len && !s->dead)
@@ -249,10 +281,11 @@ bp_session_output_pending(PoolSession *s)
 /*
  * Sends a short message to a session that is not switched in (an error
  * before it is closed), behind whatever it still has to send, without
- * blocking and without marking anything on failure.
+ * blocking and without marking anything on failure.  last: the executor
+ * exits, so a TLS session ends here, with close_notify.
  */
-void
-bp_session_send_quick(PoolSession *s, const char *data, int len)
+static void
+send_quick(PoolSession *s, const char *data, int len, bool last)
 {
 	StringInfo	out;
 	ssize_t		n;
@@ -262,11 +295,27 @@ bp_session_send_quick(PoolSession *s, const char *data, int len)
 		return;
 	appendBinaryStringInfo(&s->outbuf, data, len);
 	out = wire_buffer(s);
-	if (out == NULL || out->len == 0)
+	if (out == NULL)
+		return;
+	if (last && s->tls.w.suite != 0)
+		(void) bp_tls_seal_goodbye(&s->tls, NULL, 0, out);
+	if (out->len == 0)
 		return;
 	n = send(s->client_fd, out->data, out->len, MSG_NOSIGNAL | MSG_DONTWAIT);
 	if (n > 0)
 		drop_sent(out, n);
+}
+
+void
+bp_session_send_quick(PoolSession *s, const char *data, int len)
+{
+	send_quick(s, data, len, false);
+}
+
+void
+bp_session_send_last(PoolSession *s, const char *data, int len)
+{
+	send_quick(s, data, len, true);
 }
 
 static void
@@ -497,6 +546,19 @@ bp_session_destroy(PoolSession *s)
 	{
 		ReserveExternalFD();
 		FreeWaitEventSet(s->write_wes);
+	}
+	/*
+	 * A TLS session that ends here (not one that moved on: that one is
+	 * marked dead) says so with close_notify, behind what it still had to
+	 * send, so that the client can tell its end from a cut connection.
+	 */
+	if (!s->dead && s->tls.w.suite != 0)
+	{
+		StringInfo	out = wire_buffer(s);
+
+		if (out != NULL && bp_tls_seal_goodbye(&s->tls, NULL, 0, out))
+			(void) send(s->client_fd, out->data, out->len,
+						MSG_NOSIGNAL | MSG_DONTWAIT);
 	}
 	close(s->sock);
 	if (s->client_fd != s->sock)

@@ -141,6 +141,8 @@ extern PoolSession *bp_session_create(int sock, int client_fd,
 									  const PoolHandoff *handoff,
 									  const char *body);
 extern void bp_session_send_quick(PoolSession *s, const char *data, int len);
+/* the same as the executor exits: a TLS session gets close_notify too */
+extern void bp_session_send_last(PoolSession *s, const char *data, int len);
 extern bool bp_setting_hidden(const char *name);
 /* utility_hook.c's branches for settings: before and after core */
 extern void bp_settings_utility_before(Node *stmt);

@@ -38,6 +38,23 @@
 #define TLS_RECORD_MAX		16384	/* plaintext per record (2^14) */
 #define TLS_TAG_LEN			16
 
+#define TLS_ALERT			21	/* record content types */
+#define TLS_APPLICATION_DATA 23
+
+/*
+ * RFC 8446 section 5.5: at most 2^24.5 full-size records may be protected
+ * under one AES-GCM key; ChaCha20-Poly1305's limit lies beyond the 2^64
+ * sequence numbers.  The executors hold the sending key, not the traffic
+ * secret, so they cannot rekey: a session ends before its limit (see
+ * bp_tls_seal).  TLS_RESERVED_RECORDS are kept for the goodbye: an
+ * ErrorResponse and close_notify.
+ */
+#define TLS_AESGCM_MAX_RECORDS	(UINT64CONST(1) << 24)
+#define TLS_RESERVED_RECORDS	2
+
+/* builtin_pool.tls_record_limit, a developer setting: 0 = RFC 8446's */
+int			bp_tls_record_limit = 0;
+
 /* Per connection, as the SSL's app data: what the key log gave us */
 typedef struct TlsSecret
 {
@@ -83,7 +100,8 @@ put_uint64(unsigned char *p, uint64 v)
  * there sends an explicit nonce (our sequence number) before the data.
  */
 static bool
-seal_record(BpTlsSealer *s, const char *data, size_t len, StringInfo out)
+seal_record(BpTlsSealer *s, unsigned char type, const char *data, size_t len,
+			StringInfo out)
 {
 	EVP_CIPHER_CTX *ctx = s->evp;
 	bool		tls13 = s->w.version == TLS1_3_VERSION;
@@ -91,7 +109,7 @@ seal_record(BpTlsSealer *s, const char *data, size_t len, StringInfo out)
 	unsigned char nonce[12];
 	unsigned char aad[13];
 	int			aad_len;
-	unsigned char inner_type = 23;	/* application_data */
+	unsigned char inner_type = type;
 	uint16		rlen = (explicit_nonce ? 8 : 0) + len + (tls13 ? 1 : 0) + TLS_TAG_LEN;
 	unsigned char *hdr;
 	unsigned char *dst;
@@ -112,7 +130,7 @@ seal_record(BpTlsSealer *s, const char *data, size_t len, StringInfo out)
 
 	enlargeStringInfo(out, 5 + rlen);
 	hdr = (unsigned char *) out->data + out->len;
-	hdr[0] = 23;
+	hdr[0] = tls13 ? TLS_APPLICATION_DATA : type;	/* 1.3 hides the type */
 	hdr[1] = 3;
 	hdr[2] = 3;
 	hdr[3] = rlen >> 8;
@@ -131,7 +149,7 @@ seal_record(BpTlsSealer *s, const char *data, size_t len, StringInfo out)
 	else
 	{
 		put_uint64(aad, s->w.seq);
-		aad[8] = 23;
+		aad[8] = type;
 		aad[9] = 3;
 		aad[10] = 3;
 		aad[11] = len >> 8;
@@ -146,48 +164,117 @@ seal_record(BpTlsSealer *s, const char *data, size_t len, StringInfo out)
 		EVP_EncryptFinal_ex(ctx, dst + len + (tls13 ? 1 : 0), &outl) != 1 ||
 		EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TLS_TAG_LEN,
 							dst + len + (tls13 ? 1 : 0)) != 1)
+	{
+		explicit_bzero(nonce, sizeof(nonce));
 		return false;
+	}
+	explicit_bzero(nonce, sizeof(nonce));	/* derived from the secret IV */
 	out->len += 5 + rlen;
 	out->data[out->len] = '\0';
 	s->w.seq++;
 	return true;
 }
 
+/* Creates the sealer's cipher context on first use; false if OpenSSL fails */
+static bool
+sealer_ready(BpTlsSealer *s)
+{
+	const EVP_CIPHER *cipher;
+	EVP_CIPHER_CTX *ctx;
+
+	if (s->evp != NULL)
+		return true;
+	cipher = writer_cipher(s->w.cipher);
+	if (cipher == NULL || (ctx = EVP_CIPHER_CTX_new()) == NULL)
+		return false;
+	if (EVP_EncryptInit_ex(ctx, cipher, NULL, s->w.key, NULL) != 1)
+	{
+		EVP_CIPHER_CTX_free(ctx);
+		return false;
+	}
+	s->evp = ctx;
+	return true;
+}
+
+/* Records the session's key may still seal, goodbye records included */
+static uint64
+records_left(const BpTlsSealer *s)
+{
+	uint64		limit = PG_UINT64_MAX;	/* ChaCha20: the sequence numbers */
+
+	if (s->w.cipher != BP_TLS_CHACHA20)
+		limit = TLS_AESGCM_MAX_RECORDS;
+	if (bp_tls_record_limit > 0)
+		limit = Min(limit, (uint64) bp_tls_record_limit);
+	return s->w.seq >= limit ? 0 : limit - s->w.seq;
+}
+
 bool
 bp_tls_seal(BpTlsSealer *s, const char *data, size_t len, StringInfo out)
 {
-	if (s->evp == NULL)
-	{
-		const EVP_CIPHER *cipher = writer_cipher(s->w.cipher);
-		EVP_CIPHER_CTX *ctx;
+	uint64		records = (len + TLS_RECORD_MAX - 1) / TLS_RECORD_MAX;
 
-		if (cipher == NULL || (ctx = EVP_CIPHER_CTX_new()) == NULL)
-			return false;
-		if (EVP_EncryptInit_ex(ctx, cipher, NULL, s->w.key, NULL) != 1)
-		{
-			EVP_CIPHER_CTX_free(ctx);
-			return false;
-		}
-		s->evp = ctx;
+	if (records + TLS_RESERVED_RECORDS > records_left(s))
+	{
+		/* all or nothing, so that what went out ends on a message boundary */
+		errno = EMSGSIZE;
+		return false;
+	}
+	if (!sealer_ready(s))
+	{
+		errno = EPROTO;
+		return false;
 	}
 	while (len > 0)
 	{
 		size_t		chunk = Min(len, TLS_RECORD_MAX);
 
-		if (!seal_record(s, data, chunk, out))
+		if (!seal_record(s, TLS_APPLICATION_DATA, data, chunk, out))
+		{
+			errno = EPROTO;
 			return false;
+		}
 		data += chunk;
 		len -= chunk;
 	}
 	return true;
 }
 
+bool
+bp_tls_seal_goodbye(BpTlsSealer *s, const char *error, size_t error_len,
+					StringInfo out)
+{
+	static const char close_notify[2] = {1, 0}; /* warning, close_notify */
+
+	if (s->w.suite == 0 || records_left(s) < TLS_RESERVED_RECORDS ||
+		!sealer_ready(s))
+		return false;
+	if (error_len > 0 && error_len <= TLS_RECORD_MAX &&
+		!seal_record(s, TLS_APPLICATION_DATA, error, error_len, out))
+		return false;
+	return seal_record(s, TLS_ALERT, close_notify, sizeof(close_notify), out);
+}
+
 void
 bp_tls_sealer_free(BpTlsSealer *s)
 {
 	if (s->evp)
-		EVP_CIPHER_CTX_free(s->evp);
+		EVP_CIPHER_CTX_free(s->evp);	/* cleanses the key schedule */
 	s->evp = NULL;
+	explicit_bzero(&s->w, sizeof(s->w));
+}
+
+bool
+bp_tls_send_goodbye(BpTlsSealer *s, int fd, const char *error, size_t error_len)
+{
+	StringInfoData sealed;
+	bool		all;
+
+	initStringInfo(&sealed);
+	all = bp_tls_seal_goodbye(s, error, error_len, &sealed) &&
+		send(fd, sealed.data, sealed.len, MSG_DONTWAIT | MSG_NOSIGNAL) == sealed.len;
+	pfree(sealed.data);
+	return all;
 }
 
 bool
@@ -208,7 +295,6 @@ bp_tls_send_quick(BpTlsSealer *s, int fd, const char *data, size_t len)
 		if (!bp_tls_seal(s, data, len, &sealed))
 		{
 			pfree(sealed.data);
-			errno = EPROTO;
 			return false;
 		}
 		n = send(fd, sealed.data, sealed.len, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -264,6 +350,7 @@ key_log(const SSL *ssl, const char *line)
 		if (sscanf(hex, "%2x", &byte) != 1)
 			break;
 		sec->secret[n++] = byte;
+		explicit_bzero(&byte, sizeof(byte));
 		hex += 2;
 	}
 	sec->len = n;

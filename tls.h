@@ -46,10 +46,32 @@ typedef struct BpTlsSealer
 	void	   *evp;
 } BpTlsSealer;
 
-/* Appends len bytes to out as TLS records; false if OpenSSL failed */
+/*
+ * Appends len bytes to out as TLS records.  False, with nothing appended,
+ * if OpenSSL failed (errno EPROTO) or if the records would take the key
+ * past its limit (RFC 8446 section 5.5; errno EMSGSIZE): the session must
+ * then end, with bp_tls_seal_goodbye.
+ */
 extern bool bp_tls_seal(BpTlsSealer *s, const char *data, size_t len,
 						StringInfo out);
+
+/*
+ * Appends the end of a TLS session to out: error (a FATAL ErrorResponse,
+ * may be empty) then close_notify, on records kept for that.  False if s
+ * is no TLS sealer or cannot seal.
+ */
+extern bool bp_tls_seal_goodbye(BpTlsSealer *s, const char *error,
+								size_t error_len, StringInfo out);
+
+/* The same, sent to fd without blocking; true if all of it went */
+extern bool bp_tls_send_goodbye(BpTlsSealer *s, int fd, const char *error,
+								size_t error_len);
+
+/* Frees the cipher context and wipes the key: the sealer is done */
 extern void bp_tls_sealer_free(BpTlsSealer *s);
+
+/* builtin_pool.tls_record_limit (developer setting; 0: RFC 8446's) */
+extern int	bp_tls_record_limit;
 
 /*
  * Sends len bytes to fd without blocking, sealed when s is a TLS sealer

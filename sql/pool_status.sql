@@ -32,7 +32,8 @@ SELECT attname, format_type(atttypid, atttypmod)
 SELECT count(*) FROM pool_status();
 SELECT count(*) FROM pool_pools;
 SELECT accepted >= 0 AND rejected >= 0 AND cancels >= 0
-       AND tls_handshakes >= 0 AND tls_sessions = 0 AS ok
+       AND tls_handshakes >= 0 AND tls_sessions = 0
+       AND cancels_unmatched = 0 AS ok
   FROM pool_listener_stats();
 
 -- the listener runs

@@ -4,7 +4,10 @@
 # CancelRequest on the pool port: routed to the session's executor with the
 # session's own key (57014 quickly); a wrong key, a wrong pid, another
 # session's key, or the pool session's key sent to the main port cancel
-# nothing; psql's own cancel (SIGINT) works through the pool.
+# nothing; psql's own cancel (SIGINT) works through the pool.  A key of 0
+# and bursts of bogus cancels cancel nothing (counted in cancels_unmatched);
+# pg_cancel_backend() on the executor still cancels; a session moved to
+# another executor is cancelled there by the pid and key it was given.
 
 use strict;
 use warnings;
@@ -137,6 +140,72 @@ for my $case (
 }
 
 ###########################################################################
+# a key of 0 is no key: it cancels nothing (it used to cancel whatever ran)
+###########################################################################
+{
+	my $unmatched = sub {
+		my ($rc, $out) = $node->psql('postgres',
+			'SELECT cancels_unmatched FROM pool_listener_stats()');
+		return $rc == 0 ? $out : -1;
+	};
+	my $unmatched0 = $unmatched->();
+	$A->send_query('SELECT pg_sleep(2)');
+	ok(wait_sleeping($pid), 'key 0: pg_sleep(2) running');
+	PoolTest::Raw->cancel(port => $pp, pid => $pid, key => 0);
+	my $r = $A->read_result(15);
+	ok($r->{complete}, 'key 0: query completed');
+	is(scalar @{ $r->{errors} }, 0, 'key 0: not canceled');
+	cmp_ok($unmatched->(), '>', $unmatched0,
+		'pool_listener_stats().cancels_unmatched counts it');
+}
+
+# bogus cancels arriving together for one executor (one burst, no waiting
+# between them) cancel nothing, and the one right key among them does
+{
+	my $burst = sub {
+		my ($with_right_key) = @_;
+		my @socks;
+		for my $i (1 .. 40)
+		{
+			push @socks, PoolTest::Raw->new(port => $pp);
+		}
+		for my $i (0 .. $#socks)
+		{
+			my $k;
+			do { $k = int(rand(2**32)) } while $k == $key;
+			$k = 0 if $i % 4 == 0;
+			$k = $key if $with_right_key && $i == 20;
+			$socks[$i]->send_bytes(pack('N N N N', 16, PoolTest::Raw::CANCEL_CODE, $pid, $k));
+		}
+		$_->close for @socks;
+	};
+	$A->send_query('SELECT pg_sleep(2)');
+	ok(wait_sleeping($pid), 'burst: pg_sleep(2) running');
+	$burst->(0);
+	my $r = $A->read_result(15);
+	is(scalar @{ $r->{errors} }, 0, 'a burst of 40 bogus cancels cancels nothing');
+
+	$A->send_query('SELECT pg_sleep(30)');
+	ok(wait_sleeping($pid), 'burst: pg_sleep(30) running');
+	my $t0 = time();
+	$burst->(1);
+	$r = $A->read_result(15);
+	is(PoolTest::Raw::sqlstate($r), '57014',
+		'the right key amid a burst of bogus ones cancels');
+	cmp_ok(time() - $t0, '<', 5, 'and quickly');
+}
+
+# pg_cancel_backend() on the executor still cancels the running statement
+{
+	$A->send_query('SELECT pg_sleep(30)');
+	ok(wait_sleeping($pid), 'pg_cancel_backend: pg_sleep(30) running');
+	$node->safe_psql('postgres', "SELECT pg_cancel_backend($pid)");
+	my $r = $A->read_result(10);
+	is(PoolTest::Raw::sqlstate($r), '57014', 'pg_cancel_backend() cancels');
+	is($A->query_value('SELECT 1'), '1', 'session usable after it');
+}
+
+###########################################################################
 # two sessions on one executor: B's key never cancels A
 ###########################################################################
 my $B = new_session();
@@ -214,5 +283,51 @@ is($node->pool_safe_psql('app', 'SELECT 1'), '1', 'pool still serves');
 check_no_crash($node);
 $node->stop;
 check_no_crash($node, 'after stop');
+
+###########################################################################
+# a session moved to another executor (its neighbour pinned theirs) is
+# still cancelled by the pid and key it was given, and only it
+###########################################################################
+{
+	my $n2 = pool_node('cancel_move', size => 2);
+	$n2->start;
+	setup_app($n2);
+	my $pp2 = $n2->pool_port;
+	my @s;
+	for (1 .. 3)
+	{
+		my $c = PoolTest::Raw->new(port => $pp2);
+		$c->login(user => 'app', database => 'app') or die 'login failed';
+		push @s, $c;
+	}
+	my %by;
+	push @{ $by{ $_->{startup}{pid} } }, $_ for @s;
+	my ($epid) = grep { @{ $by{$_} } >= 2 } keys %by;
+	ok(defined $epid, 'two sessions share an executor');
+	my ($X, $Y) = @{ $by{$epid} };
+	$Y->query('CREATE TEMP TABLE pin_me (x int)');
+	ok( wait_until(sub { ($X->query_value('SELECT pg_backend_pid()') // '') ne $epid }, 20),
+		'X moved off the executor Y pinned');
+	my $now = $X->query_value('SELECT pg_backend_pid()');
+
+	# X's key (with the pid X was given) cancels X where it runs now
+	$X->send_query('SELECT pg_sleep(30)');
+	ok( wait_until(sub {
+				$n2->safe_psql('postgres',
+					"SELECT wait_event FROM pg_stat_activity WHERE pid = $now") eq 'PgSleep';
+			}, 10),
+		'moved X sleeps on its new executor');
+	$Y->send_query('SELECT pg_sleep(2)');
+	my $t0 = time();
+	PoolTest::Raw->cancel(port => $pp2, pid => $X->{startup}{pid}, key => $X->{startup}{key});
+	my $r = $X->read_result(10);
+	is(PoolTest::Raw::sqlstate($r), '57014', "moved X canceled by its own pid and key");
+	cmp_ok(time() - $t0, '<', 5, 'quickly');
+	$r = $Y->read_result(15);
+	ok($r->{complete} && !@{ $r->{errors} }, "pinned Y, on the pid X was given, not canceled");
+	$_->terminate for @s;
+	check_no_crash($n2);
+	$n2->stop;
+}
 
 done_testing();

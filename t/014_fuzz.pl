@@ -10,8 +10,8 @@
 #     truncation, wrong lengths incl. huge and negative, garbage keys,
 #     missing terminators, SSLRequest / GSSENCRequest / CancelRequest codes
 #     in odd places, repeated SSLRequest, odd protocol versions, data
-#     behind an SSLRequest, CancelRequests for live executors with wrong or
-#     right keys), sent in chunks, then read, closed abruptly (FIN or RST)
+#     behind an SSLRequest, CancelRequests for live executors with random,
+#     zero or right keys), sent in chunks, then read, closed abruptly (FIN or RST)
 #     or half-closed;
 #   - message streams: a valid login, then random and mutated message
 #     streams built from valid templates (Q, P/B/D/E/C/S/H, F, X, d/c/f
@@ -24,7 +24,8 @@
 #     truncated, with out-of-place messages or malformed SCRAM exchanges;
 #   - canaries (one in ten): well-behaved sessions checking that they see
 #     their own values only (simple and extended protocol, a private GUC),
-#     whatever the fuzz around them does.
+#     and that a short sleep of theirs is never cancelled, whatever the
+#     fuzz around them does.
 # Every read is bounded: a stream ends on EOF, after a short quiet time, or
 # at its deadline.  The stream contents depend only on the seed and the
 # stream number (the seed is printed).  Environment:
@@ -613,11 +614,12 @@ sub gen_startup_stream
 	my $ssl = pack('N N', 8, SSL_CODE);
 	my $gss = pack('N N', 8, GSSENC_CODE);
 	# the pid: junk, or (placeholders filled in when the stream starts) a
-	# live executor's pid with a wrong key, or the pid and key of a live
+	# live executor's pid with a random key or key 0 (no key: it must cancel
+	# nothing, the canaries' sleeps included), or the pid and key of a live
 	# fuzz session (never a canary's)
 	my $cancel = pack('N N N N', 16, CANCEL_CODE,
 		$r->pick(0, 1, $r->below(100000), 0xffffffff, PID_PLACEHOLDER, PID_PLACEHOLDER, PID_PLACEHOLDER),
-		$r->pick($r->next32, $r->next32, KEY_PLACEHOLDER));
+		$r->pick($r->next32, $r->next32, 0, KEY_PLACEHOLDER));
 
 	my $kind = $r->below(14);
 	my @pieces;    # each is [bytes, expect_N]
@@ -739,6 +741,10 @@ sub gen_canary
 		[ check => sub { expect_rows($_[0], []) } ],
 		[ sleep => 0.01 * $r->below(5) ],
 		[ send => fmsg('Q', "SELECT current_setting('myapp.id')\0") ],
+		[ await_rfq => 30 ],
+		[ check => sub { expect_rows($_[0], [ [$tok] ]) } ],
+		# a running statement the fuzz's bogus CancelRequests must not cancel
+		[ send => fmsg('Q', "SELECT '$tok'::text FROM pg_sleep(0.02)\0") ],
 		[ await_rfq => 30 ],
 		[ check => sub { expect_rows($_[0], [ [$tok] ]) } ],
 		[ send => fmsg('P', "\0SELECT \$1::text || '-x', current_setting('myapp.id')\0" . pack('n N', 1, 25))

@@ -11,8 +11,11 @@
 # (also with -C); TLSv1.2 clients (AES-GCM), TLSv1.1 and a garbage
 # handshake refused; a bounded, seeded fuzz of protocol streams over TLS
 # (BP_TLS_FUZZ_N, default 150; BP_TLS_FUZZ_SEED) leaves no relay, session
-# or lock behind; ssl = off by reload answers 'N' again.  No crash in the
-# server log.
+# or lock behind; nothing in plaintext inside a TLS session (a GSSENCRequest
+# after TLS, the listener's message when it ends), close_notify at every
+# end of a TLS session, a session ended before its key's record limit
+# (builtin_pool.tls_record_limit); ssl = off by reload answers 'N' again.
+# No crash in the server log.
 
 use strict;
 use warnings;
@@ -437,6 +440,101 @@ isnt($ret, 0, 'a client that stops at TLSv1.1 is refused');
 }
 
 # ---------------------------------------------------------------------
+# TLS hygiene: nothing in plaintext inside a TLS session, close_notify at
+# its end, and an end before the sending key's record limit.  openssl
+# s_client -msg shows the records it receives ("<<< ... close_notify"); a
+# plaintext byte in the stream would be a TLS error at the client.
+# ---------------------------------------------------------------------
+my $close_notify = qr/<<< TLS 1\.[23], Alert \[length 0002\], warning close_notify/;
+my $tls_error = qr/wrong version number|record layer failure|bad record mac|decrypt|unexpected message|packet length too long/i;
+
+sub s_client
+{
+	my ($in, @opts) = @_;
+	my ($o, $e) = ('', '');
+	IPC::Run::run(
+		[ 'openssl', 's_client', '-quiet', '-msg', '-ign_eof', '-starttls', 'postgres',
+		  '-connect', "127.0.0.1:$pp", @opts ],
+		'<', \$in, '>', \$o, '2>', \$e, IPC::Run::timeout(30));
+	return $o . $e;
+}
+
+{
+	# as core: once TLS is on, a GSSENCRequest is an unsupported protocol
+	# version, refused inside TLS (it was answered with a plaintext 'N')
+	my $o = s_client(pack('N N', 8, 80877104));
+	like($o, qr/C0A000\0Munsupported frontend protocol 1234\.5680/,
+		'GSSENCRequest inside TLS: FATAL 0A000, sealed');
+	like($o, $close_notify, 'GSSENCRequest inside TLS: then close_notify');
+	unlike($o, $tls_error, 'GSSENCRequest inside TLS: no TLS error at the client');
+
+	# a pooled session that ends (Terminate) ends its TLS session with
+	# close_notify, after the answer, in both protocol versions (one record:
+	# -msg writes its notes between records)
+	my $startup = pack('N', 196608) . "user\0app\0database\0app\0\0";
+	my $sql = "SELECT 'goodbye ' || repeat('y', 2000)\0";
+	my $in = pack('N', 4 + length $startup) . $startup
+	  . 'Q' . pack('N', 4 + length $sql) . $sql . 'X' . pack('N', 4);
+	for my $v ('-tls1_3', '-tls1_2')
+	{
+		$o = s_client($in, $v);
+		like($o, qr/goodbye y{2000}/, "$v: the answer decrypts");
+		like($o, $close_notify, "$v: the session's end sends close_notify");
+		unlike($o, $tls_error, "$v: no TLS error at the client");
+	}
+
+	# a refused client gets its FATAL and close_notify from the listener
+	my $bad = pack('N', 196608) . "user\0nosuchrole\0database\0app\0\0";
+	$o = s_client(pack('N', 4 + length $bad) . $bad);
+	like($o, qr/C28000\0/, 'refused over TLS: FATAL 28000');
+	like($o, $close_notify, 'refused over TLS: then close_notify');
+
+	# the listener ending while it holds a TLS client: its message goes
+	# sealed, with close_notify (it was written in plaintext)
+	my ($hin, $ho, $he) = ('', '', '');
+	my $h = IPC::Run::start(
+		[ 'openssl', 's_client', '-quiet', '-msg', '-ign_eof', '-starttls', 'postgres',
+		  '-connect', "127.0.0.1:$pp" ],
+		'<', \$hin, '>', \$ho, '2>', \$he, IPC::Run::timeout(30));
+	ok(wait_until(sub { $h->pump_nb; "$ho$he" =~ />>> TLS 1\.3, Handshake \[length [0-9a-f]+\], Finished/ }, 10, 0.05),
+		'a TLS client waits in the listener, its handshake done');
+	usleep(300_000);
+	my $lpid = $node->safe_psql('postgres',
+		q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'builtin_pool listener'});
+	$node->safe_psql('postgres', "SELECT pg_terminate_backend($lpid)");
+	eval { $h->finish; };
+	like("$ho$he", qr/C57P01\0Mterminating connection due to administrator command/,
+		'listener ending: its FATAL goes sealed');
+	like("$ho$he", $close_notify, 'listener ending: then close_notify');
+	unlike("$ho$he", $tls_error, 'listener ending: no TLS error at the client');
+	ok( wait_until(sub {
+				my ($r, $out) = tls_psql('SELECT 12');
+				$out eq '12';
+			}, 30),
+		'the restarted listener serves TLS');
+}
+
+# an executor ending while it holds an idle TLS session: its FATAL goes
+# sealed, then close_notify
+{
+	my $startup = pack('N', 196608) . "user\0app\0database\0app\0\0";
+	my ($hin, $ho, $he) = (pack('N', 4 + length $startup) . $startup, '', '');
+	my $h = IPC::Run::start(
+		[ 'openssl', 's_client', '-quiet', '-msg', '-ign_eof', '-starttls', 'postgres',
+		  '-connect', "127.0.0.1:$pp" ],
+		'<', \$hin, '>', \$ho, '2>', \$he, IPC::Run::timeout(30));
+	ok(wait_until(sub { $h->pump_nb; $ho =~ /Z\0\0\0\x05I/ }, 10, 0.05),
+		'executor ending: a TLS session idles on it');
+	$node->safe_psql('postgres',
+		q{SELECT pg_terminate_backend(pid) FROM pool_status() WHERE database = 'app' AND role = 'app'});
+	eval { $h->finish; };
+	like("$ho$he", qr/C57P01\0Mterminating connection due to administrator command/,
+		'executor ending: its FATAL goes sealed');
+	like("$ho$he", $close_notify, 'executor ending: then close_notify');
+	unlike("$ho$he", $tls_error, 'executor ending: no TLS error at the client');
+}
+
+# ---------------------------------------------------------------------
 # Bounded, seeded fuzz through TLS: after a valid startup, random and
 # mutated protocol messages, and streams cut off mid-message, each over
 # its own TLS connection (openssl s_client).  The relay and the executor
@@ -517,6 +615,40 @@ isnt($ret, 0, 'a client that stops at TLSv1.1 is refused');
 	($ret, $out) = tls_psql('SELECT 11');
 	is($out, '11', 'TLS fuzz: the pool port still serves TLS');
 	check_no_crash($node, 'after the TLS fuzz');
+}
+
+# ---------------------------------------------------------------------
+# The record limit (RFC 8446 section 5.5): builtin_pool.tls_record_limit
+# brings it within reach.  A session about to pass it gets a FATAL and
+# close_notify on the records kept for them, and ends.
+# ---------------------------------------------------------------------
+{
+	$node->append_conf('postgresql.conf', "builtin_pool.tls_record_limit = 40\n");
+	$node->reload;
+	my $startup = pack('N', 196608) . "user\0app\0database\0app\0\0";
+	my $small = "SELECT 'small ok'\0";
+	my $big = "SELECT 'big ' || repeat('z', 1000000)\0";
+	my $in_small = pack('N', 4 + length $startup) . $startup
+	  . 'Q' . pack('N', 4 + length $small) . $small . 'X' . pack('N', 4);
+	my $in_big = pack('N', 4 + length $startup) . $startup
+	  . 'Q' . pack('N', 4 + length $big) . $big . 'X' . pack('N', 4);
+	my $o;
+	ok( wait_until(sub {
+				$o = s_client($in_big);
+				$o =~ /record limit/;
+			}, 20),
+		'record limit: a 1 MB answer (about 62 records) past a limit of 40 is not sent');
+	unlike($o, qr/big (?:z{50000}){20}/, 'record limit: the answer did not go out');
+	like($o, qr/C08006\0Mterminating connection because its TLS session reached its record limit/,
+		'record limit: FATAL 08006, sealed');
+	like($o, $close_notify, 'record limit: then close_notify');
+	unlike($o, $tls_error, 'record limit: no TLS error at the client');
+	$o = s_client($in_small);
+	like($o, qr/small ok/, 'record limit: a session within it is served');
+	ok(wait_until(sub { slurp_file($node->logfile) =~ /terminating a pooled TLS session at its record limit/ }, 10),
+		'record limit: logged');
+	$node->append_conf('postgresql.conf', "builtin_pool.tls_record_limit = 0\n");
+	$node->reload;
 }
 
 # ---------------------------------------------------------------------
