@@ -331,6 +331,7 @@ start_session(int sock, int client_fd, const PoolHandoff *handoff,
 	bp_session_apply_startup_options(s);
 	CommitTransactionCommand();
 	bp_switching = false;
+	bp_session_log_start(s);
 
 	bp_send_greeting(s);
 	bp_send_ready_if_needed();
@@ -427,6 +428,7 @@ close_session(PoolSession *s)
 	}
 	(void) epoll_ctl(idle_epoll_fd, EPOLL_CTL_DEL, s->sock, NULL);
 	dlist_delete(&s->all_node);
+	bp_session_log_end(s);
 	bp_cancel_key_remove(s->cancel_key, my_slot_index, my_generation);
 	bp_statements_drop_all(s, true);
 	bp_session_destroy(s);
@@ -784,6 +786,7 @@ hand_back(PoolSession *s)
 	 */
 	s->cancel_key = 0;
 	s->dead = true;
+	s->moved = true;
 	close_session(s);
 	return true;
 }

@@ -48,7 +48,9 @@
 #include "miscadmin.h"
 #include "storage/fd.h"
 #include "storage/ipc.h"
+#include "postmaster/postmaster.h"
 #include "utils/backend_status.h"
+#include "utils/timestamp.h"
 #include "utils/wait_event.h"
 #include "tcop/dest.h"
 #include "tcop/tcopprot.h"
@@ -451,6 +453,94 @@ fill_addresses(PoolSession *s)
 }
 
 /*
+ * A session's %c in log_line_prefix is MyStartTime.MyProcPid, as a
+ * backend's: each session of an executor gets its own MyStartTime while it
+ * runs, unique within the executor (never the executor's own), close to
+ * when the session came.
+ */
+static pg_time_t executor_start_time = 0;
+
+static pg_time_t
+next_log_id(void)
+{
+	static pg_time_t last = 0;
+	pg_time_t	now = (pg_time_t) time(NULL);
+
+	if (executor_start_time == 0)
+		executor_start_time = MyStartTime;
+	last = Max(Max(last, executor_start_time) + 1, now);
+	return last;
+}
+
+/*
+ * log_connections, as a backend logs a client: "connection received" and
+ * "connection authorized", once, when the session starts (not when it
+ * moves), switched in so that log_line_prefix shows the session.
+ */
+void
+bp_session_log_start(PoolSession *s)
+{
+	StringInfoData msg;
+	ListCell   *ln,
+			   *lv;
+
+	if (!Log_connections)
+		return;
+	if (s->port->remote_port[0])
+		ereport(LOG,
+				(errmsg("connection received: host=%s port=%s",
+						s->port->remote_host, s->port->remote_port)));
+	else
+		ereport(LOG,
+				(errmsg("connection received: host=%s", s->port->remote_host)));
+
+	initStringInfo(&msg);
+	appendStringInfo(&msg, "connection authorized: user=%s database=%s",
+					 s->port->user_name, s->port->database_name);
+	forboth(ln, s->startup.guc_names, lv, s->startup.guc_values)
+	{
+		if (strcmp(lfirst(ln), "application_name") == 0)
+			appendStringInfo(&msg, " application_name=%s", (char *) lfirst(lv));
+	}
+	ereport(LOG, errmsg_internal("%s", msg.data));
+	pfree(msg.data);
+}
+
+/*
+ * log_disconnections, as a backend logs its end: the session's time and
+ * who it was; log_line_prefix shows the session even if another one is
+ * switched in, or none.
+ */
+void
+bp_session_log_end(PoolSession *s)
+{
+	long		secs;
+	int			usecs;
+	Port	   *save_port = MyProcPort;
+	pg_time_t	save_start = MyStartTime;
+
+	/* core keeps Log_disconnections out of its headers */
+	if (s->moved ||
+		strcmp(GetConfigOption("log_disconnections", false, false), "on") != 0)
+		return;
+	TimestampDifference(s->started_at, GetCurrentTimestamp(), &secs, &usecs);
+	MyProcPort = s->port;
+	MyStartTime = s->log_id;
+	ereport(LOG,
+			(errmsg("disconnection: session time: %d:%02d:%02d.%03d "
+					"user=%s database=%s host=%s%s%s",
+					(int) (secs / SECS_PER_HOUR),
+					(int) ((secs / SECS_PER_MINUTE) % MINS_PER_HOUR),
+					(int) (secs % SECS_PER_MINUTE), usecs / 1000,
+					s->port->user_name, s->port->database_name,
+					s->port->remote_host,
+					s->port->remote_port[0] ? " port=" : "",
+					s->port->remote_port)));
+	MyProcPort = save_port;
+	MyStartTime = save_start;
+}
+
+/*
  * Builds a session around a client socket received from the listener.
  * body is the startup packet's name/value pairs; it is copied.  The caller
  * (executor) registers the socket for readiness and greets the client.
@@ -482,6 +572,8 @@ bp_session_create(int sock, int client_fd, const PoolHandoff *handoff,
 	s->startup_body[handoff->startup_len] = '\0';
 	s->startup_len = handoff->startup_len;
 	s->port_index = handoff->port_index;
+	s->started_at = GetCurrentTimestamp();
+	s->log_id = next_log_id();
 	if (!bp_parse_startup(s->startup_body, handoff->startup_len, &s->startup,
 						  &sqlstate, &message))
 		memset(&s->startup, 0, sizeof(s->startup)); /* listener checked it */
@@ -1130,6 +1222,7 @@ bp_session_switch_in(PoolSession *s)
 	MyProcPort = s->port;
 	FeBeWaitSet = s->wes;
 	whereToSendOutput = s->dead ? DestNone : DestRemote;
+	MyStartTime = s->log_id;
 	report_client(s);
 	bp_current = s;
 	s->state = PS_RUNNING;
@@ -1162,6 +1255,7 @@ bp_session_switch_out(void)
 
 	whereToSendOutput = DestNone;
 	MyProcPort = NULL;
+	MyStartTime = executor_start_time;
 	FeBeWaitSet = NULL;
 	bp_current = NULL;
 	s->state = PS_IDLE;
@@ -1203,6 +1297,8 @@ bp_session_serialize(PoolSession *s, StringInfo buf, int max_len)
 			bp_put_string(buf, s->last_reported[i]);
 	}
 
+	bp_put_int32(buf, (int32) (s->started_at >> 32));
+	bp_put_int32(buf, (int32) (s->started_at & 0xffffffff));
 	bp_put_int32(buf, (int32) s->session_userid);
 	bp_put_int32(buf, (int32) s->current_userid);
 
@@ -1267,6 +1363,12 @@ bp_session_restore(PoolSession *s, const char *data, int len)
 		}
 	}
 
+	{
+		uint32		hi = (uint32) bp_get_int32(&in);
+
+		s->started_at = (TimestampTz) (((uint64) hi << 32) |
+									   (uint32) bp_get_int32(&in));
+	}
 	s->session_userid = (Oid) bp_get_int32(&in);
 	s->current_userid = (Oid) bp_get_int32(&in);
 

@@ -82,6 +82,9 @@ typedef struct PoolSession
 	List	   *seq_values;		/* PoolSeqValue */
 	Oid			seq_last;		/* lastval()'s sequence */
 	bool		pinned;			/* executor.c serves it alone (set_pinned) */
+	TimestampTz started_at;		/* for log_disconnections' session time */
+	pg_time_t	log_id;			/* MyStartTime while it runs: its %c */
+	bool		moved;			/* handed back to be moved: not ending */
 	TimestampTz idle_deadline;	/* its idle_session_timeout, 0 if none */
 	TimestampTz queued_at;		/* when it joined the run queue */
 
@@ -160,6 +163,10 @@ extern void bp_session_apply_startup(PoolSession *s, const char *name, int eleve
 extern void bp_session_discard_input(void);
 extern void bp_session_destroy(PoolSession *s);
 extern void bp_session_send_fatal(int sqlstate, const char *message);
+
+/* log_connections' and log_disconnections' lines for a pooled session */
+extern void bp_session_log_start(PoolSession *s);
+extern void bp_session_log_end(PoolSession *s);
 extern bool bp_session_serialize(PoolSession *s, StringInfo buf, int max_len);
 extern void bp_session_restore(PoolSession *s, const char *data, int len);
 

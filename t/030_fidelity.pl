@@ -25,6 +25,9 @@
 #   4. every kind of temporary object pins (view, sequence, function, type,
 #      domain, collation, operator, text search configuration, conversion)
 #      and goes with its session.
+#   5. logs: log_connections and log_disconnections print a backend's lines
+#      per pooled session, and log_line_prefix's %c tells two sessions of one
+#      executor apart while %p is the executor's.
 
 use strict;
 use warnings;
@@ -40,7 +43,9 @@ use IPC::Run;
 use Time::HiRes qw(usleep time);
 
 my $node = pool_node('fidelity', size => 1,
-	conf => "max_prepared_transactions = 5\n");
+	conf => "max_prepared_transactions = 5\n"
+	  . "log_connections = on\nlog_disconnections = on\n"
+	  . "log_line_prefix = '%m [%p] %c %u@%d %a: '\n");
 $node->start;
 setup_app($node);
 $node->safe_psql('postgres',
@@ -351,6 +356,45 @@ for my $o (@temp_objects)
 	$a->quit;
 	ok(wait_until(sub { pinned_now() eq '0' }, 10), "the session ended: unpinned");
 	is($node->pool_safe_psql('plain', $count), '0', "the temp $kind went with its session");
+}
+
+###########################################################################
+# 5. connection logs and session ids per pooled session
+###########################################################################
+
+{
+	my $offset = -s $node->logfile;
+	my $a = $node->pool_bg_psql('plain', extra => 'application_name=logA');
+	my $b = $node->pool_bg_psql('plain', extra => 'application_name=logB');
+	my $a_port = bgq($a, 'SELECT inet_client_port()');
+	bgq($a, q{SELECT 'logA marker'});
+	bgq($b, q{SELECT 'logB marker'});
+	is(bgq($a, 'SELECT pg_backend_pid()'), bgq($b, 'SELECT pg_backend_pid()'),
+		'logs: both sessions on one executor');
+	$a->quit;
+	$b->quit;
+	my $log = '';
+	wait_until(
+		sub {
+			$log = slurp_file($node->logfile, $offset);
+			return $log =~ /disconnection: .*port=$a_port/;
+		},
+		10);
+	like($log, qr/connection received: host=127\.0\.0\.1 port=$a_port\n/,
+		'log_connections: connection received');
+	like($log,
+		qr/connection authorized: user=app database=plain application_name=logA\n/,
+		'log_connections: connection authorized');
+	like($log,
+		qr/disconnection: session time: \d+:\d\d:\d\d\.\d{3} user=app database=plain host=127\.0\.0\.1 port=$a_port\n/,
+		'log_disconnections: disconnection with session time');
+	my ($pa, $ca) = $log =~ /\[(\d+)\] (\S+) app\@plain logA: LOG:  statement: SELECT 'logA marker'/;
+	my ($pb, $cb) = $log =~ /\[(\d+)\] (\S+) app\@plain logB: LOG:  statement: SELECT 'logB marker'/;
+	ok(defined $ca && defined $cb, 'log_line_prefix shows each session\'s user, database, application_name');
+	is($pa, $pb, '%p: the executor\'s pid for both');
+	isnt($ca, $cb, '%c: each session its own');
+	like($log, qr/\Q$ca\E app\@plain \S*: LOG:  disconnection: .*port=$a_port/,
+		'%c: the disconnection line is the session\'s');
 }
 
 check_no_crash($node);
