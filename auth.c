@@ -43,6 +43,7 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "catalog/pg_auth_members.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_database.h"
 #include "commands/user.h"
@@ -57,9 +58,11 @@
 #include "miscadmin.h"
 #include "postmaster/postmaster.h"
 #include "storage/fd.h"
+#include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/relcache.h"
 #include "utils/resowner.h"
@@ -126,6 +129,9 @@ struct PoolAuthExchange
 
 static MemoryContext hba_cxt = NULL;
 static List *hba_lines = NIL;
+
+/* a role or database changed since the pools were last checked */
+static bool pools_changed = true;
 
 #define token_is_keyword(t, k)	(!(t)->quoted && strcmp((t)->string, (k)) == 0)
 
@@ -346,6 +352,23 @@ method_wants_password(UserAuth method)
 	return method == uaPassword || method == uaMD5 || method == uaSCRAM;
 }
 
+/* See auth.h */
+bool
+bp_auth_lock_catalogs(void)
+{
+	static const Oid rels[] = {
+		AuthIdRelationId, AuthIdRolnameIndexId, AuthIdOidIndexId,
+		AuthMemRelationId, AuthMemRoleMemIndexId, AuthMemMemRoleIndexId,
+		DatabaseRelationId, DatabaseNameIndexId, DatabaseOidIndexId
+	};
+	int			i;
+
+	for (i = 0; i < lengthof(rels); i++)
+		if (!ConditionalLockRelationOid(rels[i], AccessShareLock))
+			return false;
+	return true;
+}
+
 /*
  * Reads the role, the database and, if with_hba, the matching pg_hba.conf
  * line and the secret that line needs, in one short transaction.  Returns
@@ -452,11 +475,13 @@ refuse_error(PoolAuthRefusal *why, ErrorData *edata)
 }
 
 /*
- * The checks core makes once the client is authenticated (postinit.c), in
- * its order: the role, then the database.
+ * The checks core makes once the client is authenticated (postinit.c,
+ * InitializeSessionUserId and CheckMyDatabase), in its order: the role,
+ * then the database.  On PA_ADMIT *who names them.
  */
 static PoolAuthStatus
-admit_checks(PoolAuthRequest *req, AuthFacts *f, PoolAuthRefusal *why)
+admit_checks(PoolAuthRequest *req, AuthFacts *f, PoolAuthRefusal *why,
+			 PoolAuthIdentity *who)
 {
 	if (!OidIsValid(f->roleid))
 		return refuse(why, ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
@@ -483,6 +508,8 @@ admit_checks(PoolAuthRequest *req, AuthFacts *f, PoolAuthRefusal *why)
 		return refuse(why, ERRCODE_INSUFFICIENT_PRIVILEGE,
 					  psprintf("permission denied for database \"%s\"", req->dbname),
 					  pstrdup("User does not have CONNECT privilege."), NULL, NULL);
+	who->roleid = f->roleid;
+	who->dboid = f->dboid;
 	return PA_ADMIT;
 }
 
@@ -625,7 +652,7 @@ check_certificate(PoolAuthRequest *req, HbaLine *hba, char *line,
 /* See auth.h; the order of the checks is core's */
 PoolAuthStatus
 bp_auth_begin(PoolAuthRequest *req, MemoryContext parent, PoolAuthExchange **ex,
-			  StringInfo out, PoolAuthRefusal *why)
+			  StringInfo out, PoolAuthRefusal *why, PoolAuthIdentity *ident)
 {
 	AuthFacts	f;
 	ErrorData  *edata;
@@ -665,7 +692,7 @@ bp_auth_begin(PoolAuthRequest *req, MemoryContext parent, PoolAuthExchange **ex,
 		PoolAuthStatus st = check_certificate(req, f.hba, line, why);
 
 		if (st == PA_REFUSE || f.hba->auth_method == uaCert)
-			return st == PA_REFUSE ? st : admit_checks(req, &f, why);
+			return st == PA_REFUSE ? st : admit_checks(req, &f, why, ident);
 	}
 	if (method_wants_password(f.hba->auth_method))
 		return exchange_begin(req, &f, parent, ex, out, why);
@@ -675,7 +702,7 @@ bp_auth_begin(PoolAuthRequest *req, MemoryContext parent, PoolAuthExchange **ex,
 							   hba_authname(f.hba->auth_method)), NULL,
 					  psprintf("The pool port serves \"trust\", \"reject\", \"password\", \"md5\", \"scram-sha-256\" and \"cert\".  Connect to the server's port %d, or change pg_hba.conf.",
 							   PostPortNumber), line);
-	return admit_checks(req, &f, why);
+	return admit_checks(req, &f, why, ident);
 }
 
 /* See auth.h; core's recv_password_packet and CheckSASLAuth bounds */
@@ -790,7 +817,7 @@ exchange_step(PoolAuthExchange *ex, char *body, int len, StringInfo out)
 /* See auth.h */
 PoolAuthStatus
 bp_auth_continue(PoolAuthExchange *ex, char *body, int len, StringInfo out,
-				 PoolAuthRefusal *why)
+				 PoolAuthRefusal *why, PoolAuthIdentity *who)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	ResourceOwner saved_owner = CurrentResourceOwner;
@@ -855,7 +882,7 @@ bp_auth_continue(PoolAuthExchange *ex, char *body, int len, StringInfo out,
 		out->len = outlen;
 		return refuse_error(why, edata);
 	}
-	if (admit_checks(&req, &f, why) != PA_ADMIT)
+	if (admit_checks(&req, &f, why, who) != PA_ADMIT)
 	{
 		out->len = outlen;
 		return PA_REFUSE;
@@ -868,4 +895,90 @@ void
 bp_auth_free(PoolAuthExchange *ex)
 {
 	MemoryContextDelete(ex->cxt);
+}
+
+/* Syscache callback: a role or a database changed, or the caches were reset */
+static void
+pools_catalog_changed(Datum arg, int cacheid, uint32 hashvalue)
+{
+	pools_changed = true;
+}
+
+/* See auth.h */
+void
+bp_auth_init(void)
+{
+	CacheRegisterSyscacheCallback(AUTHOID, pools_catalog_changed, (Datum) 0);
+	CacheRegisterSyscacheCallback(DATABASEOID, pools_catalog_changed, (Datum) 0);
+}
+
+/*
+ * One pool against the catalogs, their locks held: the role must still
+ * bear the pool's name and be allowed to log in, the database must still
+ * bear its name.
+ */
+static bool
+pool_still_valid(PoolAuthPool *p)
+{
+	HeapTuple	tup;
+	bool		ok = false;
+
+	tup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(p->roleid));
+	if (HeapTupleIsValid(tup))
+	{
+		Form_pg_authid r = (Form_pg_authid) GETSTRUCT(tup);
+
+		ok = r->rolcanlogin && strcmp(NameStr(r->rolname), p->rolname) == 0;
+		ReleaseSysCache(tup);
+	}
+	if (!ok)
+		return false;
+	tup = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(p->dboid));
+	if (!HeapTupleIsValid(tup))
+		return false;
+	ok = strcmp(NameStr(((Form_pg_database) GETSTRUCT(tup))->datname),
+				p->dbname) == 0;
+	ReleaseSysCache(tup);
+	return ok;
+}
+
+/*
+ * See auth.h.  Starting the transaction takes in the invalidations that
+ * tell us of a change (pools_catalog_changed), so this is also how the
+ * listener learns of one, at its pace.  The flag is cleared only once the
+ * locks are held: a change seen while taking them is checked now.
+ */
+bool
+bp_auth_check_pools(PoolAuthPool *pools, int n)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	bool		checked = false;
+
+	PG_TRY();
+	{
+		StartTransactionCommand();
+		if (pools_changed && bp_auth_lock_catalogs())
+		{
+			int			i;
+
+			pools_changed = false;
+			for (i = 0; i < n; i++)
+				pools[i].valid = pool_still_valid(&pools[i]);
+			checked = n > 0;
+		}
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		/* the catalogs are readable, so this is unexpected: log, retry */
+		MemoryContextSwitchTo(cxt);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		pools_changed = true;
+		checked = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	return checked;
 }

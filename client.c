@@ -305,7 +305,7 @@ conn_negotiate_encryption(PoolConn *c, bool ssl)
  */
 static bool
 conn_auth_step(PoolConn *c, PoolAuthStatus st, StringInfo out,
-			   PoolAuthRefusal *why)
+			   PoolAuthRefusal *why, PoolAuthIdentity *who)
 {
 	if (st == PA_REFUSE)
 	{
@@ -334,6 +334,8 @@ conn_auth_step(PoolConn *c, PoolAuthStatus st, StringInfo out,
 		bp_auth_free(c->auth);
 		c->auth = NULL;
 	}
+	c->roleid = who->roleid;
+	c->dboid = who->dboid;
 	conn_route(c);
 	return false;
 }
@@ -356,6 +358,7 @@ conn_auth_read(PoolConn *c)
 			(int) c->auth_len + 1 - c->auth_have;
 		ssize_t		n = need > 0 ? conn_recv(c, dst, need) : 0;
 		PoolAuthRefusal why;
+		PoolAuthIdentity who;
 		PoolAuthStatus st;
 		StringInfoData out;
 
@@ -394,11 +397,12 @@ conn_auth_read(PoolConn *c)
 
 		/* a whole message */
 		initStringInfo(&out);
-		st = bp_auth_continue(c->auth, c->auth_msg, c->auth_len - 4, &out, &why);
+		st = bp_auth_continue(c->auth, c->auth_msg, c->auth_len - 4, &out, &why,
+							  &who);
 		pfree(c->auth_msg);
 		c->auth_msg = NULL;
 		c->auth_have = 0;
-		if (!conn_auth_step(c, st, &out, &why))
+		if (!conn_auth_step(c, st, &out, &why, &who))
 			return;
 	}
 }
@@ -415,6 +419,7 @@ conn_packet(PoolConn *c)
 	PoolStartup st;
 	PoolAuthRequest req;
 	PoolAuthRefusal why;
+	PoolAuthIdentity who;
 	PoolAuthStatus verdict;
 	StringInfoData out;
 	int			sqlstate;
@@ -492,8 +497,8 @@ conn_packet(PoolConn *c)
 	req.cert_valid = c->ssl != NULL && bp_tls_peer_verified(c->ssl);
 	req.cert_cn = c->ssl != NULL ? bp_tls_peer_cn(c->ssl) : NULL;
 	initStringInfo(&out);
-	verdict = bp_auth_begin(&req, bp_conn_cxt, &c->auth, &out, &why);
-	(void) conn_auth_step(c, verdict, &out, &why);
+	verdict = bp_auth_begin(&req, bp_conn_cxt, &c->auth, &out, &why, &who);
+	(void) conn_auth_step(c, verdict, &out, &why, &who);
 	return false;
 }
 

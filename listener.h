@@ -52,6 +52,8 @@ typedef struct PoolConn
 	ProtocolVersion proto;
 	char		user[NAMEDATALEN];
 	char		dbname[NAMEDATALEN];
+	Oid			roleid;			/* what user and dbname named when admitted */
+	Oid			dboid;
 	int			exec_slot;		/* executor it is queued for, or -1 */
 	uint32		exec_gen;
 	uint32		cancel_key;

@@ -81,6 +81,7 @@ bp_shmem_startup(void)
 			pg_atomic_init_u64(&ex->bytes_out, 0);
 			pg_atomic_init_u32(&ex->cancel_key, 0);
 			pg_atomic_init_u32(&ex->channel_sends, 0);
+			pg_atomic_init_u32(&ex->dismissed, 0);
 		}
 	}
 	LWLockRelease(AddinShmemInitLock);
@@ -91,8 +92,8 @@ bp_shmem_startup(void)
 }
 
 int
-bp_pool_lookup(int port_index, const char *dbname, const char *rolname,
-			   bool create)
+bp_pool_lookup(int port_index, Oid dboid, Oid roleid, const char *dbname,
+			   const char *rolname, bool create)
 {
 	int			free_id = -1;
 	int			i;
@@ -107,9 +108,8 @@ bp_pool_lookup(int port_index, const char *dbname, const char *rolname,
 				free_id = i;
 			continue;
 		}
-		if (p->port_index == port_index &&
-			strcmp(p->dbname, dbname) == 0 &&
-			strcmp(p->rolname, rolname) == 0)
+		if (p->port_index == port_index && !p->retired &&
+			p->dboid == dboid && p->roleid == roleid)
 			return i;
 	}
 	if (!create || free_id < 0)
@@ -118,6 +118,8 @@ bp_pool_lookup(int port_index, const char *dbname, const char *rolname,
 	memset(&bp_shared->pools[free_id], 0, sizeof(PoolDesc));
 	bp_shared->pools[free_id].in_use = true;
 	bp_shared->pools[free_id].port_index = port_index;
+	bp_shared->pools[free_id].dboid = dboid;
+	bp_shared->pools[free_id].roleid = roleid;
 	strlcpy(bp_shared->pools[free_id].dbname, dbname, NAMEDATALEN);
 	strlcpy(bp_shared->pools[free_id].rolname, rolname, NAMEDATALEN);
 	return free_id;
@@ -147,6 +149,7 @@ bp_executor_claim(int pool_id)
 		pg_atomic_write_u64(&ex->bytes_out, 0);
 		pg_atomic_write_u32(&ex->cancel_key, 0);
 		pg_atomic_write_u32(&ex->channel_sends, 0);
+		pg_atomic_write_u32(&ex->dismissed, 0);
 		bp_shared->pools[pool_id].n_executors++;
 		return i;
 	}
