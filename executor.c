@@ -582,7 +582,13 @@ idle_duties(void)
 		long		left = bp_idle_executor_timeout * 1000L -
 			TimestampDifferenceMilliseconds(idle_since, GetCurrentTimestamp());
 
-		if (left > 0 && (timeout < 0 || left < timeout))
+		/*
+		 * The difference is rounded up, so left can be 0 a little before
+		 * maybe_retire() sees the timeout passed: wait at least 1 ms, never
+		 * without a timeout.
+		 */
+		left = Max(left, 1);
+		if (timeout < 0 || left < timeout)
 			timeout = left;
 	}
 	return timeout;
