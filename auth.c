@@ -32,8 +32,17 @@
  * resource owner of its own, released even when the step throws.
  *
  * Refusals follow core's order and wording: pg_hba.conf first, then the
- * password, then the role, then the database.  datconnlimit and
- * rolconnlimit are not applied: pooled sessions hold no backend.
+ * password, then the role, then the database.  The facts for all of it
+ * come from one short transaction as the client starts: a password
+ * exchange reuses them when it succeeds rather than reading the catalogs
+ * again.
+ *
+ * Lookups never wait for a lock: a DDL holding pg_authid or pg_database
+ * (LOCK, VACUUM FULL, REINDEX) would otherwise freeze the listener and
+ * every client in its hands.  The locks a lookup needs are taken with
+ * ConditionalLockRelationOid first (the syscache and the scans then find
+ * them held); if one is busy, nothing is decided and the caller asks again
+ * later (PA_BUSY).
  *
  *-------------------------------------------------------------------------
  */
@@ -125,6 +134,9 @@ struct PoolAuthExchange
 	char		md5_salt[4];
 	Port	   *port;			/* what the SCRAM callbacks read */
 	void	   *sasl_state;		/* NULL until SASLInitialResponse */
+	AuthFacts	facts;			/* role and database, for admit_checks()
+								 * once the password is right (no hba line,
+								 * no secret) */
 };
 
 static MemoryContext hba_cxt = NULL;
@@ -370,75 +382,88 @@ bp_auth_lock_catalogs(void)
 }
 
 /*
- * Reads the role, the database and, if with_hba, the matching pg_hba.conf
- * line and the secret that line needs, in one short transaction.  Returns
- * NULL, or the error that interrupted the lookups (copied into the
- * caller's context; the transaction is aborted).  The secret and its log
- * detail are copied into the caller's context before the commit frees
- * what get_role_password() returned.
+ * lookup()'s reads, inside its transaction, the catalogs' locks held.
+ * The secret is copied into cxt.
+ */
+static void
+lookup_locked(PoolAuthRequest *req, AuthFacts *f, MemoryContext cxt)
+{
+	HeapTuple	tup;
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+
+	tup = SearchSysCache1(AUTHNAME, CStringGetDatum(req->user));
+	if (HeapTupleIsValid(tup))
+	{
+		Form_pg_authid r = (Form_pg_authid) GETSTRUCT(tup);
+
+		f->roleid = r->oid;
+		f->rolcanlogin = r->rolcanlogin;
+		f->rolsuper = r->rolsuper;
+		ReleaseSysCache(tup);
+	}
+
+	/*
+	 * There is no syscache on database names.  The index may be used only
+	 * once the shared relcache is complete, as in postinit.c.
+	 */
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_database_datname, BTEqualStrategyNumber,
+				F_NAMEEQ, CStringGetDatum(req->dbname));
+	scan = systable_beginscan(rel, DatabaseNameIndexId,
+							  criticalSharedRelcachesBuilt, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		Form_pg_database d = (Form_pg_database) GETSTRUCT(tup);
+
+		f->dboid = d->oid;
+		f->datallowconn = d->datallowconn;
+		f->datinvalid = database_is_invalid_form(d);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	if (OidIsValid(f->roleid) && OidIsValid(f->dboid))
+		f->canconnect = f->rolsuper ||
+			pg_database_aclcheck(f->dboid, f->roleid, ACL_CONNECT) == ACLCHECK_OK;
+	f->hba = hba_find(req, f->roleid);
+	if (f->hba && method_wants_password(f->hba->auth_method))
+	{
+		const char *logdetail = NULL;
+		char	   *secret = get_role_password(req->user, &logdetail);
+
+		if (secret)
+			f->shadow_pass = MemoryContextStrdup(cxt, secret);
+		if (logdetail)
+			f->logdetail = MemoryContextStrdup(cxt, logdetail);
+	}
+}
+
+/*
+ * Reads the role, the database, the matching pg_hba.conf line and the
+ * secret that line needs, in one short transaction.  Returns NULL, or the
+ * error that interrupted the lookups (copied into the caller's context;
+ * the transaction is aborted).  *busy: a catalog was locked, nothing read.
+ * The secret and its log detail are copied into the caller's context
+ * before the commit frees what get_role_password() returned.
  */
 static ErrorData *
-lookup(PoolAuthRequest *req, AuthFacts *f, bool with_hba)
+lookup(PoolAuthRequest *req, AuthFacts *f, bool *busy)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ErrorData  *edata = NULL;
 
 	memset(f, 0, sizeof(*f));
+	*busy = false;
 	PG_TRY();
 	{
-		HeapTuple	tup;
-		Relation	rel;
-		ScanKeyData key;
-		SysScanDesc scan;
-
 		StartTransactionCommand();
-		tup = SearchSysCache1(AUTHNAME, CStringGetDatum(req->user));
-		if (HeapTupleIsValid(tup))
-		{
-			Form_pg_authid r = (Form_pg_authid) GETSTRUCT(tup);
-
-			f->roleid = r->oid;
-			f->rolcanlogin = r->rolcanlogin;
-			f->rolsuper = r->rolsuper;
-			ReleaseSysCache(tup);
-		}
-
-		/*
-		 * There is no syscache on database names.  The index may be used
-		 * only once the shared relcache is complete, as in postinit.c.
-		 */
-		rel = table_open(DatabaseRelationId, AccessShareLock);
-		ScanKeyInit(&key, Anum_pg_database_datname, BTEqualStrategyNumber,
-					F_NAMEEQ, CStringGetDatum(req->dbname));
-		scan = systable_beginscan(rel, DatabaseNameIndexId,
-								  criticalSharedRelcachesBuilt, NULL, 1, &key);
-		tup = systable_getnext(scan);
-		if (HeapTupleIsValid(tup))
-		{
-			Form_pg_database d = (Form_pg_database) GETSTRUCT(tup);
-
-			f->dboid = d->oid;
-			f->datallowconn = d->datallowconn;
-			f->datinvalid = database_is_invalid_form(d);
-		}
-		systable_endscan(scan);
-		table_close(rel, AccessShareLock);
-
-		if (OidIsValid(f->roleid) && OidIsValid(f->dboid))
-			f->canconnect = f->rolsuper ||
-				pg_database_aclcheck(f->dboid, f->roleid, ACL_CONNECT) == ACLCHECK_OK;
-		if (with_hba)
-			f->hba = hba_find(req, f->roleid);
-		if (f->hba && method_wants_password(f->hba->auth_method))
-		{
-			const char *logdetail = NULL;
-			char	   *secret = get_role_password(req->user, &logdetail);
-
-			if (secret)
-				f->shadow_pass = MemoryContextStrdup(cxt, secret);
-			if (logdetail)
-				f->logdetail = MemoryContextStrdup(cxt, logdetail);
-		}
+		if (bp_auth_lock_catalogs())
+			lookup_locked(req, f, cxt);
+		else
+			*busy = true;
 		CommitTransactionCommand();
 	}
 	PG_CATCH();
@@ -452,7 +477,6 @@ lookup(PoolAuthRequest *req, AuthFacts *f, bool with_hba)
 	MemoryContextSwitchTo(cxt);
 	return edata;
 }
-
 /* Fills *why; msg is already formatted */
 static PoolAuthStatus
 refuse(PoolAuthRefusal *why, int sqlstate, char *msg, char *detail,
@@ -553,6 +577,10 @@ exchange_begin(PoolAuthRequest *req, AuthFacts *f, MemoryContext parent,
 		ex->shadow_pass = MemoryContextStrdup(cxt, f->shadow_pass);
 	if (f->logdetail)
 		ex->logdetail = MemoryContextStrdup(cxt, f->logdetail);
+	ex->facts = *f;
+	ex->facts.hba = NULL;		/* a reload may free it */
+	ex->facts.shadow_pass = NULL;
+	ex->facts.logdetail = NULL;
 
 	pwtype = ex->shadow_pass ? get_password_type(ex->shadow_pass) :
 		(PasswordType) Password_encryption;
@@ -658,6 +686,7 @@ bp_auth_begin(PoolAuthRequest *req, MemoryContext parent, PoolAuthExchange **ex,
 	ErrorData  *edata;
 	char	   *line = NULL;
 	const char *who = req->remote_host;
+	bool		busy;
 
 	*ex = NULL;
 	if (hba_cxt == NULL)
@@ -665,8 +694,10 @@ bp_auth_begin(PoolAuthRequest *req, MemoryContext parent, PoolAuthExchange **ex,
 					  psprintf("could not load %s", HbaFileName), NULL,
 					  pstrdup("Fix the file and reload the server configuration."),
 					  NULL);
-	if ((edata = lookup(req, &f, true)) != NULL)
+	if ((edata = lookup(req, &f, &busy)) != NULL)
 		return refuse_error(why, edata);
+	if (busy)
+		return PA_BUSY;
 	if (f.hba)
 		line = psprintf("Connection matched pg_hba.conf line %d: \"%s\"",
 						f.hba->linenumber, f.hba->rawline);
@@ -826,7 +857,6 @@ bp_auth_continue(PoolAuthExchange *ex, char *body, int len, StringInfo out,
 	int			result = PG_SASL_EXCHANGE_FAILURE;
 	int			outlen = out->len;
 	PoolAuthRequest req;
-	AuthFacts	f;
 
 	/*
 	 * A resource owner for this step only: the OpenSSL contexts the step
@@ -873,16 +903,15 @@ bp_auth_continue(PoolAuthExchange *ex, char *body, int len, StringInfo out,
 					  ex->logdetail ? psprintf("%s\n%s", ex->logdetail, line) : line);
 	}
 
-	/* authenticated: now the checks core makes after authentication */
+	/*
+	 * Authenticated: now the checks core makes after authentication, on the
+	 * facts read as the client started (no second catalog transaction; a
+	 * change since is caught by the pool's own check, proxy.c).
+	 */
 	memset(&req, 0, sizeof(req));
 	req.user = ex->user;
 	req.dbname = ex->dbname;
-	if ((edata = lookup(&req, &f, false)) != NULL)
-	{
-		out->len = outlen;
-		return refuse_error(why, edata);
-	}
-	if (admit_checks(&req, &f, why, who) != PA_ADMIT)
+	if (admit_checks(&req, &ex->facts, why, who) != PA_ADMIT)
 	{
 		out->len = outlen;
 		return PA_REFUSE;

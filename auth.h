@@ -45,8 +45,10 @@ typedef enum PoolAuthStatus
 {
 	PA_ADMIT,					/* may connect; *who filled in */
 	PA_REFUSE,					/* refused; *why filled in */
-	PA_EXCHANGE					/* send *out, then feed the client's next
+	PA_EXCHANGE,				/* send *out, then feed the client's next
 								 * message to bp_auth_continue() */
+	PA_BUSY						/* a DDL holds a catalog we must read: ask
+								 * again later, nothing was decided */
 } PoolAuthStatus;
 
 /* Whom an admitted client is: a pool is bound to these OIDs, not names */
@@ -86,8 +88,10 @@ extern void bp_auth_init(void);
  * First decision on a client whose startup packet names req.  Trust and
  * reject lines are settled at once (PA_ADMIT, PA_REFUSE).  A password
  * method gives PA_EXCHANGE: *ex is a new exchange in a context under
- * parent, and out holds the AuthenticationRequest to send.  Runs a short
- * transaction; never throws (a catalog error becomes a refusal).
+ * parent, and out holds the AuthenticationRequest to send.  PA_BUSY when a
+ * catalog is locked by a DDL: the lookups never wait for a lock, so the
+ * caller asks again later.  Runs a short transaction; never throws (a
+ * catalog error becomes a refusal).
  */
 extern PoolAuthStatus bp_auth_begin(PoolAuthRequest *req, MemoryContext parent,
 									PoolAuthExchange **ex, StringInfo out,

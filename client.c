@@ -12,7 +12,9 @@
  * the password exchange auth.c words (PC_AUTH: messages sent and read here
  * as they arrive).  An admitted client goes to proxy.c's conn_route().
  * Nothing here blocks, every client has a deadline (authentication_timeout),
- * and a client that misbehaves is refused alone.
+ * and a client that misbehaves is refused alone.  A client whose catalog
+ * lookup finds a DDL holding the catalogs waits in PC_LOOKUP, retried each
+ * tick, rather than the listener waiting for the lock.
  *
  *-------------------------------------------------------------------------
  */
@@ -42,6 +44,7 @@
 #include "tls.h"
 
 static void conn_read(PoolConn *c);
+
 
 /* Applies core's socket options for TCP clients; failures are harmless */
 static void
@@ -408,6 +411,107 @@ conn_auth_read(PoolConn *c)
 }
 
 /*
+ * Asks auth.c about c, whose startup packet is read, and acts on the
+ * answer.  While a DDL holds a catalog the lookup needs, c waits in
+ * PC_LOOKUP, its input left in the socket, and conn_retry_lookups() asks
+ * again.  Returns true if c waits so.
+ */
+static bool
+conn_begin_auth(PoolConn *c)
+{
+	PoolAuthRequest req;
+	PoolAuthRefusal why;
+	PoolAuthIdentity who;
+	PoolAuthStatus verdict;
+	StringInfoData out;
+	int			id = c->io.id;
+	uint32		gen = c->io.gen;
+
+	req.user = c->user;
+	req.dbname = c->dbname;
+	req.is_unix = c->is_unix;
+	req.raddr = &c->raddr;
+	req.remote_host = c->remote_host;
+	req.ssl = c->ssl != NULL;
+	req.ssl_conn = c->ssl;
+	req.cert_valid = c->ssl != NULL && bp_tls_peer_verified(c->ssl);
+	req.cert_cn = c->ssl != NULL ? bp_tls_peer_cn(c->ssl) : NULL;
+	initStringInfo(&out);
+	verdict = bp_auth_begin(&req, bp_conn_cxt, &c->auth, &out, &why, &who);
+	if (verdict == PA_BUSY)
+	{
+		pfree(out.data);
+		if (c->state != PC_LOOKUP)
+		{
+			c->state = PC_LOOKUP;
+			c->io.want = 0;
+			bp_io_update(&c->io);
+		}
+		return true;
+	}
+	(void) conn_auth_step(c, verdict, &out, &why, &who);
+	if (bp_io_alive(id, gen) && c->state == PC_AUTH && c->io.want != BP_EV_READ)
+	{
+		c->io.want = BP_EV_READ;	/* it was waiting in PC_LOOKUP */
+		bp_io_update(&c->io);
+	}
+	return false;
+}
+
+/*
+ * See listener.h: the clients waiting in PC_LOOKUP try again, oldest
+ * first, until one finds the catalogs still locked (the others would too).
+ * Each may be closed or admitted meanwhile, and admitting one may close
+ * others (handed over), so they are found again by id.  Returns true if
+ * some still wait.
+ */
+bool
+conn_retry_lookups(void)
+{
+	dlist_iter	it;
+	PoolConn  **conns;
+	int		   *ids;
+	uint32	   *gens;
+	int			n = 0;
+	int			i;
+
+	dlist_foreach(it, &bp_conns)
+	{
+		if (dlist_container(PoolConn, all_node, it.cur)->state == PC_LOOKUP)
+			n++;
+	}
+	if (n == 0)
+		return false;
+	conns = palloc(n * sizeof(PoolConn *));
+	ids = palloc(n * sizeof(int));
+	gens = palloc(n * sizeof(uint32));
+	n = 0;
+	dlist_foreach(it, &bp_conns)
+	{
+		PoolConn   *c = dlist_container(PoolConn, all_node, it.cur);
+
+		if (c->state == PC_LOOKUP)
+		{
+			conns[n] = c;
+			ids[n] = c->io.id;
+			gens[n++] = c->io.gen;
+		}
+	}
+	for (i = 0; i < n; i++)
+	{
+		/* a live (id, generation) pair means the PoolConn is not freed */
+		if (bp_io_alive(ids[i], gens[i]) &&
+			conns[i]->state == PC_LOOKUP &&
+			conn_begin_auth(conns[i]))
+			break;
+	}
+	pfree(conns);
+	pfree(ids);
+	pfree(gens);
+	return i < n;
+}
+
+/*
  * Acts on a complete packet.  Returns true if c is still open and expects
  * another packet (after SSLRequest/GSSENCRequest), false if c was closed
  * or admitted.
@@ -417,11 +521,6 @@ conn_packet(PoolConn *c)
 {
 	ProtocolVersion proto;
 	PoolStartup st;
-	PoolAuthRequest req;
-	PoolAuthRefusal why;
-	PoolAuthIdentity who;
-	PoolAuthStatus verdict;
-	StringInfoData out;
 	int			sqlstate;
 	const char *msg;
 
@@ -487,18 +586,7 @@ conn_packet(PoolConn *c)
 	strlcpy(c->user, st.user, NAMEDATALEN);
 	strlcpy(c->dbname, st.database, NAMEDATALEN);
 	c->proto = proto;
-	req.user = c->user;
-	req.dbname = c->dbname;
-	req.is_unix = c->is_unix;
-	req.raddr = &c->raddr;
-	req.remote_host = c->remote_host;
-	req.ssl = c->ssl != NULL;
-	req.ssl_conn = c->ssl;
-	req.cert_valid = c->ssl != NULL && bp_tls_peer_verified(c->ssl);
-	req.cert_cn = c->ssl != NULL ? bp_tls_peer_cn(c->ssl) : NULL;
-	initStringInfo(&out);
-	verdict = bp_auth_begin(&req, bp_conn_cxt, &c->auth, &out, &why, &who);
-	(void) conn_auth_step(c, verdict, &out, &why, &who);
+	(void) conn_begin_auth(c);
 	return false;
 }
 
@@ -634,7 +722,7 @@ conn_accept(int fd, int port_index, bool is_unix)
 void
 conn_expire(PoolConn *c)
 {
-	if (c->state == PC_AUTH)
+	if (c->state == PC_AUTH || c->state == PC_LOOKUP)
 	{
 		conn_refuse(c, LOG, ERRCODE_QUERY_CANCELED,
 					"canceling authentication due to timeout", NULL, NULL,

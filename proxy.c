@@ -1003,6 +1003,10 @@ tick(void)
 		}
 	}
 
+	/* clients whose lookup met a DDL's lock try again */
+	busy |= conn_retry_lookups();
+	busy |= bp_guard_connecting();
+
 	/* parked clients try again: an executor may have been unpinned */
 	if (!dlist_is_empty(&bp_parked))
 	{
