@@ -35,7 +35,8 @@
  * password, then the role, then the database.  The facts for all of it
  * come from one short transaction as the client starts: a password
  * exchange reuses them when it succeeds rather than reading the catalogs
- * again.
+ * again.  CONNECTION LIMIT of the role and of the database counts the main
+ * port's backends (as core) plus the pool's sessions, superusers exempt.
  *
  * Lookups never wait for a lock: a DDL holding pg_authid or pg_database
  * (LOCK, VACUUM FULL, REINDEX) would otherwise freeze the listener and
@@ -68,6 +69,7 @@
 #include "postmaster/postmaster.h"
 #include "storage/fd.h"
 #include "storage/lmgr.h"
+#include "storage/procarray.h"
 #include "utils/acl.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
@@ -78,6 +80,7 @@
 #include "utils/syscache.h"
 
 #include "auth.h"
+#include "pool_shmem.h"
 
 /*
  * Longest client message accepted, length word included: core's limits
@@ -93,9 +96,11 @@ typedef struct AuthFacts
 	Oid			roleid;
 	bool		rolcanlogin;
 	bool		rolsuper;
+	int			rolconnlimit;
 	Oid			dboid;
 	bool		datallowconn;
 	bool		datinvalid;
+	int			datconnlimit;
 	bool		canconnect;
 	char	   *shadow_pass;	/* stored secret if the line wants one */
 	const char *logdetail;		/* why shadow_pass is NULL */
@@ -401,6 +406,7 @@ lookup_locked(PoolAuthRequest *req, AuthFacts *f, MemoryContext cxt)
 		f->roleid = r->oid;
 		f->rolcanlogin = r->rolcanlogin;
 		f->rolsuper = r->rolsuper;
+		f->rolconnlimit = r->rolconnlimit;
 		ReleaseSysCache(tup);
 	}
 
@@ -421,6 +427,7 @@ lookup_locked(PoolAuthRequest *req, AuthFacts *f, MemoryContext cxt)
 		f->dboid = d->oid;
 		f->datallowconn = d->datallowconn;
 		f->datinvalid = database_is_invalid_form(d);
+		f->datconnlimit = d->datconnlimit;
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
@@ -502,6 +509,12 @@ refuse_error(PoolAuthRefusal *why, ErrorData *edata)
  * The checks core makes once the client is authenticated (postinit.c,
  * InitializeSessionUserId and CheckMyDatabase), in its order: the role,
  * then the database.  On PA_ADMIT *who names them.
+ *
+ * A connection limit counts what core counts, the main port's backends of
+ * the role or in the database (background workers, executors included, do
+ * not count), plus the pool's sessions of the role or in the database,
+ * on every pool port; the newcomer makes one more.  Only limited roles and
+ * databases pay for the count.
  */
 static PoolAuthStatus
 admit_checks(PoolAuthRequest *req, AuthFacts *f, PoolAuthRefusal *why,
@@ -514,6 +527,12 @@ admit_checks(PoolAuthRequest *req, AuthFacts *f, PoolAuthRefusal *why,
 	if (!f->rolcanlogin)
 		return refuse(why, ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
 					  psprintf("role \"%s\" is not permitted to log in", req->user),
+					  NULL, NULL, NULL);
+	if (f->rolconnlimit >= 0 && !f->rolsuper &&
+		CountUserBackends(f->roleid) +
+		bp_pool_sessions_of(f->roleid, InvalidOid) >= f->rolconnlimit)
+		return refuse(why, ERRCODE_TOO_MANY_CONNECTIONS,
+					  psprintf("too many connections for role \"%s\"", req->user),
 					  NULL, NULL, NULL);
 	if (!OidIsValid(f->dboid))
 		return refuse(why, ERRCODE_UNDEFINED_DATABASE,
@@ -532,6 +551,12 @@ admit_checks(PoolAuthRequest *req, AuthFacts *f, PoolAuthRefusal *why,
 		return refuse(why, ERRCODE_INSUFFICIENT_PRIVILEGE,
 					  psprintf("permission denied for database \"%s\"", req->dbname),
 					  pstrdup("User does not have CONNECT privilege."), NULL, NULL);
+	if (f->datconnlimit >= 0 && !f->rolsuper &&
+		CountDBConnections(f->dboid) +
+		bp_pool_sessions_of(InvalidOid, f->dboid) >= f->datconnlimit)
+		return refuse(why, ERRCODE_TOO_MANY_CONNECTIONS,
+					  psprintf("too many connections for database \"%s\"", req->dbname),
+					  NULL, NULL, NULL);
 	who->roleid = f->roleid;
 	who->dboid = f->dboid;
 	return PA_ADMIT;

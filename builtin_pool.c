@@ -35,6 +35,8 @@ bool		bp_use_io_uring = true;
 int			bp_idle_executor_timeout = 0;
 int			bp_queue_wait_timeout = 0;
 bool		bp_smart_shutdown_guard = true;
+int			bp_max_pending_connections = 1000;
+int			bp_max_pending_per_address = 100;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -124,6 +126,22 @@ define_gucs(void)
 							 true,
 							 PGC_SIGHUP, 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("builtin_pool.max_pending_connections",
+							"Maximum number of pool clients connecting or authenticating at a time.",
+							"A client over the limit is refused with SQLSTATE 53300.",
+							&bp_max_pending_connections,
+							1000, 1, 100000,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("builtin_pool.max_pending_per_address",
+							"Maximum number of pool clients from one address connecting or authenticating at a time.",
+							"All Unix socket clients count as one address. A client over the limit is refused with SQLSTATE 53300.",
+							&bp_max_pending_per_address,
+							100, 1, 100000,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("builtin_pool");
 }

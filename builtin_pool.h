@@ -24,6 +24,8 @@ extern bool bp_use_io_uring;
 extern int	bp_idle_executor_timeout;
 extern int	bp_queue_wait_timeout;
 extern bool bp_smart_shutdown_guard;
+extern int	bp_max_pending_connections;
+extern int	bp_max_pending_per_address;
 
 /* Upper bound for builtin_pool.session_pool_ports */
 #define BP_MAX_POOL_PORTS	64

@@ -16,6 +16,12 @@
  * lookup finds a DDL holding the catalogs waits in PC_LOOKUP, retried each
  * tick, rather than the listener waiting for the lock.
  *
+ * Clients not yet admitted hold a descriptor and memory each, for up to
+ * authentication_timeout: builtin_pool.max_pending_connections caps them
+ * in all and builtin_pool.max_pending_per_address per client address, so
+ * that one client cannot exhaust the listener.  One over a cap is refused
+ * at once with 53300.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -33,6 +39,7 @@
 #include "miscadmin.h"
 #include "postmaster/postmaster.h"
 #include "utils/guc.h"
+#include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -45,6 +52,105 @@
 
 static void conn_read(PoolConn *c);
 
+/*
+ * Clients not yet admitted, in all and per address (PoolConn.pending).  A
+ * Unix socket client's address is "[local]": all count as one.
+ */
+typedef struct PendingKey
+{
+	sa_family_t family;
+	uint8		addr[16];
+} PendingKey;
+
+typedef struct PendingEntry
+{
+	PendingKey	key;			/* first: the hash key */
+	int			count;
+} PendingEntry;
+
+static HTAB *pending_by_addr = NULL;
+static int	n_pending = 0;
+
+/* The key of c's address: the IP address alone, never the port */
+static void
+pending_key(PoolConn *c, PendingKey *key)
+{
+	memset(key, 0, sizeof(*key));
+	if (c->is_unix)
+	{
+		key->family = AF_UNIX;
+		return;
+	}
+	key->family = c->raddr.addr.ss_family;
+	if (key->family == AF_INET)
+		memcpy(key->addr, &((struct sockaddr_in *) &c->raddr.addr)->sin_addr, 4);
+	else if (key->family == AF_INET6)
+		memcpy(key->addr, &((struct sockaddr_in6 *) &c->raddr.addr)->sin6_addr, 16);
+}
+
+/*
+ * Counts a new client as pending, unless that would pass a cap: then
+ * returns false with *detail and *hint (palloc'd) saying which.
+ */
+static bool
+pending_start(PoolConn *c, char **detail, char **hint)
+{
+	PendingKey	key;
+	PendingEntry *e;
+	bool		found;
+
+	if (pending_by_addr == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(PendingKey);
+		ctl.entrysize = sizeof(PendingEntry);
+		ctl.hcxt = TopMemoryContext;
+		pending_by_addr = hash_create("builtin_pool pending clients", 64, &ctl,
+									  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	if (n_pending >= bp_max_pending_connections)
+	{
+		*detail = psprintf("%d clients are still connecting or authenticating.",
+						   n_pending);
+		*hint = pstrdup("Raise builtin_pool.max_pending_connections.");
+		return false;
+	}
+	pending_key(c, &key);
+	e = hash_search(pending_by_addr, &key, HASH_ENTER, &found);
+	if (!found)
+		e->count = 0;
+	if (e->count >= bp_max_pending_per_address)
+	{
+		*detail = psprintf("%d clients from this address are still connecting or authenticating.",
+						   e->count);
+		*hint = pstrdup("Raise builtin_pool.max_pending_per_address.");
+		if (e->count == 0)
+			(void) hash_search(pending_by_addr, &key, HASH_REMOVE, NULL);
+		return false;
+	}
+	e->count++;
+	n_pending++;
+	c->pending = true;
+	return true;
+}
+
+/* See listener.h: c was admitted or is closed; it no longer counts */
+void
+conn_end_pending(PoolConn *c)
+{
+	PendingKey	key;
+	PendingEntry *e;
+
+	if (!c->pending)
+		return;
+	c->pending = false;
+	n_pending--;
+	pending_key(c, &key);
+	e = hash_search(pending_by_addr, &key, HASH_FIND, NULL);
+	if (e != NULL && --e->count <= 0)
+		(void) hash_search(pending_by_addr, &key, HASH_REMOVE, NULL);
+}
 
 /* Applies core's socket options for TCP clients; failures are harmless */
 static void
@@ -678,6 +784,8 @@ conn_accept(int fd, int port_index, bool is_unix)
 	PoolConn   *c;
 	int			id;
 	uint32		gen;
+	char	   *detail;
+	char	   *hint;
 
 	pg_atomic_fetch_add_u64(&bp_shared->n_accepted, 1);
 	c = MemoryContextAllocZero(bp_conn_cxt, sizeof(PoolConn));
@@ -706,6 +814,22 @@ conn_accept(int fd, int port_index, bool is_unix)
 	}
 	bp_io_register(&c->io);
 	dlist_push_tail(&bp_conns, &c->all_node);
+	if (!pending_start(c, &detail, &hint))
+	{
+		char		junk[1024];
+		int			i;
+
+		/*
+		 * What the client sent already is read (a little, never waiting):
+		 * closing a socket with unread input resets the connection, and
+		 * the client could lose the error.
+		 */
+		for (i = 0; i < 16 && recv(fd, junk, sizeof(junk), MSG_DONTWAIT) > 0; i++)
+			;
+		conn_refuse(c, LOG, ERRCODE_TOO_MANY_CONNECTIONS,
+					"sorry, too many clients already", detail, hint, NULL);
+		return;
+	}
 	c->io.want = BP_EV_READ;
 	id = c->io.id;
 	gen = c->io.gen;

@@ -57,6 +57,8 @@ typedef struct PoolConn
 	char		dbname[NAMEDATALEN];
 	Oid			roleid;			/* what user and dbname named when admitted */
 	Oid			dboid;
+	bool		pending;		/* counted against the caps on clients not
+								 * yet admitted (conn_end_pending) */
 	int			exec_slot;		/* executor it is queued for, or -1 */
 	uint32		exec_gen;
 	uint32		cancel_key;
@@ -92,6 +94,7 @@ extern void conn_refuse(PoolConn *c, int elevel, int sqlstate, const char *msg,
 						const char *detail, const char *hint,
 						const char *logdetail);
 extern void conn_expire(PoolConn *c);
+extern void conn_end_pending(PoolConn *c);
 extern bool conn_retry_lookups(void);
 
 /* proxy.c */

@@ -126,6 +126,26 @@ bp_pool_lookup(int port_index, Oid dboid, Oid roleid, const char *dbname,
 }
 
 int
+bp_pool_sessions_of(Oid roleid, Oid dboid)
+{
+	int			n = 0;
+	int			i;
+
+	for (i = 0; i < bp_shared->max_executors; i++)
+	{
+		PoolExecutor *ex = &bp_shared->executors[i];
+		PoolDesc   *p;
+
+		if (ex->state == PE_FREE || ex->pool_id < 0)
+			continue;
+		p = &bp_shared->pools[ex->pool_id];
+		if (OidIsValid(roleid) ? p->roleid == roleid : p->dboid == dboid)
+			n += (int) pg_atomic_read_u32(&ex->n_sessions);
+	}
+	return n;
+}
+
+int
 bp_executor_claim(int pool_id)
 {
 	int			i;

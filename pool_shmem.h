@@ -111,6 +111,14 @@ extern void bp_shmem_startup(void);
 extern int	bp_pool_lookup(int port_index, Oid dboid, Oid roleid,
 						   const char *dbname, const char *rolname, bool create);
 
+/*
+ * Pool sessions (queued for an executor or held by one, retired pools
+ * included) of the role roleid, or in the database dboid, whichever is
+ * valid.  Reads atomics and slot states without the lock: the listener,
+ * the only writer of slot states, calls it; the count is as exact as a
+ * connection limit needs.
+ */
+extern int	bp_pool_sessions_of(Oid roleid, Oid dboid);
 
 /* Claims a free executor slot for pool_id, state PE_STARTING, generation
  * bumped; caller holds the lock exclusively.  Returns -1 if none is free. */

@@ -133,6 +133,7 @@ conn_close(PoolConn *c)
 	if (c->state == PC_PARKED)
 		dlist_delete(&c->queue_node);
 	conn_unqueue(c);
+	conn_end_pending(c);
 	bp_io_unregister(&c->io);
 	close(c->io.fd);
 	if (c->plain_fd >= 0)
@@ -253,6 +254,8 @@ conn_route(PoolConn *c)
 	bool		want_new = false;
 	bool		park = false;
 	char	   *detail;
+
+	conn_end_pending(c);
 
 	/* during a smart shutdown, as core: no new client */
 	if (bp_smart_shutdown && !c->resumed)
