@@ -36,7 +36,9 @@
  * come from one short transaction as the client starts: a password
  * exchange reuses them when it succeeds rather than reading the catalogs
  * again.  CONNECTION LIMIT of the role and of the database counts the main
- * port's backends (as core) plus the pool's sessions, superusers exempt.
+ * port's backends (as core) plus the pool's sessions, superusers exempt;
+ * main port logins count the pool's sessions too (bp_main_port_limits, the
+ * one part of this file that runs in backends).
  *
  * Lookups never wait for a lock: a DDL holding pg_authid or pg_database
  * (LOCK, VACUUM FULL, REINDEX) would otherwise freeze the listener and
@@ -56,6 +58,7 @@
 #include "catalog/pg_auth_members.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_database.h"
+#include "commands/dbcommands.h"
 #include "commands/user.h"
 #include "libpq/crypt.h"
 #include "libpq/hba.h"
@@ -80,7 +83,9 @@
 #include "utils/syscache.h"
 
 #include "auth.h"
+#include "builtin_pool.h"
 #include "pool_shmem.h"
+#include "shutdown.h"
 
 /*
  * Longest client message accepted, length word included: core's limits
@@ -506,15 +511,33 @@ refuse_error(PoolAuthRefusal *why, ErrorData *edata)
 }
 
 /*
+ * CONNECTION LIMIT as a DBA reads it: the main port's backends of the role
+ * (or in the database), as core counts them (background workers, executors
+ * included, do not count), plus the pool's sessions of it on every pool
+ * port.  The newcomer is in neither count yet (a backend records its role
+ * and database only after authentication) and makes one more.
+ */
+static bool
+role_limit_reached(Oid roleid, int limit)
+{
+	return limit >= 0 &&
+		CountUserBackends(roleid) +
+		bp_pool_sessions_of(roleid, InvalidOid) >= limit;
+}
+
+static bool
+db_limit_reached(Oid dboid, int limit)
+{
+	return limit >= 0 &&
+		CountDBConnections(dboid) +
+		bp_pool_sessions_of(InvalidOid, dboid) >= limit;
+}
+
+/*
  * The checks core makes once the client is authenticated (postinit.c,
  * InitializeSessionUserId and CheckMyDatabase), in its order: the role,
- * then the database.  On PA_ADMIT *who names them.
- *
- * A connection limit counts what core counts, the main port's backends of
- * the role or in the database (background workers, executors included, do
- * not count), plus the pool's sessions of the role or in the database,
- * on every pool port; the newcomer makes one more.  Only limited roles and
- * databases pay for the count.
+ * then the database.  On PA_ADMIT *who names them.  Only limited roles
+ * and databases pay for counting their connections.
  */
 static PoolAuthStatus
 admit_checks(PoolAuthRequest *req, AuthFacts *f, PoolAuthRefusal *why,
@@ -528,9 +551,7 @@ admit_checks(PoolAuthRequest *req, AuthFacts *f, PoolAuthRefusal *why,
 		return refuse(why, ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
 					  psprintf("role \"%s\" is not permitted to log in", req->user),
 					  NULL, NULL, NULL);
-	if (f->rolconnlimit >= 0 && !f->rolsuper &&
-		CountUserBackends(f->roleid) +
-		bp_pool_sessions_of(f->roleid, InvalidOid) >= f->rolconnlimit)
+	if (!f->rolsuper && role_limit_reached(f->roleid, f->rolconnlimit))
 		return refuse(why, ERRCODE_TOO_MANY_CONNECTIONS,
 					  psprintf("too many connections for role \"%s\"", req->user),
 					  NULL, NULL, NULL);
@@ -551,9 +572,7 @@ admit_checks(PoolAuthRequest *req, AuthFacts *f, PoolAuthRefusal *why,
 		return refuse(why, ERRCODE_INSUFFICIENT_PRIVILEGE,
 					  psprintf("permission denied for database \"%s\"", req->dbname),
 					  pstrdup("User does not have CONNECT privilege."), NULL, NULL);
-	if (f->datconnlimit >= 0 && !f->rolsuper &&
-		CountDBConnections(f->dboid) +
-		bp_pool_sessions_of(InvalidOid, f->dboid) >= f->datconnlimit)
+	if (!f->rolsuper && db_limit_reached(f->dboid, f->datconnlimit))
 		return refuse(why, ERRCODE_TOO_MANY_CONNECTIONS,
 					  psprintf("too many connections for database \"%s\"", req->dbname),
 					  NULL, NULL, NULL);
@@ -1035,4 +1054,61 @@ bp_auth_check_pools(PoolAuthPool *pools, int n)
 	PG_END_TRY();
 	MemoryContextSwitchTo(cxt);
 	return checked;
+}
+
+/*
+ * See builtin_pool.h.  Core applies CONNECTION LIMIT counting backends
+ * only; here a main port login, authenticated and about to be checked by
+ * core, also counts the pool's sessions, and is refused with core's words.
+ * Runs inside InitPostgres's transaction.  Where core would refuse for
+ * another reason first (no such role or database, NOLOGIN, no CONNECT)
+ * nothing is said, so that core's message wins.  While no pooled session
+ * exists core's count is exact and nothing is read.
+ */
+void
+bp_main_port_limits(Port *port, int status)
+{
+	HeapTuple	tup;
+	Form_pg_authid r;
+	Form_pg_database d;
+	Oid			roleid;
+	Oid			dboid;
+	bool		over;
+
+	if (status != STATUS_OK || Db_user_namespace || bp_pool_sessions_total() == 0)
+		return;
+
+	tup = SearchSysCache1(AUTHNAME, CStringGetDatum(port->user_name));
+	if (!HeapTupleIsValid(tup))
+		return;
+	r = (Form_pg_authid) GETSTRUCT(tup);
+	roleid = r->oid;
+	if (!r->rolcanlogin || r->rolsuper)
+	{
+		ReleaseSysCache(tup);
+		return;
+	}
+	over = role_limit_reached(roleid, r->rolconnlimit);
+	ReleaseSysCache(tup);
+	if (over)
+		ereport(FATAL,
+				(errcode(ERRCODE_TOO_MANY_CONNECTIONS),
+				 errmsg("too many connections for role \"%s\"", port->user_name)));
+
+	dboid = get_database_oid(port->database_name, true);
+	if (!OidIsValid(dboid))
+		return;
+	tup = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(dboid));
+	if (!HeapTupleIsValid(tup))
+		return;
+	d = (Form_pg_database) GETSTRUCT(tup);
+	over = d->datallowconn && !database_is_invalid_form(d) &&
+		db_limit_reached(dboid, d->datconnlimit) &&
+		pg_database_aclcheck(dboid, roleid, ACL_CONNECT) == ACLCHECK_OK;
+	ReleaseSysCache(tup);
+	if (over)
+		ereport(FATAL,
+				(errcode(ERRCODE_TOO_MANY_CONNECTIONS),
+				 errmsg("too many connections for database \"%s\"",
+						port->database_name)));
 }

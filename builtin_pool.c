@@ -17,6 +17,7 @@
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/postmaster.h"
+#include "libpq/auth.h"
 #include "storage/ipc.h"
 #include "utils/guc.h"
 #include "utils/varlena.h"
@@ -40,6 +41,7 @@ int			bp_max_pending_per_address = 100;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+static ClientAuthentication_hook_type prev_client_auth_hook = NULL;
 
 void		_PG_init(void);
 
@@ -146,6 +148,15 @@ define_gucs(void)
 	MarkGUCPrefixReserved("builtin_pool");
 }
 
+/* ClientAuthentication_hook of main port backends: see auth.c */
+static void
+client_authentication(Port *port, int status)
+{
+	if (prev_client_auth_hook)
+		prev_client_auth_hook(port, status);
+	bp_main_port_limits(port, status);
+}
+
 /*
  * Refuses settings that cannot work, with a hint naming what to change:
  * better than a pool that silently never starts an executor.
@@ -229,6 +240,8 @@ _PG_init(void)
 	shmem_request_hook = shmem_request;
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = shmem_startup;
+	prev_client_auth_hook = ClientAuthentication_hook;
+	ClientAuthentication_hook = client_authentication;
 
 	register_listener();
 }

@@ -44,4 +44,12 @@ extern PGDLLEXPORT void bp_executor_main(Datum main_arg);
 /* true if dbname is listed in builtin_pool.dedicated_databases */
 extern bool bp_database_is_dedicated(const char *dbname);
 
+/*
+ * Main port backends, once a client is authenticated (auth.c; called from
+ * the ClientAuthentication_hook): CONNECTION LIMIT counts pooled sessions
+ * there too.  FATAL when a limit is reached.
+ */
+struct Port;
+extern void bp_main_port_limits(struct Port *port, int status);
+
 #endif							/* BUILTIN_POOL_H */

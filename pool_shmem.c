@@ -131,6 +131,7 @@ bp_pool_sessions_of(Oid roleid, Oid dboid)
 	int			n = 0;
 	int			i;
 
+	LWLockAcquire(bp_shared->lock, LW_SHARED);
 	for (i = 0; i < bp_shared->max_executors; i++)
 	{
 		PoolExecutor *ex = &bp_shared->executors[i];
@@ -142,6 +143,7 @@ bp_pool_sessions_of(Oid roleid, Oid dboid)
 		if (OidIsValid(roleid) ? p->roleid == roleid : p->dboid == dboid)
 			n += (int) pg_atomic_read_u32(&ex->n_sessions);
 	}
+	LWLockRelease(bp_shared->lock);
 	return n;
 }
 

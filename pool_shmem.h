@@ -114,9 +114,8 @@ extern int	bp_pool_lookup(int port_index, Oid dboid, Oid roleid,
 /*
  * Pool sessions (queued for an executor or held by one, retired pools
  * included) of the role roleid, or in the database dboid, whichever is
- * valid.  Reads atomics and slot states without the lock: the listener,
- * the only writer of slot states, calls it; the count is as exact as a
- * connection limit needs.
+ * valid.  Takes the lock shared: main port backends call it too.  The
+ * count is as exact as a connection limit needs (core's is not either).
  */
 extern int	bp_pool_sessions_of(Oid roleid, Oid dboid);
 

@@ -3,7 +3,7 @@
 # Admission rules of the main port on the pool port, with core's messages
 # and SQLSTATEs: ALTER ROLE ... CONNECTION LIMIT and ALTER DATABASE ...
 # CONNECTION LIMIT (pool sessions and the main port's backends of the role
-# or database counted together; superusers exempt), ALLOW_CONNECTIONS
+# or database counted together, on both ports; superusers exempt), ALLOW_CONNECTIONS
 # false, NOLOGIN, VALID UNTIL (which, as in core, concerns passwords only).
 # Clients that have not finished authentication are capped in total
 # (builtin_pool.max_pending_connections) and per client address
@@ -95,6 +95,8 @@ sub refused_ok
 	ok($a->{startup}{ok}, 'lim: one main port backend and one pool session');
 	refused_ok(raw_login('lim'), '53300', 'too many connections for role "lim"',
 		'lim: the main port backend counts');
+	refused_ok(raw_login('lim', 'app', port => $mp), '53300', 'too many connections for role "lim"',
+		'lim: and the main port counts the pool session');
 	$bg->quit;
 	$a->terminate;
 
@@ -111,6 +113,8 @@ sub refused_ok
 	ok($a->{startup}{ok}, 'limdb: 1st pool session');
 	refused_ok(raw_login('app', 'limdb'), '53300', 'too many connections for database "limdb"',
 		'limdb: 2nd pool session');
+	refused_ok(raw_login('app', 'limdb', port => $mp), '53300',
+		'too many connections for database "limdb"', 'limdb: the main port counts the pool session');
 	my $s = raw_login('suplim', 'limdb');
 	ok($s->{startup}{ok}, 'limdb: a superuser is not held to it');
 	$s->close;
