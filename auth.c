@@ -32,8 +32,20 @@
  * resource owner of its own, released even when the step throws.
  *
  * Refusals follow core's order and wording: pg_hba.conf first, then the
- * password, then the role, then the database.  datconnlimit and
- * rolconnlimit are not applied: pooled sessions hold no backend.
+ * password, then the role, then the database.  The facts for all of it
+ * come from one short transaction as the client starts: a password
+ * exchange reuses them when it succeeds rather than reading the catalogs
+ * again.  CONNECTION LIMIT of the role and of the database counts the main
+ * port's backends (as core) plus the pool's sessions, superusers exempt;
+ * main port logins count the pool's sessions too (bp_main_port_limits, the
+ * one part of this file that runs in backends).
+ *
+ * Lookups never wait for a lock: a DDL holding pg_authid or pg_database
+ * (LOCK, VACUUM FULL, REINDEX) would otherwise freeze the listener and
+ * every client in its hands.  The locks a lookup needs are taken with
+ * ConditionalLockRelationOid first (the syscache and the scans then find
+ * them held); if one is busy, nothing is decided and the caller asks again
+ * later (PA_BUSY).
  *
  *-------------------------------------------------------------------------
  */
@@ -43,8 +55,10 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "catalog/pg_auth_members.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_database.h"
+#include "commands/dbcommands.h"
 #include "commands/user.h"
 #include "libpq/crypt.h"
 #include "libpq/hba.h"
@@ -57,15 +71,21 @@
 #include "miscadmin.h"
 #include "postmaster/postmaster.h"
 #include "storage/fd.h"
+#include "storage/lmgr.h"
+#include "storage/procarray.h"
 #include "utils/acl.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/relcache.h"
 #include "utils/resowner.h"
 #include "utils/syscache.h"
 
 #include "auth.h"
+#include "builtin_pool.h"
+#include "pool_shmem.h"
+#include "shutdown.h"
 
 /*
  * Longest client message accepted, length word included: core's limits
@@ -81,9 +101,11 @@ typedef struct AuthFacts
 	Oid			roleid;
 	bool		rolcanlogin;
 	bool		rolsuper;
+	int			rolconnlimit;
 	Oid			dboid;
 	bool		datallowconn;
 	bool		datinvalid;
+	int			datconnlimit;
 	bool		canconnect;
 	char	   *shadow_pass;	/* stored secret if the line wants one */
 	const char *logdetail;		/* why shadow_pass is NULL */
@@ -122,10 +144,16 @@ struct PoolAuthExchange
 	char		md5_salt[4];
 	Port	   *port;			/* what the SCRAM callbacks read */
 	void	   *sasl_state;		/* NULL until SASLInitialResponse */
+	AuthFacts	facts;			/* role and database, for admit_checks()
+								 * once the password is right (no hba line,
+								 * no secret) */
 };
 
 static MemoryContext hba_cxt = NULL;
 static List *hba_lines = NIL;
+
+/* a role or database changed since the pools were last checked */
+static bool pools_changed = true;
 
 #define token_is_keyword(t, k)	(!(t)->quoted && strcmp((t)->string, (k)) == 0)
 
@@ -346,76 +374,108 @@ method_wants_password(UserAuth method)
 	return method == uaPassword || method == uaMD5 || method == uaSCRAM;
 }
 
+/* See auth.h */
+bool
+bp_auth_lock_catalogs(void)
+{
+	static const Oid rels[] = {
+		AuthIdRelationId, AuthIdRolnameIndexId, AuthIdOidIndexId,
+		AuthMemRelationId, AuthMemRoleMemIndexId, AuthMemMemRoleIndexId,
+		DatabaseRelationId, DatabaseNameIndexId, DatabaseOidIndexId
+	};
+	int			i;
+
+	for (i = 0; i < lengthof(rels); i++)
+		if (!ConditionalLockRelationOid(rels[i], AccessShareLock))
+			return false;
+	return true;
+}
+
 /*
- * Reads the role, the database and, if with_hba, the matching pg_hba.conf
- * line and the secret that line needs, in one short transaction.  Returns
- * NULL, or the error that interrupted the lookups (copied into the
- * caller's context; the transaction is aborted).  The secret and its log
- * detail are copied into the caller's context before the commit frees
- * what get_role_password() returned.
+ * lookup()'s reads, inside its transaction, the catalogs' locks held.
+ * The secret is copied into cxt.
+ */
+static void
+lookup_locked(PoolAuthRequest *req, AuthFacts *f, MemoryContext cxt)
+{
+	HeapTuple	tup;
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+
+	tup = SearchSysCache1(AUTHNAME, CStringGetDatum(req->user));
+	if (HeapTupleIsValid(tup))
+	{
+		Form_pg_authid r = (Form_pg_authid) GETSTRUCT(tup);
+
+		f->roleid = r->oid;
+		f->rolcanlogin = r->rolcanlogin;
+		f->rolsuper = r->rolsuper;
+		f->rolconnlimit = r->rolconnlimit;
+		ReleaseSysCache(tup);
+	}
+
+	/*
+	 * There is no syscache on database names.  The index may be used only
+	 * once the shared relcache is complete, as in postinit.c.
+	 */
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_database_datname, BTEqualStrategyNumber,
+				F_NAMEEQ, CStringGetDatum(req->dbname));
+	scan = systable_beginscan(rel, DatabaseNameIndexId,
+							  criticalSharedRelcachesBuilt, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		Form_pg_database d = (Form_pg_database) GETSTRUCT(tup);
+
+		f->dboid = d->oid;
+		f->datallowconn = d->datallowconn;
+		f->datinvalid = database_is_invalid_form(d);
+		f->datconnlimit = d->datconnlimit;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	if (OidIsValid(f->roleid) && OidIsValid(f->dboid))
+		f->canconnect = f->rolsuper ||
+			pg_database_aclcheck(f->dboid, f->roleid, ACL_CONNECT) == ACLCHECK_OK;
+	f->hba = hba_find(req, f->roleid);
+	if (f->hba && method_wants_password(f->hba->auth_method))
+	{
+		const char *logdetail = NULL;
+		char	   *secret = get_role_password(req->user, &logdetail);
+
+		if (secret)
+			f->shadow_pass = MemoryContextStrdup(cxt, secret);
+		if (logdetail)
+			f->logdetail = MemoryContextStrdup(cxt, logdetail);
+	}
+}
+
+/*
+ * Reads the role, the database, the matching pg_hba.conf line and the
+ * secret that line needs, in one short transaction.  Returns NULL, or the
+ * error that interrupted the lookups (copied into the caller's context;
+ * the transaction is aborted).  *busy: a catalog was locked, nothing read.
+ * The secret and its log detail are copied into the caller's context
+ * before the commit frees what get_role_password() returned.
  */
 static ErrorData *
-lookup(PoolAuthRequest *req, AuthFacts *f, bool with_hba)
+lookup(PoolAuthRequest *req, AuthFacts *f, bool *busy)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ErrorData  *edata = NULL;
 
 	memset(f, 0, sizeof(*f));
+	*busy = false;
 	PG_TRY();
 	{
-		HeapTuple	tup;
-		Relation	rel;
-		ScanKeyData key;
-		SysScanDesc scan;
-
 		StartTransactionCommand();
-		tup = SearchSysCache1(AUTHNAME, CStringGetDatum(req->user));
-		if (HeapTupleIsValid(tup))
-		{
-			Form_pg_authid r = (Form_pg_authid) GETSTRUCT(tup);
-
-			f->roleid = r->oid;
-			f->rolcanlogin = r->rolcanlogin;
-			f->rolsuper = r->rolsuper;
-			ReleaseSysCache(tup);
-		}
-
-		/*
-		 * There is no syscache on database names.  The index may be used
-		 * only once the shared relcache is complete, as in postinit.c.
-		 */
-		rel = table_open(DatabaseRelationId, AccessShareLock);
-		ScanKeyInit(&key, Anum_pg_database_datname, BTEqualStrategyNumber,
-					F_NAMEEQ, CStringGetDatum(req->dbname));
-		scan = systable_beginscan(rel, DatabaseNameIndexId,
-								  criticalSharedRelcachesBuilt, NULL, 1, &key);
-		tup = systable_getnext(scan);
-		if (HeapTupleIsValid(tup))
-		{
-			Form_pg_database d = (Form_pg_database) GETSTRUCT(tup);
-
-			f->dboid = d->oid;
-			f->datallowconn = d->datallowconn;
-			f->datinvalid = database_is_invalid_form(d);
-		}
-		systable_endscan(scan);
-		table_close(rel, AccessShareLock);
-
-		if (OidIsValid(f->roleid) && OidIsValid(f->dboid))
-			f->canconnect = f->rolsuper ||
-				pg_database_aclcheck(f->dboid, f->roleid, ACL_CONNECT) == ACLCHECK_OK;
-		if (with_hba)
-			f->hba = hba_find(req, f->roleid);
-		if (f->hba && method_wants_password(f->hba->auth_method))
-		{
-			const char *logdetail = NULL;
-			char	   *secret = get_role_password(req->user, &logdetail);
-
-			if (secret)
-				f->shadow_pass = MemoryContextStrdup(cxt, secret);
-			if (logdetail)
-				f->logdetail = MemoryContextStrdup(cxt, logdetail);
-		}
+		if (bp_auth_lock_catalogs())
+			lookup_locked(req, f, cxt);
+		else
+			*busy = true;
 		CommitTransactionCommand();
 	}
 	PG_CATCH();
@@ -429,7 +489,6 @@ lookup(PoolAuthRequest *req, AuthFacts *f, bool with_hba)
 	MemoryContextSwitchTo(cxt);
 	return edata;
 }
-
 /* Fills *why; msg is already formatted */
 static PoolAuthStatus
 refuse(PoolAuthRefusal *why, int sqlstate, char *msg, char *detail,
@@ -452,11 +511,37 @@ refuse_error(PoolAuthRefusal *why, ErrorData *edata)
 }
 
 /*
- * The checks core makes once the client is authenticated (postinit.c), in
- * its order: the role, then the database.
+ * CONNECTION LIMIT as a DBA reads it: the main port's backends of the role
+ * (or in the database), as core counts them (background workers, executors
+ * included, do not count), plus the pool's sessions of it on every pool
+ * port.  The newcomer is in neither count yet (a backend records its role
+ * and database only after authentication) and makes one more.
+ */
+static bool
+role_limit_reached(Oid roleid, int limit)
+{
+	return limit >= 0 &&
+		CountUserBackends(roleid) +
+		bp_pool_sessions_of(roleid, InvalidOid) >= limit;
+}
+
+static bool
+db_limit_reached(Oid dboid, int limit)
+{
+	return limit >= 0 &&
+		CountDBConnections(dboid) +
+		bp_pool_sessions_of(InvalidOid, dboid) >= limit;
+}
+
+/*
+ * The checks core makes once the client is authenticated (postinit.c,
+ * InitializeSessionUserId and CheckMyDatabase), in its order: the role,
+ * then the database.  On PA_ADMIT *who names them.  Only limited roles
+ * and databases pay for counting their connections.
  */
 static PoolAuthStatus
-admit_checks(PoolAuthRequest *req, AuthFacts *f, PoolAuthRefusal *why)
+admit_checks(PoolAuthRequest *req, AuthFacts *f, PoolAuthRefusal *why,
+			 PoolAuthIdentity *who)
 {
 	if (!OidIsValid(f->roleid))
 		return refuse(why, ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
@@ -465,6 +550,10 @@ admit_checks(PoolAuthRequest *req, AuthFacts *f, PoolAuthRefusal *why)
 	if (!f->rolcanlogin)
 		return refuse(why, ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
 					  psprintf("role \"%s\" is not permitted to log in", req->user),
+					  NULL, NULL, NULL);
+	if (!f->rolsuper && role_limit_reached(f->roleid, f->rolconnlimit))
+		return refuse(why, ERRCODE_TOO_MANY_CONNECTIONS,
+					  psprintf("too many connections for role \"%s\"", req->user),
 					  NULL, NULL, NULL);
 	if (!OidIsValid(f->dboid))
 		return refuse(why, ERRCODE_UNDEFINED_DATABASE,
@@ -483,6 +572,12 @@ admit_checks(PoolAuthRequest *req, AuthFacts *f, PoolAuthRefusal *why)
 		return refuse(why, ERRCODE_INSUFFICIENT_PRIVILEGE,
 					  psprintf("permission denied for database \"%s\"", req->dbname),
 					  pstrdup("User does not have CONNECT privilege."), NULL, NULL);
+	if (!f->rolsuper && db_limit_reached(f->dboid, f->datconnlimit))
+		return refuse(why, ERRCODE_TOO_MANY_CONNECTIONS,
+					  psprintf("too many connections for database \"%s\"", req->dbname),
+					  NULL, NULL, NULL);
+	who->roleid = f->roleid;
+	who->dboid = f->dboid;
 	return PA_ADMIT;
 }
 
@@ -526,6 +621,10 @@ exchange_begin(PoolAuthRequest *req, AuthFacts *f, MemoryContext parent,
 		ex->shadow_pass = MemoryContextStrdup(cxt, f->shadow_pass);
 	if (f->logdetail)
 		ex->logdetail = MemoryContextStrdup(cxt, f->logdetail);
+	ex->facts = *f;
+	ex->facts.hba = NULL;		/* a reload may free it */
+	ex->facts.shadow_pass = NULL;
+	ex->facts.logdetail = NULL;
 
 	pwtype = ex->shadow_pass ? get_password_type(ex->shadow_pass) :
 		(PasswordType) Password_encryption;
@@ -625,12 +724,13 @@ check_certificate(PoolAuthRequest *req, HbaLine *hba, char *line,
 /* See auth.h; the order of the checks is core's */
 PoolAuthStatus
 bp_auth_begin(PoolAuthRequest *req, MemoryContext parent, PoolAuthExchange **ex,
-			  StringInfo out, PoolAuthRefusal *why)
+			  StringInfo out, PoolAuthRefusal *why, PoolAuthIdentity *ident)
 {
 	AuthFacts	f;
 	ErrorData  *edata;
 	char	   *line = NULL;
 	const char *who = req->remote_host;
+	bool		busy;
 
 	*ex = NULL;
 	if (hba_cxt == NULL)
@@ -638,8 +738,10 @@ bp_auth_begin(PoolAuthRequest *req, MemoryContext parent, PoolAuthExchange **ex,
 					  psprintf("could not load %s", HbaFileName), NULL,
 					  pstrdup("Fix the file and reload the server configuration."),
 					  NULL);
-	if ((edata = lookup(req, &f, true)) != NULL)
+	if ((edata = lookup(req, &f, &busy)) != NULL)
 		return refuse_error(why, edata);
+	if (busy)
+		return PA_BUSY;
 	if (f.hba)
 		line = psprintf("Connection matched pg_hba.conf line %d: \"%s\"",
 						f.hba->linenumber, f.hba->rawline);
@@ -665,7 +767,7 @@ bp_auth_begin(PoolAuthRequest *req, MemoryContext parent, PoolAuthExchange **ex,
 		PoolAuthStatus st = check_certificate(req, f.hba, line, why);
 
 		if (st == PA_REFUSE || f.hba->auth_method == uaCert)
-			return st == PA_REFUSE ? st : admit_checks(req, &f, why);
+			return st == PA_REFUSE ? st : admit_checks(req, &f, why, ident);
 	}
 	if (method_wants_password(f.hba->auth_method))
 		return exchange_begin(req, &f, parent, ex, out, why);
@@ -675,7 +777,7 @@ bp_auth_begin(PoolAuthRequest *req, MemoryContext parent, PoolAuthExchange **ex,
 							   hba_authname(f.hba->auth_method)), NULL,
 					  psprintf("The pool port serves \"trust\", \"reject\", \"password\", \"md5\", \"scram-sha-256\" and \"cert\".  Connect to the server's port %d, or change pg_hba.conf.",
 							   PostPortNumber), line);
-	return admit_checks(req, &f, why);
+	return admit_checks(req, &f, why, ident);
 }
 
 /* See auth.h; core's recv_password_packet and CheckSASLAuth bounds */
@@ -790,7 +892,7 @@ exchange_step(PoolAuthExchange *ex, char *body, int len, StringInfo out)
 /* See auth.h */
 PoolAuthStatus
 bp_auth_continue(PoolAuthExchange *ex, char *body, int len, StringInfo out,
-				 PoolAuthRefusal *why)
+				 PoolAuthRefusal *why, PoolAuthIdentity *who)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	ResourceOwner saved_owner = CurrentResourceOwner;
@@ -799,7 +901,6 @@ bp_auth_continue(PoolAuthExchange *ex, char *body, int len, StringInfo out,
 	int			result = PG_SASL_EXCHANGE_FAILURE;
 	int			outlen = out->len;
 	PoolAuthRequest req;
-	AuthFacts	f;
 
 	/*
 	 * A resource owner for this step only: the OpenSSL contexts the step
@@ -846,16 +947,15 @@ bp_auth_continue(PoolAuthExchange *ex, char *body, int len, StringInfo out,
 					  ex->logdetail ? psprintf("%s\n%s", ex->logdetail, line) : line);
 	}
 
-	/* authenticated: now the checks core makes after authentication */
+	/*
+	 * Authenticated: now the checks core makes after authentication, on the
+	 * facts read as the client started (no second catalog transaction; a
+	 * change since is caught by the pool's own check, proxy.c).
+	 */
 	memset(&req, 0, sizeof(req));
 	req.user = ex->user;
 	req.dbname = ex->dbname;
-	if ((edata = lookup(&req, &f, false)) != NULL)
-	{
-		out->len = outlen;
-		return refuse_error(why, edata);
-	}
-	if (admit_checks(&req, &f, why) != PA_ADMIT)
+	if (admit_checks(&req, &ex->facts, why, who) != PA_ADMIT)
 	{
 		out->len = outlen;
 		return PA_REFUSE;
@@ -868,4 +968,147 @@ void
 bp_auth_free(PoolAuthExchange *ex)
 {
 	MemoryContextDelete(ex->cxt);
+}
+
+/* Syscache callback: a role or a database changed, or the caches were reset */
+static void
+pools_catalog_changed(Datum arg, int cacheid, uint32 hashvalue)
+{
+	pools_changed = true;
+}
+
+/* See auth.h */
+void
+bp_auth_init(void)
+{
+	CacheRegisterSyscacheCallback(AUTHOID, pools_catalog_changed, (Datum) 0);
+	CacheRegisterSyscacheCallback(DATABASEOID, pools_catalog_changed, (Datum) 0);
+}
+
+/*
+ * One pool against the catalogs, their locks held: the role must still
+ * bear the pool's name and be allowed to log in, the database must still
+ * bear its name.
+ */
+static bool
+pool_still_valid(PoolAuthPool *p)
+{
+	HeapTuple	tup;
+	bool		ok = false;
+
+	tup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(p->roleid));
+	if (HeapTupleIsValid(tup))
+	{
+		Form_pg_authid r = (Form_pg_authid) GETSTRUCT(tup);
+
+		ok = r->rolcanlogin && strcmp(NameStr(r->rolname), p->rolname) == 0;
+		ReleaseSysCache(tup);
+	}
+	if (!ok)
+		return false;
+	tup = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(p->dboid));
+	if (!HeapTupleIsValid(tup))
+		return false;
+	ok = strcmp(NameStr(((Form_pg_database) GETSTRUCT(tup))->datname),
+				p->dbname) == 0;
+	ReleaseSysCache(tup);
+	return ok;
+}
+
+/*
+ * See auth.h.  Starting the transaction takes in the invalidations that
+ * tell us of a change (pools_catalog_changed), so this is also how the
+ * listener learns of one, at its pace.  The flag is cleared only once the
+ * locks are held: a change seen while taking them is checked now.
+ */
+bool
+bp_auth_check_pools(PoolAuthPool *pools, int n)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	bool		checked = false;
+
+	PG_TRY();
+	{
+		StartTransactionCommand();
+		if (pools_changed && bp_auth_lock_catalogs())
+		{
+			int			i;
+
+			pools_changed = false;
+			for (i = 0; i < n; i++)
+				pools[i].valid = pool_still_valid(&pools[i]);
+			checked = n > 0;
+		}
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		/* the catalogs are readable, so this is unexpected: log, retry */
+		MemoryContextSwitchTo(cxt);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		pools_changed = true;
+		checked = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	return checked;
+}
+
+/*
+ * See builtin_pool.h.  Core applies CONNECTION LIMIT counting backends
+ * only; here a main port login, authenticated and about to be checked by
+ * core, also counts the pool's sessions, and is refused with core's words.
+ * Runs inside InitPostgres's transaction.  Where core would refuse for
+ * another reason first (no such role or database, NOLOGIN, no CONNECT)
+ * nothing is said, so that core's message wins.  While no pooled session
+ * exists core's count is exact and nothing is read.
+ */
+void
+bp_main_port_limits(Port *port, int status)
+{
+	HeapTuple	tup;
+	Form_pg_authid r;
+	Form_pg_database d;
+	Oid			roleid;
+	Oid			dboid;
+	bool		over;
+
+	if (status != STATUS_OK || Db_user_namespace || bp_pool_sessions_total() == 0)
+		return;
+
+	tup = SearchSysCache1(AUTHNAME, CStringGetDatum(port->user_name));
+	if (!HeapTupleIsValid(tup))
+		return;
+	r = (Form_pg_authid) GETSTRUCT(tup);
+	roleid = r->oid;
+	if (!r->rolcanlogin || r->rolsuper)
+	{
+		ReleaseSysCache(tup);
+		return;
+	}
+	over = role_limit_reached(roleid, r->rolconnlimit);
+	ReleaseSysCache(tup);
+	if (over)
+		ereport(FATAL,
+				(errcode(ERRCODE_TOO_MANY_CONNECTIONS),
+				 errmsg("too many connections for role \"%s\"", port->user_name)));
+
+	dboid = get_database_oid(port->database_name, true);
+	if (!OidIsValid(dboid))
+		return;
+	tup = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(dboid));
+	if (!HeapTupleIsValid(tup))
+		return;
+	d = (Form_pg_database) GETSTRUCT(tup);
+	over = d->datallowconn && !database_is_invalid_form(d) &&
+		db_limit_reached(dboid, d->datconnlimit) &&
+		pg_database_aclcheck(dboid, roleid, ACL_CONNECT) == ACLCHECK_OK;
+	ReleaseSysCache(tup);
+	if (over)
+		ereport(FATAL,
+				(errcode(ERRCODE_TOO_MANY_CONNECTIONS),
+				 errmsg("too many connections for database \"%s\"",
+						port->database_name)));
 }

@@ -17,6 +17,7 @@
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/postmaster.h"
+#include "libpq/auth.h"
 #include "storage/ipc.h"
 #include "utils/guc.h"
 #include "utils/varlena.h"
@@ -37,9 +38,12 @@ bool		bp_use_io_uring = true;
 int			bp_idle_executor_timeout = 0;
 int			bp_queue_wait_timeout = 0;
 bool		bp_smart_shutdown_guard = true;
+int			bp_max_pending_connections = 1000;
+int			bp_max_pending_per_address = 100;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+static ClientAuthentication_hook_type prev_client_auth_hook = NULL;
 
 void		_PG_init(void);
 
@@ -135,7 +139,32 @@ define_gucs(void)
 							PGC_SIGHUP, GUC_NOT_IN_SAMPLE,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("builtin_pool.max_pending_connections",
+							"Maximum number of pool clients connecting or authenticating at a time.",
+							"A client over the limit is refused with SQLSTATE 53300.",
+							&bp_max_pending_connections,
+							1000, 1, 100000,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("builtin_pool.max_pending_per_address",
+							"Maximum number of pool clients from one address connecting or authenticating at a time.",
+							"All Unix socket clients count as one address. A client over the limit is refused with SQLSTATE 53300.",
+							&bp_max_pending_per_address,
+							100, 1, 100000,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("builtin_pool");
+}
+
+/* ClientAuthentication_hook of main port backends: see auth.c */
+static void
+client_authentication(Port *port, int status)
+{
+	if (prev_client_auth_hook)
+		prev_client_auth_hook(port, status);
+	bp_main_port_limits(port, status);
 }
 
 /*
@@ -221,6 +250,8 @@ _PG_init(void)
 	shmem_request_hook = shmem_request;
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = shmem_startup;
+	prev_client_auth_hook = ClientAuthentication_hook;
+	ClientAuthentication_hook = client_authentication;
 
 	register_listener();
 

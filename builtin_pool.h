@@ -24,6 +24,8 @@ extern bool bp_use_io_uring;
 extern int	bp_idle_executor_timeout;
 extern int	bp_queue_wait_timeout;
 extern bool bp_smart_shutdown_guard;
+extern int	bp_max_pending_connections;
+extern int	bp_max_pending_per_address;
 
 /* Upper bound for builtin_pool.session_pool_ports */
 #define BP_MAX_POOL_PORTS	64
@@ -41,5 +43,13 @@ extern PGDLLEXPORT void bp_executor_main(Datum main_arg);
 
 /* true if dbname is listed in builtin_pool.dedicated_databases */
 extern bool bp_database_is_dedicated(const char *dbname);
+
+/*
+ * Main port backends, once a client is authenticated (auth.c; called from
+ * the ClientAuthentication_hook): CONNECTION LIMIT counts pooled sessions
+ * there too.  FATAL when a limit is reached.
+ */
+struct Port;
+extern void bp_main_port_limits(struct Port *port, int status);
 
 #endif							/* BUILTIN_POOL_H */

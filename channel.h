@@ -46,6 +46,10 @@ typedef struct PoolHandoff
 	int32		state_len;		/* > 0: a session moved from another executor;
 								 * its state (session.c) follows the pairs */
 	BpTlsWriter tls;			/* suite != 0: a TLS session (tls.h) */
+	Oid			roleid;			/* whom the listener admitted: the executor
+								 * refuses a client not of its own role and
+								 * database */
+	Oid			dboid;
 } PoolHandoff;
 
 /*

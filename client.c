@@ -12,7 +12,15 @@
  * the password exchange auth.c words (PC_AUTH: messages sent and read here
  * as they arrive).  An admitted client goes to proxy.c's conn_route().
  * Nothing here blocks, every client has a deadline (authentication_timeout),
- * and a client that misbehaves is refused alone.
+ * and a client that misbehaves is refused alone.  A client whose catalog
+ * lookup finds a DDL holding the catalogs waits in PC_LOOKUP, retried each
+ * tick, rather than the listener waiting for the lock.
+ *
+ * Clients not yet admitted hold a descriptor and memory each, for up to
+ * authentication_timeout: builtin_pool.max_pending_connections caps them
+ * in all and builtin_pool.max_pending_per_address per client address, so
+ * that one client cannot exhaust the listener.  One over a cap is refused
+ * at once with 53300.
  *
  *-------------------------------------------------------------------------
  */
@@ -31,6 +39,7 @@
 #include "miscadmin.h"
 #include "postmaster/postmaster.h"
 #include "utils/guc.h"
+#include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -42,6 +51,106 @@
 #include "tls.h"
 
 static void conn_read(PoolConn *c);
+
+/*
+ * Clients not yet admitted, in all and per address (PoolConn.pending).  A
+ * Unix socket client's address is "[local]": all count as one.
+ */
+typedef struct PendingKey
+{
+	sa_family_t family;
+	uint8		addr[16];
+} PendingKey;
+
+typedef struct PendingEntry
+{
+	PendingKey	key;			/* first: the hash key */
+	int			count;
+} PendingEntry;
+
+static HTAB *pending_by_addr = NULL;
+static int	n_pending = 0;
+
+/* The key of c's address: the IP address alone, never the port */
+static void
+pending_key(PoolConn *c, PendingKey *key)
+{
+	memset(key, 0, sizeof(*key));
+	if (c->is_unix)
+	{
+		key->family = AF_UNIX;
+		return;
+	}
+	key->family = c->raddr.addr.ss_family;
+	if (key->family == AF_INET)
+		memcpy(key->addr, &((struct sockaddr_in *) &c->raddr.addr)->sin_addr, 4);
+	else if (key->family == AF_INET6)
+		memcpy(key->addr, &((struct sockaddr_in6 *) &c->raddr.addr)->sin6_addr, 16);
+}
+
+/*
+ * Counts a new client as pending, unless that would pass a cap: then
+ * returns false with *detail and *hint (palloc'd) saying which.
+ */
+static bool
+pending_start(PoolConn *c, char **detail, char **hint)
+{
+	PendingKey	key;
+	PendingEntry *e;
+	bool		found;
+
+	if (pending_by_addr == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(PendingKey);
+		ctl.entrysize = sizeof(PendingEntry);
+		ctl.hcxt = TopMemoryContext;
+		pending_by_addr = hash_create("builtin_pool pending clients", 64, &ctl,
+									  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	if (n_pending >= bp_max_pending_connections)
+	{
+		*detail = psprintf("%d clients are still connecting or authenticating.",
+						   n_pending);
+		*hint = pstrdup("Raise builtin_pool.max_pending_connections.");
+		return false;
+	}
+	pending_key(c, &key);
+	e = hash_search(pending_by_addr, &key, HASH_ENTER, &found);
+	if (!found)
+		e->count = 0;
+	if (e->count >= bp_max_pending_per_address)
+	{
+		*detail = psprintf("%d clients from this address are still connecting or authenticating.",
+						   e->count);
+		*hint = pstrdup("Raise builtin_pool.max_pending_per_address.");
+		if (e->count == 0)
+			(void) hash_search(pending_by_addr, &key, HASH_REMOVE, NULL);
+		return false;
+	}
+	e->count++;
+	n_pending++;
+	c->pending = true;
+	return true;
+}
+
+/* See listener.h: c was admitted or is closed; it no longer counts */
+void
+conn_end_pending(PoolConn *c)
+{
+	PendingKey	key;
+	PendingEntry *e;
+
+	if (!c->pending)
+		return;
+	c->pending = false;
+	n_pending--;
+	pending_key(c, &key);
+	e = hash_search(pending_by_addr, &key, HASH_FIND, NULL);
+	if (e != NULL && --e->count <= 0)
+		(void) hash_search(pending_by_addr, &key, HASH_REMOVE, NULL);
+}
 
 /* Applies core's socket options for TCP clients; failures are harmless */
 static void
@@ -317,7 +426,7 @@ conn_negotiate_encryption(PoolConn *c, bool ssl)
  */
 static bool
 conn_auth_step(PoolConn *c, PoolAuthStatus st, StringInfo out,
-			   PoolAuthRefusal *why)
+			   PoolAuthRefusal *why, PoolAuthIdentity *who)
 {
 	if (st == PA_REFUSE)
 	{
@@ -346,6 +455,8 @@ conn_auth_step(PoolConn *c, PoolAuthStatus st, StringInfo out,
 		bp_auth_free(c->auth);
 		c->auth = NULL;
 	}
+	c->roleid = who->roleid;
+	c->dboid = who->dboid;
 	conn_route(c);
 	return false;
 }
@@ -368,6 +479,7 @@ conn_auth_read(PoolConn *c)
 			(int) c->auth_len + 1 - c->auth_have;
 		ssize_t		n = need > 0 ? conn_recv(c, dst, need) : 0;
 		PoolAuthRefusal why;
+		PoolAuthIdentity who;
 		PoolAuthStatus st;
 		StringInfoData out;
 
@@ -406,13 +518,115 @@ conn_auth_read(PoolConn *c)
 
 		/* a whole message */
 		initStringInfo(&out);
-		st = bp_auth_continue(c->auth, c->auth_msg, c->auth_len - 4, &out, &why);
+		st = bp_auth_continue(c->auth, c->auth_msg, c->auth_len - 4, &out, &why,
+							  &who);
 		pfree(c->auth_msg);
 		c->auth_msg = NULL;
 		c->auth_have = 0;
-		if (!conn_auth_step(c, st, &out, &why))
+		if (!conn_auth_step(c, st, &out, &why, &who))
 			return;
 	}
+}
+
+/*
+ * Asks auth.c about c, whose startup packet is read, and acts on the
+ * answer.  While a DDL holds a catalog the lookup needs, c waits in
+ * PC_LOOKUP, its input left in the socket, and conn_retry_lookups() asks
+ * again.  Returns true if c waits so.
+ */
+static bool
+conn_begin_auth(PoolConn *c)
+{
+	PoolAuthRequest req;
+	PoolAuthRefusal why;
+	PoolAuthIdentity who;
+	PoolAuthStatus verdict;
+	StringInfoData out;
+	int			id = c->io.id;
+	uint32		gen = c->io.gen;
+
+	req.user = c->user;
+	req.dbname = c->dbname;
+	req.is_unix = c->is_unix;
+	req.raddr = &c->raddr;
+	req.remote_host = c->remote_host;
+	req.ssl = c->ssl != NULL;
+	req.ssl_conn = c->ssl;
+	req.cert_valid = c->ssl != NULL && bp_tls_peer_verified(c->ssl);
+	req.cert_cn = c->ssl != NULL ? bp_tls_peer_cn(c->ssl) : NULL;
+	initStringInfo(&out);
+	verdict = bp_auth_begin(&req, bp_conn_cxt, &c->auth, &out, &why, &who);
+	if (verdict == PA_BUSY)
+	{
+		pfree(out.data);
+		if (c->state != PC_LOOKUP)
+		{
+			c->state = PC_LOOKUP;
+			c->io.want = 0;
+			bp_io_update(&c->io);
+		}
+		return true;
+	}
+	(void) conn_auth_step(c, verdict, &out, &why, &who);
+	if (bp_io_alive(id, gen) && c->state == PC_AUTH && c->io.want != BP_EV_READ)
+	{
+		c->io.want = BP_EV_READ;	/* it was waiting in PC_LOOKUP */
+		bp_io_update(&c->io);
+	}
+	return false;
+}
+
+/*
+ * See listener.h: the clients waiting in PC_LOOKUP try again, oldest
+ * first, until one finds the catalogs still locked (the others would too).
+ * Each may be closed or admitted meanwhile, and admitting one may close
+ * others (handed over), so they are found again by id.  Returns true if
+ * some still wait.
+ */
+bool
+conn_retry_lookups(void)
+{
+	dlist_iter	it;
+	PoolConn  **conns;
+	int		   *ids;
+	uint32	   *gens;
+	int			n = 0;
+	int			i;
+
+	dlist_foreach(it, &bp_conns)
+	{
+		if (dlist_container(PoolConn, all_node, it.cur)->state == PC_LOOKUP)
+			n++;
+	}
+	if (n == 0)
+		return false;
+	conns = palloc(n * sizeof(PoolConn *));
+	ids = palloc(n * sizeof(int));
+	gens = palloc(n * sizeof(uint32));
+	n = 0;
+	dlist_foreach(it, &bp_conns)
+	{
+		PoolConn   *c = dlist_container(PoolConn, all_node, it.cur);
+
+		if (c->state == PC_LOOKUP)
+		{
+			conns[n] = c;
+			ids[n] = c->io.id;
+			gens[n++] = c->io.gen;
+		}
+	}
+	for (i = 0; i < n; i++)
+	{
+		/* a live (id, generation) pair means the PoolConn is not freed */
+		if (bp_io_alive(ids[i], gens[i]) &&
+			conns[i]->state == PC_LOOKUP &&
+			conn_begin_auth(conns[i]))
+			break;
+	}
+	pfree(conns);
+	pfree(ids);
+	pfree(gens);
+	return i < n;
 }
 
 /*
@@ -425,10 +639,6 @@ conn_packet(PoolConn *c)
 {
 	ProtocolVersion proto;
 	PoolStartup st;
-	PoolAuthRequest req;
-	PoolAuthRefusal why;
-	PoolAuthStatus verdict;
-	StringInfoData out;
 	int			sqlstate;
 	const char *msg;
 
@@ -494,18 +704,7 @@ conn_packet(PoolConn *c)
 	strlcpy(c->user, st.user, NAMEDATALEN);
 	strlcpy(c->dbname, st.database, NAMEDATALEN);
 	c->proto = proto;
-	req.user = c->user;
-	req.dbname = c->dbname;
-	req.is_unix = c->is_unix;
-	req.raddr = &c->raddr;
-	req.remote_host = c->remote_host;
-	req.ssl = c->ssl != NULL;
-	req.ssl_conn = c->ssl;
-	req.cert_valid = c->ssl != NULL && bp_tls_peer_verified(c->ssl);
-	req.cert_cn = c->ssl != NULL ? bp_tls_peer_cn(c->ssl) : NULL;
-	initStringInfo(&out);
-	verdict = bp_auth_begin(&req, bp_conn_cxt, &c->auth, &out, &why);
-	(void) conn_auth_step(c, verdict, &out, &why);
+	(void) conn_begin_auth(c);
 	return false;
 }
 
@@ -597,6 +796,8 @@ conn_accept(int fd, int port_index, bool is_unix)
 	PoolConn   *c;
 	int			id;
 	uint32		gen;
+	char	   *detail;
+	char	   *hint;
 
 	pg_atomic_fetch_add_u64(&bp_shared->n_accepted, 1);
 	c = MemoryContextAllocZero(bp_conn_cxt, sizeof(PoolConn));
@@ -625,6 +826,22 @@ conn_accept(int fd, int port_index, bool is_unix)
 	}
 	bp_io_register(&c->io);
 	dlist_push_tail(&bp_conns, &c->all_node);
+	if (!pending_start(c, &detail, &hint))
+	{
+		char		junk[1024];
+		int			i;
+
+		/*
+		 * What the client sent already is read (a little, never waiting):
+		 * closing a socket with unread input resets the connection, and
+		 * the client could lose the error.
+		 */
+		for (i = 0; i < 16 && recv(fd, junk, sizeof(junk), MSG_DONTWAIT) > 0; i++)
+			;
+		conn_refuse(c, LOG, ERRCODE_TOO_MANY_CONNECTIONS,
+					"sorry, too many clients already", detail, hint, NULL);
+		return;
+	}
 	c->io.want = BP_EV_READ;
 	id = c->io.id;
 	gen = c->io.gen;
@@ -641,7 +858,7 @@ conn_accept(int fd, int port_index, bool is_unix)
 void
 conn_expire(PoolConn *c)
 {
-	if (c->state == PC_AUTH)
+	if (c->state == PC_AUTH || c->state == PC_LOOKUP)
 	{
 		conn_refuse(c, LOG, ERRCODE_QUERY_CANCELED,
 					"canceling authentication due to timeout", NULL, NULL,

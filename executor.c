@@ -15,6 +15,13 @@
  * open and pqcomm's receive buffer is empty: then nothing of it can be read
  * by the next session.
  *
+ * Identity.  An executor logs in once, by the OIDs of its pool's database
+ * and role (a name may come to mean another role), and takes only clients
+ * the listener admitted as that very role and database.  When the pool is
+ * retired (its role renamed, dropped or made NOLOGIN, its database renamed
+ * or dropped; proxy.c) it ends each session once its transaction is over,
+ * with 57P01, and exits.
+ *
  * Errors.  A sigsetjmp block, like PostgresMain's, turns an ERROR into an
  * ErrorResponse to the session that caused it and an aborted transaction;
  * the process and its other sessions carry on.  A session whose client is
@@ -84,6 +91,7 @@ static int	n_sessions = 0;
 static int	n_queued = 0;
 static bool retire_sent = false;
 static bool retire_acked = false;
+static bool dismissal_done = false;
 static bool served_any = false;
 static TimestampTz idle_since = 0;
 static uint32 last_session_id = 0;
@@ -196,10 +204,11 @@ switch_out(void)
 
 /*
  * Finds our slot and its pool; the listener filled them in before it
- * registered us.  Exits quietly if the slot was reused meanwhile.
+ * registered us.  Exits quietly if the slot was reused meanwhile, or the
+ * pool retired (its role may be gone: logging in would fail).
  */
 static void
-attach_slot(Datum main_arg, char *dbname, char *rolname)
+attach_slot(Datum main_arg, Oid *dboid, Oid *roleid)
 {
 	uint32		generation;
 	PoolExecutor *ex;
@@ -213,13 +222,13 @@ attach_slot(Datum main_arg, char *dbname, char *rolname)
 	LWLockAcquire(bp_shared->lock, LW_SHARED);
 	ex = &bp_shared->executors[my_slot_index];
 	ok = ex->state == PE_STARTING && ex->generation == generation &&
-		ex->pool_id >= 0;
+		ex->pool_id >= 0 && pg_atomic_read_u32(&ex->dismissed) == 0;
 	if (ok)
 	{
 		PoolDesc   *pool = &bp_shared->pools[ex->pool_id];
 
-		strlcpy(dbname, pool->dbname, NAMEDATALEN);
-		strlcpy(rolname, pool->rolname, NAMEDATALEN);
+		*dboid = pool->dboid;
+		*roleid = pool->roleid;
 		my_pool_dedicated = pool->dedicated;
 	}
 	LWLockRelease(bp_shared->lock);
@@ -342,6 +351,79 @@ start_session(int sock, int client_fd, const PoolHandoff *handoff,
 		examine_session(s, false);	/* in case it sent before we listened */
 }
 
+/* Our pool was retired (proxy.c): no session may start or go on here */
+static inline bool
+pool_dismissed(void)
+{
+	return pg_atomic_read_u32(&bp_my_slot->dismissed) != 0;
+}
+
+/*
+ * Tells the client of a handoff that it will not be served (msg is a whole
+ * ErrorResponse) and closes its descriptors.  Best effort, never blocking.
+ */
+static void
+refuse_handoff(char *buf, ssize_t n, int *fds, StringInfo msg)
+{
+	BpTlsSealer sealer;
+
+	memset(&sealer, 0, sizeof(sealer));
+	if (n >= sizeof(PoolHandoff) &&
+		((PoolHandoff *) buf)->magic == BP_HANDOFF_MAGIC)
+	{
+		memcpy(&sealer.w, &((PoolHandoff *) buf)->tls, sizeof(sealer.w));
+		explicit_bzero(&((PoolHandoff *) buf)->tls, sizeof(sealer.w));
+	}
+	if (bp_channel_fds_fit(&sealer.w, fds))
+	{
+		if (sealer.w.suite != 0)
+			(void) bp_tls_send_goodbye(&sealer, bp_channel_output_fd(fds),
+									   msg->data, msg->len);
+		else
+			(void) bp_tls_send_quick(&sealer, bp_channel_output_fd(fds),
+									 msg->data, msg->len);
+	}
+	bp_tls_sealer_free(&sealer);
+	bp_channel_close_fds(fds);
+}
+
+/*
+ * A handoff this executor must not serve: its pool was retired, or the
+ * client was admitted as another role or database than ours (which would
+ * be a listener bug: logged).  Returns true if it was refused.
+ */
+static bool
+handoff_refused(char *buf, ssize_t n, int *fds, const PoolHandoff *h)
+{
+	StringInfoData msg;
+
+	if (!pool_dismissed() &&
+		h->roleid == GetAuthenticatedUserId() && h->dboid == MyDatabaseId)
+		return false;
+	initStringInfo(&msg);
+	if (pool_dismissed())
+		bp_build_error(&msg, "FATAL", ERRCODE_ADMIN_SHUTDOWN,
+					   BP_RETIRED_MESSAGE, BP_RETIRED_DETAIL, NULL);
+	else
+	{
+		ereport(LOG,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("builtin_pool executor refused a client admitted as role %u in database %u",
+						h->roleid, h->dboid),
+				 errdetail("The executor serves role %u in database %u.",
+						   GetAuthenticatedUserId(), MyDatabaseId)));
+		bp_build_error(&msg, "FATAL", ERRCODE_CONNECTION_FAILURE,
+					   "the pool handed the connection to an executor of another role or database",
+					   NULL, NULL);
+	}
+	refuse_handoff(buf, n, fds, &msg);
+	pfree(msg.data);
+	bp_cancel_key_remove(h->cancel_key, my_slot_index, my_generation);
+	/* the listener counted it as ours at handoff */
+	pg_atomic_fetch_sub_u32(&bp_my_slot->n_sessions, 1);
+	return true;
+}
+
 /*
  * Reads everything the listener queued on the channel.  EOF means the
  * listener is gone: its restart starts a new pool, so this executor ends.
@@ -379,6 +461,11 @@ drain_channel(void)
 				n == sizeof(PoolHandoff) + handoff.startup_len + handoff.state_len &&
 				bp_channel_fds_fit(&handoff.tls, fds))
 			{
+				if (handoff_refused(buf, n, fds, &handoff))
+				{
+					explicit_bzero(&handoff.tls, sizeof(handoff.tls));
+					continue;
+				}
 				/* TLS: the relay's end, then the client's TCP socket */
 				PG_TRY();
 				{
@@ -576,7 +663,13 @@ idle_duties(void)
 		long		left = bp_idle_executor_timeout * 1000L -
 			TimestampDifferenceMilliseconds(idle_since, GetCurrentTimestamp());
 
-		if (left > 0 && (timeout < 0 || left < timeout))
+		/*
+		 * The difference is rounded up, so left can be 0 a little before
+		 * maybe_retire() sees the timeout passed: wait at least 1 ms, never
+		 * without a timeout.
+		 */
+		left = Max(left, 1);
+		if (timeout < 0 || left < timeout)
 			timeout = left;
 	}
 	return timeout;
@@ -633,6 +726,26 @@ end_waiting_session(PoolSession *s, int sqlstate, const char *message,
 			(errcode(sqlstate),
 			 errmsg("ending pool session: %s", message)));
 	close_session(s);
+}
+
+/*
+ * The pool was retired: ends every session (none is in a transaction: a
+ * session is left only between transactions), refusing the handoffs still
+ * in the channel first, and exits once none is left.  The listener sends
+ * nothing more after flagging us, so no client can slip in behind.
+ */
+static void
+end_dismissed_sessions(void)
+{
+	dlist_mutable_iter it;
+
+	drain_channel();
+	dlist_foreach_modify(it, &all_sessions)
+		end_waiting_session(dlist_container(PoolSession, all_node, it.cur),
+							ERRCODE_ADMIN_SHUTDOWN, BP_RETIRED_MESSAGE, NULL);
+	update_counters();
+	dismissal_done = true;
+	retire_acked = true;		/* maybe_retire() exits now */
 }
 
 /*
@@ -905,6 +1018,11 @@ wait_session_input(PoolSession *s)
 			if (notifyInterruptPending)
 				ProcessNotifyInterrupt(true);
 			(void) idle_duties();
+			if (pool_dismissed())
+			{
+				bp_session_send_fatal(ERRCODE_ADMIN_SHUTDOWN, BP_RETIRED_MESSAGE);
+				return false;
+			}
 		}
 		if (s->dead)
 			return false;
@@ -987,6 +1105,12 @@ serve_current(bool must_read)
 			break;
 		if (!first && can_switch_out(s))
 		{
+			/* a retired pool's session ends once its transaction is over */
+			if (pool_dismissed())
+			{
+				bp_session_send_fatal(ERRCODE_ADMIN_SHUTDOWN, BP_RETIRED_MESSAGE);
+				break;
+			}
 			if (!bp_session_pinned(s))
 			{
 				set_pinned(s, false);
@@ -1127,28 +1251,10 @@ notify_clients_at_exit(int code, Datum arg)
 	{
 		int			fds[BP_CHANNEL_MAX_FDS];
 		ssize_t		n = bp_channel_recv(channel_fd, channel_buf, BP_HANDOFF_MAX, fds);
-		BpTlsSealer sealer;
 
 		if (n <= 0)
 			break;
-		memset(&sealer, 0, sizeof(sealer));
-		if (n >= sizeof(PoolHandoff) &&
-			((PoolHandoff *) channel_buf)->magic == BP_HANDOFF_MAGIC)
-		{
-			memcpy(&sealer.w, &((PoolHandoff *) channel_buf)->tls, sizeof(sealer.w));
-			explicit_bzero(&((PoolHandoff *) channel_buf)->tls, sizeof(sealer.w));
-		}
-		if (bp_channel_fds_fit(&sealer.w, fds))
-		{
-			if (sealer.w.suite != 0)
-				(void) bp_tls_send_goodbye(&sealer, bp_channel_output_fd(fds),
-										   msg.data, msg.len);
-			else
-				(void) bp_tls_send_quick(&sealer, bp_channel_output_fd(fds),
-										 msg.data, msg.len);
-		}
-		bp_tls_sealer_free(&sealer);
-		bp_channel_close_fds(fds);
+		refuse_handoff(channel_buf, n, fds, &msg);
 	}
 }
 
@@ -1163,8 +1269,8 @@ count_transaction(XactEvent event, void *arg)
 void
 bp_executor_main(Datum main_arg)
 {
-	char		dbname[NAMEDATALEN];
-	char		rolname[NAMEDATALEN];
+	Oid			dboid;
+	Oid			roleid;
 	sigjmp_buf	local_sigjmp_buf;
 
 	pqsignal(SIGTERM, executor_sigterm);
@@ -1173,9 +1279,9 @@ bp_executor_main(Datum main_arg)
 	pqsignal(SIGUSR2, executor_sigusr2);
 
 	bp_sockets_close_inherited();
-	attach_slot(main_arg, dbname, rolname);
+	attach_slot(main_arg, &dboid, &roleid);
 	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnection(dbname, rolname, 0);
+	BackgroundWorkerInitializeConnectionByOid(dboid, roleid, 0);
 
 	/*
 	 * From here on the clients see a backend: a terminated executor must
@@ -1216,6 +1322,8 @@ bp_executor_main(Datum main_arg)
 			continue;
 		}
 
+		if (pool_dismissed() && !dismissal_done)
+			end_dismissed_sessions();
 		if (channel_readable ||
 			pg_atomic_read_u32(&bp_my_slot->channel_sends) != channel_sends_seen)
 		{

@@ -21,6 +21,9 @@ typedef enum PoolConnState
 {
 	PC_READING,					/* reading a startup packet */
 	PC_TLS,						/* in the TLS handshake after SSLRequest */
+	PC_LOOKUP,					/* startup packet read, but a DDL holds a
+								 * catalog auth.c must read: retried each
+								 * tick (conn_retry_lookups) */
 	PC_AUTH,					/* pg_hba.conf asked for a password: in the
 								 * exchange auth.c drives */
 	PC_QUEUED,					/* admitted, waiting for its executor */
@@ -52,6 +55,10 @@ typedef struct PoolConn
 	ProtocolVersion proto;
 	char		user[NAMEDATALEN];
 	char		dbname[NAMEDATALEN];
+	Oid			roleid;			/* what user and dbname named when admitted */
+	Oid			dboid;
+	bool		pending;		/* counted against the caps on clients not
+								 * yet admitted (conn_end_pending) */
 	int			exec_slot;		/* executor it is queued for, or -1 */
 	uint32		exec_gen;
 	uint32		cancel_key;		/* in the cancel key table while non-zero */
@@ -89,6 +96,8 @@ extern void conn_refuse(PoolConn *c, int elevel, int sqlstate, const char *msg,
 						const char *detail, const char *hint,
 						const char *logdetail);
 extern void conn_expire(PoolConn *c);
+extern void conn_end_pending(PoolConn *c);
+extern bool conn_retry_lookups(void);
 
 /* proxy.c */
 extern void conn_close(PoolConn *c);

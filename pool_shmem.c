@@ -121,6 +121,7 @@ bp_shmem_startup(void)
 			for (int k = 0; k < BP_CANCEL_SLOTS; k++)
 				pg_atomic_init_u32(&ex->cancel_keys[k], 0);
 			pg_atomic_init_u32(&ex->channel_sends, 0);
+			pg_atomic_init_u32(&ex->dismissed, 0);
 		}
 	}
 	init_cancel_table();
@@ -132,8 +133,8 @@ bp_shmem_startup(void)
 }
 
 int
-bp_pool_lookup(int port_index, const char *dbname, const char *rolname,
-			   bool create)
+bp_pool_lookup(int port_index, Oid dboid, Oid roleid, const char *dbname,
+			   const char *rolname, bool create)
 {
 	int			free_id = -1;
 	int			i;
@@ -148,9 +149,8 @@ bp_pool_lookup(int port_index, const char *dbname, const char *rolname,
 				free_id = i;
 			continue;
 		}
-		if (p->port_index == port_index &&
-			strcmp(p->dbname, dbname) == 0 &&
-			strcmp(p->rolname, rolname) == 0)
+		if (p->port_index == port_index && !p->retired &&
+			p->dboid == dboid && p->roleid == roleid)
 			return i;
 	}
 	if (!create || free_id < 0)
@@ -159,9 +159,33 @@ bp_pool_lookup(int port_index, const char *dbname, const char *rolname,
 	memset(&bp_shared->pools[free_id], 0, sizeof(PoolDesc));
 	bp_shared->pools[free_id].in_use = true;
 	bp_shared->pools[free_id].port_index = port_index;
+	bp_shared->pools[free_id].dboid = dboid;
+	bp_shared->pools[free_id].roleid = roleid;
 	strlcpy(bp_shared->pools[free_id].dbname, dbname, NAMEDATALEN);
 	strlcpy(bp_shared->pools[free_id].rolname, rolname, NAMEDATALEN);
 	return free_id;
+}
+
+int
+bp_pool_sessions_of(Oid roleid, Oid dboid)
+{
+	int			n = 0;
+	int			i;
+
+	LWLockAcquire(bp_shared->lock, LW_SHARED);
+	for (i = 0; i < bp_shared->max_executors; i++)
+	{
+		PoolExecutor *ex = &bp_shared->executors[i];
+		PoolDesc   *p;
+
+		if (ex->state == PE_FREE || ex->pool_id < 0)
+			continue;
+		p = &bp_shared->pools[ex->pool_id];
+		if (OidIsValid(roleid) ? p->roleid == roleid : p->dboid == dboid)
+			n += (int) pg_atomic_read_u32(&ex->n_sessions);
+	}
+	LWLockRelease(bp_shared->lock);
+	return n;
 }
 
 int
@@ -190,6 +214,7 @@ bp_executor_claim(int pool_id)
 		for (int k = 0; k < BP_CANCEL_SLOTS; k++)
 			pg_atomic_write_u32(&ex->cancel_keys[k], 0);
 		pg_atomic_write_u32(&ex->channel_sends, 0);
+		pg_atomic_write_u32(&ex->dismissed, 0);
 		bp_shared->pools[pool_id].n_executors++;
 		return i;
 	}

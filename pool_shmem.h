@@ -36,12 +36,22 @@ typedef enum PoolExecutorActivity
 	PEA_RUNNING					/* serving a session's transaction */
 } PoolExecutorActivity;
 
+/*
+ * A pool serves one (port, database, role), bound to the OIDs: the names
+ * are what they were when the pool was made, for display and for noticing
+ * a rename.  A retired pool (its role or database renamed, dropped or
+ * barred from logging in) takes no new client; its executors end their
+ * sessions and exit, and a new pool may serve the same OIDs meanwhile.
+ */
 typedef struct PoolDesc
 {
 	bool		in_use;
 	bool		dedicated;		/* one executor per session */
+	bool		retired;		/* see above */
 	int			port_index;		/* 0 .. session_pool_ports - 1 */
 	int			n_executors;	/* slots in any state but PE_FREE */
+	Oid			dboid;
+	Oid			roleid;
 	char		dbname[NAMEDATALEN];
 	char		rolname[NAMEDATALEN];
 } PoolDesc;
@@ -76,6 +86,8 @@ typedef struct PoolExecutor
 	pg_atomic_uint32 channel_sends;	/* datagrams the listener sent it; lets
 									 * the executor skip reading an empty
 									 * channel between transactions */
+	pg_atomic_uint32 dismissed; /* 1: its pool was retired; set by the
+								 * listener, which then wakes it */
 } PoolExecutor;
 
 /* In an executor, its own slot (executor.c); NULL in other processes */
@@ -99,13 +111,28 @@ typedef struct PoolShared
 
 extern PoolShared *bp_shared;
 
+/* What the sessions of a retired pool are told as they end (FATAL, 57P01) */
+#define BP_RETIRED_MESSAGE	"terminating connection because its pool was retired"
+#define BP_RETIRED_DETAIL	"The role or the database of the pool was renamed or dropped, or the role may no longer log in."
+
 extern void bp_shmem_request(void);
 extern void bp_shmem_startup(void);
 
-/* Looks up or creates a pool; caller holds bp_shared->lock exclusively.
- * Returns -1 when all pool entries are in use. */
-extern int	bp_pool_lookup(int port_index, const char *dbname, const char *rolname,
-						   bool create);
+/*
+ * Looks up the live (not retired) pool of (port, database OID, role OID),
+ * or creates it with these names; caller holds bp_shared->lock
+ * exclusively.  Returns -1 when all pool entries are in use.
+ */
+extern int	bp_pool_lookup(int port_index, Oid dboid, Oid roleid,
+						   const char *dbname, const char *rolname, bool create);
+
+/*
+ * Pool sessions (queued for an executor or held by one, retired pools
+ * included) of the role roleid, or in the database dboid, whichever is
+ * valid.  Takes the lock shared: main port backends call it too.  The
+ * count is as exact as a connection limit needs (core's is not either).
+ */
+extern int	bp_pool_sessions_of(Oid roleid, Oid dboid);
 
 /* Claims a free executor slot for pool_id, state PE_STARTING, generation
  * bumped; caller holds the lock exclusively.  Returns -1 if none is free. */

@@ -138,6 +138,7 @@ conn_close(PoolConn *c)
 	/* a TLS session ending here, not handed over, ends with close_notify */
 	if (!c->handed_over && c->tls.w.suite != 0)
 		(void) bp_tls_send_goodbye(&c->tls, c->io.fd, NULL, 0);
+	conn_end_pending(c);
 	bp_io_unregister(&c->io);
 	close(c->io.fd);
 	if (c->plain_fd >= 0)
@@ -303,6 +304,8 @@ conn_route(PoolConn *c)
 	bool		park = false;
 	char	   *detail;
 
+	conn_end_pending(c);
+
 	/* during a smart shutdown, as core: no new client */
 	if (bp_smart_shutdown && !c->resumed)
 	{
@@ -313,7 +316,8 @@ conn_route(PoolConn *c)
 
 	dedicated = bp_database_is_dedicated(c->dbname);
 	LWLockAcquire(bp_shared->lock, LW_EXCLUSIVE);
-	pool_id = bp_pool_lookup(c->port_index, c->dbname, c->user, true);
+	pool_id = bp_pool_lookup(c->port_index, c->dboid, c->roleid, c->dbname,
+							 c->user, true);
 	if (pool_id >= 0)
 	{
 		PoolDesc   *p = &bp_shared->pools[pool_id];
@@ -457,6 +461,8 @@ exec_flush(int slot)
 		h.startup_len = body_len;
 		h.state_len = c->state_len;
 		h.tls = c->tls.w;
+		h.roleid = c->roleid;
+		h.dboid = c->dboid;
 		if (c->plain_fd >= 0)
 			fds[nfds++] = c->plain_fd;
 		fds[nfds++] = c->io.fd;
@@ -580,6 +586,94 @@ exec_retire(PoolChan *ch)
 								   dlist_pop_head_node(&moved)));
 }
 
+/*
+ * A pool whose role or database no longer is what its name said (renamed,
+ * dropped, re-created, the role made NOLOGIN) is retired: no new client
+ * goes to it (bp_pool_lookup skips it, so the same OIDs get a new pool),
+ * the clients still queued for its executors are refused, and the
+ * executors are flagged and woken: they end each session once its
+ * transaction is over, then exit (executor.c).
+ */
+static void
+retire_pool(int pool_id)
+{
+	PoolDesc   *p = &bp_shared->pools[pool_id];
+	pid_t	   *pids = palloc(sizeof(pid_t) * bp_shared->max_executors);
+	int			n = 0;
+	int			i;
+	dlist_head	queued;
+
+	LWLockAcquire(bp_shared->lock, LW_EXCLUSIVE);
+	p->retired = true;
+	for (i = 0; i < bp_shared->max_executors; i++)
+	{
+		PoolExecutor *ex = &bp_shared->executors[i];
+
+		if (ex->state == PE_FREE || ex->pool_id != pool_id)
+			continue;
+		pg_atomic_write_u32(&ex->dismissed, 1);
+		if (ex->pid > 0)
+			pids[n++] = ex->pid;
+	}
+	LWLockRelease(bp_shared->lock);
+	ereport(LOG,
+			(errmsg("builtin_pool retires the pool for database \"%s\", user \"%s\" on port %d",
+					p->dbname, p->rolname, bp_port + p->port_index),
+			 errdetail("%s", BP_RETIRED_DETAIL)));
+
+	/* SIGUSR1 sets an executor's latch (procsignal_sigusr1_handler) */
+	for (i = 0; i < n; i++)
+		(void) kill(pids[i], SIGUSR1);
+	pfree(pids);
+
+	for (i = 0; i < bp_shared->max_executors; i++)
+	{
+		if (bp_shared->executors[i].pool_id != pool_id)
+			continue;
+		exec_take_queue(i, &queued, true);
+		while (!dlist_is_empty(&queued))
+			conn_refuse(dlist_container(PoolConn, queue_node,
+										dlist_pop_head_node(&queued)),
+						LOG, ERRCODE_ADMIN_SHUTDOWN, BP_RETIRED_MESSAGE,
+						BP_RETIRED_DETAIL, NULL, NULL);
+	}
+}
+
+/*
+ * Asks auth.c whether the live pools still match their role and database
+ * (it answers only after a change to either, and never waits for a lock),
+ * and retires those that do not.
+ */
+static void
+retire_stale_pools(void)
+{
+	PoolAuthPool *pools = palloc(sizeof(PoolAuthPool) * bp_shared->max_pools);
+	int		   *ids = palloc(sizeof(int) * bp_shared->max_pools);
+	int			n = 0;
+	int			i;
+
+	for (i = 0; i < bp_shared->max_pools; i++)
+	{
+		PoolDesc   *p = &bp_shared->pools[i];
+
+		if (!p->in_use || p->retired)
+			continue;
+		pools[n].roleid = p->roleid;
+		pools[n].dboid = p->dboid;
+		pools[n].rolname = p->rolname;
+		pools[n].dbname = p->dbname;
+		ids[n++] = i;
+	}
+	if (bp_auth_check_pools(pools, n))
+	{
+		for (i = 0; i < n; i++)
+			if (!pools[i].valid)
+				retire_pool(ids[i]);
+	}
+	pfree(pools);
+	pfree(ids);
+}
+
 /* ---------------------------------------------------------------------
  * Executor channel
  * ---------------------------------------------------------------------
@@ -670,6 +764,7 @@ chan_handback(PoolChan *ch, char *msg, ssize_t n, int *fds)
 	PoolHandback h;
 	PoolConn   *c;
 	PoolDesc   *pool;
+	bool		retired;
 
 	memcpy(&h, msg, sizeof(h));
 	/* the session's TLS sending key: kept in h, then in c, nowhere else */
@@ -715,13 +810,22 @@ chan_handback(PoolChan *ch, char *msg, ssize_t n, int *fds)
 	pool = &bp_shared->pools[bp_shared->executors[ch->slot].pool_id];
 	strlcpy(c->dbname, pool->dbname, NAMEDATALEN);
 	strlcpy(c->user, pool->rolname, NAMEDATALEN);
+	c->roleid = pool->roleid;
+	c->dboid = pool->dboid;
+	retired = pool->retired;
 	LWLockRelease(bp_shared->lock);
 
 	c->io.handler = conn_ready;
 	c->io.want = 0;				/* nothing to read: the executor reads */
 	bp_io_register(&c->io);
 	dlist_push_tail(&bp_conns, &c->all_node);
-	conn_route(c);
+
+	/* a session of a retired pool does not move on: it ends */
+	if (retired)
+		conn_refuse(c, LOG, ERRCODE_ADMIN_SHUTDOWN, BP_RETIRED_MESSAGE,
+					BP_RETIRED_DETAIL, NULL, NULL);
+	else
+		conn_route(c);
 }
 
 /* Reads what an executor sent: its hello, then retires and handbacks */
@@ -965,6 +1069,10 @@ tick(void)
 		}
 	}
 
+	/* clients whose lookup met a DDL's lock try again */
+	busy |= conn_retry_lookups();
+	busy |= bp_guard_connecting();
+
 	/* parked clients try again: an executor may have been unpinned */
 	if (!dlist_is_empty(&bp_parked))
 	{
@@ -990,6 +1098,7 @@ tick(void)
 		last_slow = now;
 		pgstat_report_stat(false);
 		bp_sockets_tick(now);
+		retire_stale_pools();
 
 		/* a smart shutdown waits for the pool's sessions (shutdown.c) */
 		bp_smart_shutdown = bp_guard_tick();
@@ -1069,6 +1178,7 @@ bp_listener_main(Datum main_arg)
 	for (i = 0; i < bp_shared->max_executors; i++)
 		dlist_init(&bp_exec[i].queue);
 	adopt_orphans();
+	bp_auth_init();
 	bp_auth_load_hba(bp_listener_cxt);
 	bp_tls_configure(true);
 	pg_atomic_write_u32(&bp_shared->n_tls_sessions, 0);	/* a restart's relays are gone */

@@ -16,6 +16,12 @@
 extern bool bp_guard_tick(void);
 extern void bp_guard_release(void);
 
+/*
+ * Called by the listener on every tick: carries the guard's connection on
+ * while it is being made, without waiting.  true while it is.
+ */
+extern bool bp_guard_connecting(void);
+
 /* Sessions held or queued by all executors */
 extern uint32 bp_pool_sessions_total(void);
 

@@ -11,7 +11,8 @@
 #     missing terminators, SSLRequest / GSSENCRequest / CancelRequest codes
 #     in odd places, repeated SSLRequest, odd protocol versions, data
 #     behind an SSLRequest, CancelRequests for live executors with random,
-#     zero or right keys), sent in chunks, then read, closed abruptly (FIN or RST)
+#     zero or right keys, roles renamed, re-created or dropped while their
+#     pools lived), sent in chunks, then read, closed abruptly (FIN or RST)
 #     or half-closed;
 #   - message streams: a valid login, then random and mutated message
 #     streams built from valid templates (Q, P/B/D/E/C/S/H, F, X, d/c/f
@@ -47,7 +48,8 @@
 # reported apart), and afterwards: no session, lock or open transaction
 # left behind, pool_status shows executors, the listener counted every
 # connection, psql through the pool works, pgbench -S (20 clients, 3 s)
-# through the pool has no failed transaction.
+# through the pool has no failed transaction, the re-created role logs in
+# as itself (not as the renamed superuser) and the dropped one is refused.
 
 use strict;
 use warnings;
@@ -586,7 +588,8 @@ sub final_actions
 sub gen_startup_stream
 {
 	my ($r, $i) = @_;
-	my $user = $r->pick('app', 'app', 'app', 'app', 'nosuchrole', '', "a\xff", 'x' x 100, 'pg_read_all_stats');
+	my $user = $r->pick('app', 'app', 'app', 'app', 'nosuchrole', '', "a\xff", 'x' x 100, 'pg_read_all_stats',
+		'fz_ren', 'fz_ren_old', 'fz_drop');
 	my $db = $r->pick('app', 'app', 'app', 'nosuchdb', 'template0', '', 'postgres', 'd' x 80);
 	my @extra;
 	for (1 .. $r->pick(0, 0, 1, 2, 4))
@@ -1596,6 +1599,27 @@ $node->command_ok(
 	],
 	'pgbench -i through the main port');
 
+# roles renamed (the old name re-created, the renamed one made superuser)
+# and dropped while their pools live: startup packets name them
+$node->safe_psql('postgres', 'CREATE ROLE fz_ren LOGIN; CREATE ROLE fz_drop LOGIN');
+{
+	my @held = map { PoolTest::Raw->new(port => $pp) } 1 .. 2;
+	ok($held[0]->login(user => 'fz_ren', database => 'app'), 'fz_ren logs in through the pool');
+	ok($held[1]->login(user => 'fz_drop', database => 'app'), 'fz_drop logs in through the pool');
+	$node->safe_psql('postgres', q{
+		ALTER ROLE fz_ren RENAME TO fz_ren_old;
+		ALTER ROLE fz_ren_old SUPERUSER;
+		CREATE ROLE fz_ren LOGIN;
+		DROP ROLE fz_drop;
+	});
+	for my $c (@held)
+	{
+		my $r = $c->read_result(10);
+		is(PoolTest::Raw::sqlstate($r), '57P01', 'its idle session ends as the pool is retired');
+		$c->close;
+	}
+}
+
 my $listener_pid = $node->safe_psql('postgres',
 	q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'builtin_pool listener'});
 like($listener_pid, qr/^\d+$/, 'listener pid');
@@ -1723,6 +1747,11 @@ cmp_ok($accepted1 - $accepted0, '>=', $started - ($stats{'startup:connect_failed
 
 my ($ret, $out, $err) = $node->pool_psql('app', 'SELECT 6 * 7', timeout => 30);
 is("$ret/$out", '0/42', 'psql through the pool works') or diag($err);
+is($node->pool_safe_psql('app', q{SELECT current_user || '|' || current_setting('is_superuser')},
+		user => 'fz_ren'),
+	'fz_ren|off', 'the re-created fz_ren logs in as itself');
+($ret, $out, $err) = $node->pool_psql('app', 'SELECT 1', user => 'fz_drop', timeout => 30);
+like($err, qr/role "fz_drop" does not exist/, 'the dropped fz_drop is refused');
 
 # pgbench -S through the pool
 {
