@@ -1060,8 +1060,8 @@ wait_session_input(PoolSession *s)
 }
 
 /*
- * The session may be left for another: no transaction open, nothing of it
- * buffered or half read, nothing owed to the client.
+ * The session may be left for another once its ReadyForQuery is sent: no
+ * transaction open, nothing of it buffered or half read.
  */
 static bool
 can_switch_out(PoolSession *s)
@@ -1069,8 +1069,7 @@ can_switch_out(PoolSession *s)
 	return !IsTransactionOrTransactionBlock() &&
 		!s->ignore_till_sync &&
 		!pq_is_reading_msg() &&
-		!pq_buffer_has_data() &&
-		!s->send_ready_for_query;
+		!pq_buffer_has_data();
 }
 
 /*
@@ -1085,6 +1084,8 @@ serve_current(bool must_read)
 {
 	PoolSession *s = bp_current;
 	bool		first = must_read;
+	bool		switchable;
+	bool		pinned = false;
 
 	pg_atomic_write_u32(&bp_my_slot->activity, PEA_RUNNING);
 	if (s->moved_statements != NIL)
@@ -1100,10 +1101,23 @@ serve_current(bool must_read)
 
 		if (s->closing || s->dead)
 			break;
+
+		/*
+		 * The pin is published before ReadyForQuery: with it the client may
+		 * open another connection at once (psql's \c after CREATE TEMP
+		 * TABLE), which the listener must not send here, where it would wait
+		 * in the channel until this pin ends.
+		 */
+		switchable = !first && can_switch_out(s);
+		if (switchable)
+		{
+			pinned = bp_session_pinned(s);
+			set_pinned(s, pinned);
+		}
 		bp_send_ready_if_needed();
 		if (s->dead)
 			break;
-		if (!first && can_switch_out(s))
+		if (switchable)
 		{
 			/* a retired pool's session ends once its transaction is over */
 			if (pool_dismissed())
@@ -1111,12 +1125,8 @@ serve_current(bool must_read)
 				bp_session_send_fatal(ERRCODE_ADMIN_SHUTDOWN, BP_RETIRED_MESSAGE);
 				break;
 			}
-			if (!bp_session_pinned(s))
-			{
-				set_pinned(s, false);
+			if (!pinned)
 				break;
-			}
-			set_pinned(s, true);
 			if (!wait_session_input(s))
 				break;
 		}

@@ -15,6 +15,10 @@
 #   BP_PG_BINDIR   PostgreSQL 15's bin directory (default: Debian's); a
 #                  relocated copy of the installation lets several
 #                  checkouts install and test side by side
+#   BP_PG_SRC_CACHE  where PostgreSQL 15's source is kept for the test
+#                  running its regression suite through the pool
+#                  (default: /var/cache/builtin_pool/pgsrc)
+#   BP_PG_SRC      an extracted PostgreSQL 15 source tree to use instead
 
 BP_USER=${BP_USER:-bp}
 BP_NOFILE=${BP_NOFILE:-65536}
@@ -87,6 +91,99 @@ bp_install_packages() {
 	command -v setpriv >/dev/null || bp_die "setpriv (util-linux) missing"
 }
 
+# bp_fetch_pg_source: make PostgreSQL 15's source available to the test
+# that runs its regression suite (src/test/regress) through the pool, and
+# export BP_PG_SRC, the extracted tree (readable by everyone).  The source
+# comes from Debian's archive only: a deb-src entry mirroring
+# debian.sources is added if the machine has none, then `apt-get source` of
+# the installed postgresql-15 version; if the archive no longer serves that
+# version (a security update whose source is gone, seen as a 404), the
+# other 15.x versions apt knows are tried, newest first, and the choice is
+# logged (the test compares the main port with the pool port, which a
+# minor-version skew between the tests and the server does not affect).
+# A tree already in the cache is used without running apt at all.
+# With BP_SKIP_APT=1 and nothing cached, BP_PG_SRC stays empty and the
+# test skips, saying why; otherwise a failure to fetch fails the run.
+bp_fetch_pg_source() {
+	local cache=${BP_PG_SRC_CACHE:-/var/cache/builtin_pool/pgsrc}
+	local pkg="postgresql-$PG_MAJOR" installed link tree v tmp
+	if [ -n "${BP_PG_SRC:-}" ]; then
+		[ -f "$BP_PG_SRC/src/test/regress/parallel_schedule" ] ||
+			bp_die "BP_PG_SRC=$BP_PG_SRC is not a PostgreSQL source tree"
+		bp_log "PostgreSQL source: $BP_PG_SRC (BP_PG_SRC)"
+		export BP_PG_SRC
+		return 0
+	fi
+	installed=$(dpkg-query -W -f='${Version}' "$pkg" 2>/dev/null) ||
+		bp_die "$pkg is not installed"
+	# for-<version> names the tree used with that installed version
+	link="$cache/for-$installed"
+	if [ -f "$link/src/test/regress/parallel_schedule" ]; then
+		BP_PG_SRC=$(readlink -f "$link")
+		bp_log "PostgreSQL source: $BP_PG_SRC (cached)"
+		export BP_PG_SRC
+		return 0
+	fi
+	if [ "${BP_SKIP_APT:-0}" = 1 ]; then
+		bp_log "BP_SKIP_APT=1 and no PostgreSQL $installed source in $cache: t/020 will skip (run once without BP_SKIP_APT to fetch it)"
+		BP_PG_SRC=
+		export BP_PG_SRC
+		return 0
+	fi
+	install -d -m 0755 "$cache" || bp_die "cannot create $cache"
+	# one fetch at a time per cache (several checkouts share a machine)
+	exec 9>"$cache/.lock"
+	flock -w 900 9 || bp_die "cannot lock $cache/.lock"
+	if [ ! -f "$link/src/test/regress/parallel_schedule" ]; then
+		if ! dpkg-query -W -f='${Status}' dpkg-dev 2>/dev/null | grep -q 'install ok installed'; then
+			bp_log "installing dpkg-dev (apt-get source unpacks with dpkg-source)"
+			DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -q --no-install-recommends dpkg-dev ||
+				bp_die "apt-get install dpkg-dev failed"
+		fi
+		if ! grep -rqsE '^(Types:.*deb-src|deb-src )' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+			bp_log "adding a deb-src entry for Debian's archive"
+			if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+				sed 's/^Types:.*/Types: deb-src/' /etc/apt/sources.list.d/debian.sources \
+					>/etc/apt/sources.list.d/builtin_pool-src.sources
+			else
+				sed -n 's/^deb \(.*\)/deb-src \1/p' /etc/apt/sources.list \
+					>/etc/apt/sources.list.d/builtin_pool-src.list
+			fi
+		fi
+		if [ -z "$(apt-cache showsrc "$pkg" 2>/dev/null | sed -n 's/^Version: //p')" ]; then
+			timeout 600 apt-get update -q || bp_die "apt-get update failed"
+		fi
+		local -a versions=("$installed")
+		while IFS= read -r v; do
+			[ "$v" = "$installed" ] || versions+=("$v")
+		done < <(apt-cache showsrc "$pkg" 2>/dev/null | sed -n 's/^Version: //p' | sort -u | sort -rV)
+		tree=
+		for v in "${versions[@]}"; do
+			tmp=$(mktemp -d "$cache/fetch.XXXXXX")
+			bp_log "apt-get source $pkg=$v into $cache"
+			if (cd "$tmp" && timeout 900 apt-get source -q "$pkg=$v" >fetch.log 2>&1) &&
+				[ -f "$(echo "$tmp"/"$pkg"-*/src/test/regress/parallel_schedule)" ]; then
+				rm -rf "${cache:?}/$v"
+				mv "$(echo "$tmp"/"$pkg"-*)" "$cache/$v"
+				rm -rf "$tmp"
+				tree="$cache/$v"
+				break
+			fi
+			bp_log "apt-get source $pkg=$v failed: $(grep -E '^(E|Err):' "$tmp/fetch.log" | head -n 1)"
+			rm -rf "$tmp"
+		done
+		[ -n "$tree" ] || bp_die "no source of $pkg could be fetched with apt-get source"
+		[ "$v" = "$installed" ] ||
+			bp_log "WARNING: using the source of $pkg $v with the installed $installed (its source is not served)"
+		chmod -R a+rX "$tree"
+		ln -sfn "$v" "$link"
+	fi
+	exec 9>&-
+	BP_PG_SRC=$(readlink -f "$link")
+	bp_log "PostgreSQL source: $BP_PG_SRC"
+	export BP_PG_SRC
+}
+
 # Create the unprivileged user (with a home directory) if it does not exist.
 bp_create_user() {
 	if ! id "$BP_USER" >/dev/null 2>&1; then
@@ -132,7 +229,7 @@ bp_run() {
 	for v in PROVE_FLAGS PROVE_TESTS PG_TEST_EXTRA PG_TEST_NOCLEAN PGCTLTIMEOUT \
 		PG_TEST_TIMEOUT_DEFAULT EXTRA_REGRESS_OPTS CI NODE_EXTRA_CA_CERTS SSL_CERT_FILE \
 		HTTPS_PROXY HTTP_PROXY https_proxy http_proxy npm_config_registry \
-		BP_FUZZ_N BP_FUZZ_SEED BP_FUZZ_CONC BP_TLS_FUZZ_N BP_TLS_FUZZ_SEED; do
+		BP_FUZZ_N BP_FUZZ_SEED BP_FUZZ_CONC BP_TLS_FUZZ_N BP_TLS_FUZZ_SEED BP_PG_SRC; do
 		if [ -n "${!v+x}" ]; then envs+=("$v=${!v}"); fi
 	done
 	# shellcheck disable=SC2016  # "$1", "$@" are the inner bash's

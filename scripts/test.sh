@@ -9,6 +9,8 @@
 #                              sql/ + expected/, temp instance, test/regress.conf)
 #   2. the TAP tests          (make installcheck, TAP_TESTS: t/*.pl through
 #                              PostgreSQL::Test::Cluster)
+#      (t/020 runs PostgreSQL's own src/test/regress through the pool:
+#      bp_fetch_pg_source gets that source with apt-get source first)
 #   3. every executable file directly under test/ (extra test programs),
 #      run from the build dir with PG's bin dir first in PATH.
 # Each step is bounded by a timeout; on failure it prints regression.diffs
@@ -24,7 +26,8 @@
 #                      start past it fails as "not run"
 #   PROVE_FLAGS        extra prove flags (default: --timer)
 #   PROVE_TESTS        run only these TAP files (e.g. "t/001_basic.pl")
-#   BP_SKIP_APT=1, BP_USER, BP_ALLOW_WARNINGS=1: see scripts/common.sh
+#   BP_SKIP_APT=1, BP_USER, BP_ALLOW_WARNINGS=1, BP_PG_SRC_CACHE, BP_PG_SRC:
+#                      see scripts/common.sh
 
 set -uo pipefail
 
@@ -43,6 +46,7 @@ budget() {
 
 bp_require_root
 bp_install_packages
+bp_fetch_pg_source
 bp_create_user
 bp_raise_fd_limit
 bp_check_user_fd_limit 4096

@@ -42,14 +42,7 @@ my $schedule = "$src/schedule";
 die "no $schedule" unless -f $schedule;
 die 'PG_REGRESS is not set' unless $ENV{PG_REGRESS};
 
-# the tests of the schedule, and its groups
-my @groups;
-for my $line (split /\n/, slurp_file($schedule))
-{
-	next unless $line =~ /^test:\s*(.*?)\s*$/;
-	push @groups, [ split /\s+/, $1 ];
-}
-my @tests = map { @$_ } @groups;
+my @tests = schedule_tests($schedule);
 ok(@tests >= 6, 'schedule lists ' . scalar(@tests) . ' tests');
 
 my $work = "$PostgreSQL::Test::Utils::tmp_check/session_regress";
@@ -85,17 +78,7 @@ ok(pool_serves(), 'pool port serves');
 sub make_db
 {
 	my ($db) = @_;
-	$node->safe_psql('postgres',
-		qq{CREATE DATABASE "$db" OWNER app TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'});
-	$node->safe_psql('postgres', qq{
-		ALTER DATABASE "$db" SET lc_messages TO 'C';
-		ALTER DATABASE "$db" SET lc_monetary TO 'C';
-		ALTER DATABASE "$db" SET lc_numeric TO 'C';
-		ALTER DATABASE "$db" SET lc_time TO 'C';
-		ALTER DATABASE "$db" SET bytea_output TO 'hex';
-		ALTER DATABASE "$db" SET timezone_abbreviations TO 'Default';
-	});
-	$node->safe_psql($db, 'CREATE EXTENSION builtin_pool');
+	regress_database($node, $db, owner => 'app', extension => 1);
 	return;
 }
 
@@ -104,44 +87,10 @@ sub make_db
 sub run_regress
 {
 	my ($label, $port, $db, $sched, $indir) = @_;
-	my $out = "$work/$label";
-	make_path($out);
-	my @cmd = (
-		$ENV{PG_REGRESS}, '--use-existing',
-		'--host=127.0.0.1', "--port=$port",
-		'--user=app', "--dbname=$db",
-		"--inputdir=$indir", "--outputdir=$out",
-		"--schedule=$sched", '--bindir=');
-	my ($stdout, $stderr) = ('', '');
-	my $rc;
-	{
-		local $ENV{PGOPTIONS};
-		delete $ENV{PGOPTIONS};
-		local $ENV{PGAPPNAME};
-		delete $ENV{PGAPPNAME};
-		eval {
-			IPC::Run::run(\@cmd, '<', \undef, '>', \$stdout, '2>', \$stderr,
-				IPC::Run::timeout(240));
-			$rc = $? >> 8;
-		};
-		if ($@)
-		{
-			diag("pg_regress ($label) did not finish: $@");
-			$rc = 124;
-		}
-	}
-	note("pg_regress ($label):\n$stdout$stderr");
-	if ($rc != 0)
-	{
-		diag("pg_regress ($label) exit status $rc:\n$stdout$stderr");
-		if (-f "$out/regression.diffs")
-		{
-			my $d = slurp_file("$out/regression.diffs");
-			$d = substr($d, 0, 60000) . "\n[... cut ...]\n" if length $d > 60000;
-			diag("regression.diffs ($label):\n$d");
-		}
-	}
-	return ($rc, $out);
+	return run_pg_regress(
+		label => $label, port => $port, db => $db, user => 'app',
+		schedule => $sched, inputdir => $indir,
+		outputdir => "$work/$label");
 }
 
 # compare_results(LABEL, OUTDIR, REFDIR): every test's results file must be
@@ -149,24 +98,12 @@ sub run_regress
 sub compare_results
 {
 	my ($label, $out, $ref) = @_;
+	my $diffs = regress_diffs($ref, "$out/results", \@tests);
 	for my $t (@tests)
 	{
-		my $got = "$out/results/$t.out";
-		my $want = "$ref/$t.out";
-		if (!-f $got || !-f $want)
-		{
-			fail("$label: $t: results present (" . (-f $got ? '' : "no $got ") . (-f $want ? '' : "no $want") . ')');
-			next;
-		}
-		my $same = slurp_file($got) eq slurp_file($want);
-		ok($same, "$label: $t.out identical to the main port's");
-		if (!$same)
-		{
-			my ($d, $e) = ('', '');
-			IPC::Run::run([ 'diff', '-u', $want, $got ], '>', \$d, '2>', \$e);
-			$d = substr($d, 0, 30000) . "\n[... cut ...]\n" if length $d > 30000;
-			diag("diff -u main $label ($t):\n$d$e");
-		}
+		ok(!exists $diffs->{$t}, "$label: $t.out identical to the main port's")
+		  or diag("diff -u main $label ($t):\n"
+			  . (length $diffs->{$t} > 30000 ? substr($diffs->{$t}, 0, 30000) . "\n[... cut ...]\n" : $diffs->{$t}));
 	}
 	return;
 }

@@ -29,13 +29,16 @@ use strict;
 use warnings;
 
 use Exporter 'import';
+use File::Path ();
+use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep time);
 
 our @EXPORT = qw(pool_node setup_app check_no_crash wait_until bgq bgq_err
-  free_port_range crash_lines pool_serves_ok);
+  free_port_range crash_lines pool_serves_ok regress_database run_pg_regress
+  schedule_tests regress_diffs);
 
 # Writing to a socket the server closed must give EPIPE, not kill the test.
 $SIG{PIPE} = 'IGNORE';
@@ -102,6 +105,128 @@ sub setup_app
 		q{CREATE DATABASE app OWNER app ENCODING 'UTF8' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'});
 	$node->safe_psql('app', 'CREATE EXTENSION builtin_pool');
 	return;
+}
+
+# regress_database(NODE, DB, %opts): a fresh database set up as pg_regress's
+# create_database does (template0, UTF8, C locale, the C message and
+# formatting settings), created through the main port.
+#   owner     => role owning it (default: the bootstrap superuser)
+#   extension => 1 to CREATE EXTENSION builtin_pool in it
+#   drop      => 1 to drop an existing one first (WITH (FORCE))
+sub regress_database
+{
+	my ($node, $db, %o) = @_;
+	$node->safe_psql('postgres', qq{DROP DATABASE IF EXISTS "$db" WITH (FORCE)})
+	  if $o{drop};
+	my $owner = defined $o{owner} ? qq{ OWNER "$o{owner}"} : '';
+	$node->safe_psql('postgres',
+		qq{CREATE DATABASE "$db"$owner TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'});
+	$node->safe_psql('postgres', qq{
+		ALTER DATABASE "$db" SET lc_messages TO 'C';
+		ALTER DATABASE "$db" SET lc_monetary TO 'C';
+		ALTER DATABASE "$db" SET lc_numeric TO 'C';
+		ALTER DATABASE "$db" SET lc_time TO 'C';
+		ALTER DATABASE "$db" SET bytea_output TO 'hex';
+		ALTER DATABASE "$db" SET timezone_abbreviations TO 'Default';
+	});
+	$node->safe_psql($db, 'CREATE EXTENSION builtin_pool') if $o{extension};
+	return;
+}
+
+# schedule_tests(SCHEDULE): the tests a pg_regress schedule runs, in order
+# ("test:" lines; "ignore:" lines only mark tests whose failure is ignored).
+sub schedule_tests
+{
+	my ($schedule) = @_;
+	my @tests;
+	for my $line (split /\n/, slurp_file($schedule))
+	{
+		next unless $line =~ /^test:\s*(.*?)\s*$/;
+		push @tests, split /\s+/, $1;
+	}
+	return @tests;
+}
+
+# run_pg_regress(%opts): runs $PG_REGRESS --use-existing (libpq's PGOPTIONS
+# and PGAPPNAME of the caller removed, as pg_regress sets its own) and
+# returns (exit status, output dir); 124 if it did not finish in time.
+#   label, port, db, inputdir, schedule: as the names say
+#   outputdir => where results/ goes
+#   user      => role to connect as (default: libpq's default)
+#   args      => [ further pg_regress arguments ]
+#   timeout   => seconds (default 240)
+#   diag      => 0: on failure only note() the output and diffs (for runs
+#                whose failure against the inputdir's expected files is
+#                not itself a test failure); default 1, diag()
+sub run_pg_regress
+{
+	my (%o) = @_;
+	die 'PG_REGRESS is not set' unless $ENV{PG_REGRESS};
+	my ($label, $out) = ($o{label}, $o{outputdir});
+	File::Path::make_path($out);
+	my @cmd = (
+		$ENV{PG_REGRESS}, '--use-existing',
+		'--host=127.0.0.1', "--port=$o{port}",
+		"--dbname=$o{db}",
+		"--inputdir=$o{inputdir}", "--outputdir=$out",
+		"--schedule=$o{schedule}", '--bindir=');
+	push @cmd, "--user=$o{user}" if defined $o{user};
+	push @cmd, @{ $o{args} } if $o{args};
+	my ($stdout, $stderr) = ('', '');
+	my $rc;
+	{
+		local $ENV{PGOPTIONS};
+		delete $ENV{PGOPTIONS};
+		local $ENV{PGAPPNAME};
+		delete $ENV{PGAPPNAME};
+		eval {
+			IPC::Run::run(\@cmd, '<', \undef, '>', \$stdout, '2>', \$stderr,
+				IPC::Run::timeout($o{timeout} // 240));
+			$rc = $? >> 8;
+		};
+		if ($@)
+		{
+			Test::More::diag("pg_regress ($label) did not finish: $@");
+			$rc = 124;
+		}
+	}
+	note("pg_regress ($label):\n$stdout$stderr");
+	if ($rc != 0)
+	{
+		my $say = ($o{diag} // 1) ? \&Test::More::diag : \&Test::More::note;
+		$say->("pg_regress ($label) exit status $rc:\n$stdout$stderr");
+		if (-f "$out/regression.diffs")
+		{
+			my $d = slurp_file("$out/regression.diffs");
+			$d = substr($d, 0, 60000) . "\n[... cut ...]\n" if length $d > 60000;
+			$say->("regression.diffs ($label):\n$d");
+		}
+	}
+	return ($rc, $out);
+}
+
+# regress_diffs(REFDIR, GOTDIR, TESTS): compares GOTDIR/T.out with
+# REFDIR/T.out for each test T; returns a hash ref test => `diff -u` text
+# of those that differ (a missing file counts as a difference, its text
+# saying which).
+sub regress_diffs
+{
+	my ($ref, $got, $tests) = @_;
+	my %diffs;
+	for my $t (@$tests)
+	{
+		my ($want, $have) = ("$ref/$t.out", "$got/$t.out");
+		if (!-f $want || !-f $have)
+		{
+			$diffs{$t} = "missing:" . (-f $want ? '' : " $want") . (-f $have ? '' : " $have") . "\n";
+			next;
+		}
+		next if slurp_file($want) eq slurp_file($have);
+		my ($d, $e) = ('', '');
+		IPC::Run::run([ 'diff', '-u', $want, $have ], '>', \$d, '2>', \$e);
+		$diffs{$t} = "$d$e";
+	}
+	return \%diffs;
 }
 
 # Lines of the node's log matching $CRASH_RE.
