@@ -28,6 +28,7 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "executor/executor.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
@@ -44,6 +45,7 @@
 #include "parser/parsetree.h"
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
 #include "utils/fmgroids.h"
 #include "utils/tuplestore.h"
 
@@ -59,7 +61,14 @@
  */
 typedef bool (*RowFixer) (Datum *values, bool *nulls, int natts);
 
+/*
+ * Puts the fixed rows (HeapTuples of core's row type) in the order the
+ * session's own backend would have returned them; NULL keeps core's.
+ */
+typedef List *(*RowOrder) (List *rows, TupleDesc desc);
+
 static bool fix_statement_row(Datum *values, bool *nulls, int natts);
+static List *order_statement_rows(List *rows, TupleDesc desc);
 static bool fix_setting_row(Datum *values, bool *nulls, int natts);
 
 /* The functions whose scans are ours, by their fixed OIDs */
@@ -67,12 +76,13 @@ typedef struct SessionView
 {
 	Oid			funcid;
 	RowFixer	fix;
+	RowOrder	order;
 } SessionView;
 
 static const SessionView session_views[] =
 {
-	{F_PG_PREPARED_STATEMENT, fix_statement_row},
-	{F_PG_SHOW_ALL_SETTINGS, fix_setting_row},
+	{F_PG_PREPARED_STATEMENT, fix_statement_row, order_statement_rows},
+	{F_PG_SHOW_ALL_SETTINGS, fix_setting_row, NULL},
 };
 
 typedef struct SessionViewState
@@ -391,6 +401,63 @@ fix_statement_row(Datum *values, bool *nulls, int natts)
 }
 
 /*
+ * Core lists prepared statements in the order of its hash table of them.
+ * The executor's table holds every session's statements under keys, so its
+ * order is not the one the session's own backend would show: rebuild a
+ * table of the same shape (prepare.c's: NAMEDATALEN string keys, 32
+ * entries to start) with the session's names, in the order it prepared
+ * them, and read it back.
+ */
+typedef struct StatementOrderEntry
+{
+	char		name[NAMEDATALEN];
+	HeapTuple	row;
+} StatementOrderEntry;
+
+static List *
+order_statement_rows(List *rows, TupleDesc desc)
+{
+	HASHCTL		ctl;
+	HTAB	   *table;
+	HASH_SEQ_STATUS seq;
+	StatementOrderEntry *entry;
+	List	   *ordered = NIL;
+	ListCell   *lc;
+
+	ctl.keysize = NAMEDATALEN;
+	ctl.entrysize = sizeof(StatementOrderEntry);
+	ctl.hcxt = CurrentMemoryContext;
+	table = hash_create("pool statement order", 32, &ctl,
+						HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	foreach(lc, bp_current->statements)
+	{
+		PoolStatement *st = lfirst(lc);
+		char		name[NAMEDATALEN];
+		ListCell   *rc;
+
+		strlcpy(name, st->name, NAMEDATALEN);
+		foreach(rc, rows)
+		{
+			HeapTuple	row = lfirst(rc);
+			bool		isnull;
+			Datum		d = heap_getattr(row, 1, desc, &isnull);
+
+			if (isnull || strcmp(TextDatumGetCString(d), name) != 0)
+				continue;
+			entry = hash_search(table, name, HASH_ENTER, NULL);
+			entry->row = row;
+			rows = foreach_delete_current(rows, rc);
+			break;
+		}
+	}
+	hash_seq_init(&seq, table);
+	while ((entry = hash_seq_search(&seq)) != NULL)
+		ordered = lappend(ordered, entry->row);
+	hash_destroy(table);
+	return list_concat(ordered, rows);	/* none should be left */
+}
+
+/*
  * pg_show_all_settings(): a startup option's reset_val is its startup
  * value, and while it is in force its source is "client", as in core.
  */
@@ -436,6 +503,8 @@ session_rows(SessionViewState *state)
 	Datum	   *values = palloc(out_desc->natts * sizeof(Datum));
 	bool	   *nulls = palloc0(out_desc->natts * sizeof(bool));
 	int64		ordinality = 0;
+	List	   *rows = NIL;
+	ListCell   *lc;
 
 	/* out_desc has one column more WITH ORDINALITY */
 	Assert(out_desc->natts - core_desc->natts <= 1);
@@ -444,13 +513,22 @@ session_rows(SessionViewState *state)
 		slot_getallattrs(slot);
 		memcpy(values, slot->tts_values, core_desc->natts * sizeof(Datum));
 		memcpy(nulls, slot->tts_isnull, core_desc->natts * sizeof(bool));
-		if (!state->view->fix(values, nulls, core_desc->natts))
-			continue;
-		if (out_desc->natts > core_desc->natts)
-			values[core_desc->natts] = Int64GetDatum(++ordinality);
-		tuplestore_putvalues(mine, out_desc, values, nulls);
+		if (state->view->fix(values, nulls, core_desc->natts))
+			rows = lappend(rows, heap_form_tuple(core_desc, values, nulls));
 	}
 	ExecDropSingleTupleTableSlot(slot);
+	if (state->view->order)
+		rows = state->view->order(rows, core_desc);
+	foreach(lc, rows)
+	{
+		heap_deform_tuple(lfirst(lc), core_desc, values, nulls);
+		if (out_desc->natts > core_desc->natts)
+		{
+			values[core_desc->natts] = Int64GetDatum(++ordinality);
+			nulls[core_desc->natts] = false;
+		}
+		tuplestore_putvalues(mine, out_desc, values, nulls);
+	}
 	tuplestore_end(core);
 	MemoryContextSwitchTo(old);
 	return mine;
