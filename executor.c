@@ -340,7 +340,7 @@ start_session(int sock, int client_fd, const PoolHandoff *handoff,
 	bp_session_apply_startup_options(s);
 	CommitTransactionCommand();
 	bp_switching = false;
-	bp_session_log_start(s);
+	bp_session_report_start(s);
 
 	bp_send_greeting(s);
 	bp_send_ready_if_needed();
@@ -515,7 +515,7 @@ close_session(PoolSession *s)
 	}
 	(void) epoll_ctl(idle_epoll_fd, EPOLL_CTL_DEL, s->sock, NULL);
 	dlist_delete(&s->all_node);
-	bp_session_log_end(s);
+	bp_session_report_end(s);
 	bp_cancel_key_remove(s->cancel_key, my_slot_index, my_generation);
 	bp_statements_drop_all(s, true);
 	bp_session_destroy(s);
@@ -901,6 +901,13 @@ hand_back(PoolSession *s)
 	s->dead = true;
 	s->moved = true;
 	close_session(s);
+
+	/*
+	 * What it did here is in this process's pending statistics: flush them
+	 * now, as its own backend would have them counted by the time it reads
+	 * them elsewhere (pg_stat_force_next_flush() there cannot reach here).
+	 */
+	(void) pgstat_report_stat(true);
 	return true;
 }
 

@@ -48,6 +48,7 @@
 #include "miscadmin.h"
 #include "storage/fd.h"
 #include "storage/ipc.h"
+#include "pgstat.h"
 #include "postmaster/postmaster.h"
 #include "utils/backend_status.h"
 #include "utils/timestamp.h"
@@ -473,16 +474,24 @@ next_log_id(void)
 }
 
 /*
- * log_connections, as a backend logs a client: "connection received" and
- * "connection authorized", once, when the session starts (not when it
- * moves), switched in so that log_line_prefix shows the session.
+ * What a backend reports once as its client starts, for a pooled session
+ * (not when it moves): pg_stat_database.sessions counts it, and
+ * log_connections prints "connection received" and "connection
+ * authorized", switched in so that log_line_prefix shows the session.
+ * Core counts sessions of regular backends only, so the executor passes for
+ * one for that call.
  */
 void
-bp_session_log_start(PoolSession *s)
+bp_session_report_start(PoolSession *s)
 {
 	StringInfoData msg;
 	ListCell   *ln,
 			   *lv;
+	BackendType save_type = MyBackendType;
+
+	MyBackendType = B_BACKEND;
+	pgstat_report_connect(MyDatabaseId);
+	MyBackendType = save_type;
 
 	if (!Log_connections)
 		return;
@@ -512,7 +521,7 @@ bp_session_log_start(PoolSession *s)
  * switched in, or none.
  */
 void
-bp_session_log_end(PoolSession *s)
+bp_session_report_end(PoolSession *s)
 {
 	long		secs;
 	int			usecs;

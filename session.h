@@ -164,9 +164,12 @@ extern void bp_session_discard_input(void);
 extern void bp_session_destroy(PoolSession *s);
 extern void bp_session_send_fatal(int sqlstate, const char *message);
 
-/* log_connections' and log_disconnections' lines for a pooled session */
-extern void bp_session_log_start(PoolSession *s);
-extern void bp_session_log_end(PoolSession *s);
+/*
+ * What a backend reports as its client starts and ends (log_connections,
+ * log_disconnections, pg_stat_database.sessions), for a pooled session
+ */
+extern void bp_session_report_start(PoolSession *s);
+extern void bp_session_report_end(PoolSession *s);
 extern bool bp_session_serialize(PoolSession *s, StringInfo buf, int max_len);
 extern void bp_session_restore(PoolSession *s, const char *data, int len);
 
