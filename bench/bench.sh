@@ -54,7 +54,8 @@ Compares direct connections, the builtin_pool pool port and PgBouncer
   -M "P P ..."       pgbench protocols: simple, extended, prepared
                      (default "$PROTOCOLS"; env PROTOCOLS)
   --all-protocols    same as -M "simple extended prepared"
-  --modes "M M"      select (pgbench -S) and/or tpcb (default "$MODES")
+  --modes "M M"      select (pgbench -S), tpcb and/or connect (pgbench -C -S:
+                     a new connection per transaction) (default "$MODES")
   --targets "T T"    any of direct pool pgbouncer (default "$TARGETS")
   --warmup SEC       unrecorded select-only warm-up per target before the
                      grid, 8 clients (default $WARMUP; 0 = none)
@@ -118,7 +119,7 @@ log()  { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die()  { log "ERROR: $*"; exit 1; }
 
 for p in $PROTOCOLS; do case $p in simple|extended|prepared) ;; *) die "bad protocol '$p'";; esac; done
-for m in $MODES; do case $m in select|tpcb) ;; *) die "bad mode '$m' (select|tpcb)";; esac; done
+for m in $MODES; do case $m in select|tpcb|connect) ;; *) die "bad mode '$m' (select|tpcb|connect)";; esac; done
 for t in $TARGETS; do case $t in direct|pool|pgbouncer) ;; *) die "bad target '$t'";; esac; done
 for n in $CLIENTS $DURATION $WARMUP $SCALE $THREADS $POOL_SIZE $MAX_SESSIONS $PG_PORT $POOL_PORT $BOUNCER_PORT; do
     [[ $n =~ ^[0-9]+$ ]] || die "not a number: '$n'"
@@ -499,6 +500,7 @@ run_point() {  # proto mode clients target
     j=$THREADS; [ "$c" -lt "$j" ] && j=$c
     local args=(-h 127.0.0.1 -p "$port" -U bench -n -T "$DURATION" -c "$c" -j "$j" -M "$proto")
     [ "$mode" = select ] && args+=(-S)
+    [ "$mode" = connect ] && args+=(-S -C)
     local limit=$((DURATION + TIMEOUT_MARGIN + c / 10))
     local logpos; logpos=$(stat -c %s "$PGLOG" 2>/dev/null || echo 0)
 
@@ -610,7 +612,7 @@ ROWS=()
 for proto in $PROTOCOLS; do for mode in $MODES; do for c in $CLIENTS; do
     k="$proto|$mode|$c"
     d=$(tgt_val TPS "$k" direct); p=$(tgt_val TPS "$k" pool); b=$(tgt_val TPS "$k" pgbouncer)
-    row=("$proto" "$( [ "$mode" = select ] && echo "select(-S)" || echo tpcb)" "$c"
+    row=("$proto" "$(case $mode in select) echo "select(-S)" ;; connect) echo "connect(-C -S)" ;; *) echo tpcb ;; esac)" "$c"
          "$(fmt_tps "$d")" "$(fmt_lat "$(tgt_val LAT "$k" direct)")"
          "$(fmt_tps "$p")" "$(fmt_lat "$(tgt_val LAT "$k" pool)")"
          "$(fmt_tps "$b")" "$(fmt_lat "$(tgt_val LAT "$k" pgbouncer)")"
