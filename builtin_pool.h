@@ -23,6 +23,9 @@ extern char *bp_dedicated_databases;
 extern bool bp_use_io_uring;
 extern int	bp_idle_executor_timeout;
 extern int	bp_queue_wait_timeout;
+extern int	bp_max_pinned_executors;
+extern int	bp_reserve_pool_size;
+extern int	bp_reserve_pool_timeout;
 extern bool bp_smart_shutdown_guard;
 
 /* Upper bound for builtin_pool.session_pool_ports */

@@ -457,3 +457,13 @@ bp_session_release_state(PoolSession *s)
 	s->temp_check = false;
 	s->pinned = false;
 }
+
+/*
+ * Does the current session own temp objects right now?  Inside a
+ * transaction; executor.c asks before a commit that would pin.
+ */
+bool
+bp_temp_objects_exist(void)
+{
+	return temp_objects_exist();
+}

@@ -20,6 +20,9 @@ extern void bp_pinning_init(void);
  */
 extern bool bp_session_pinned(PoolSession *s);
 
+/* Does the current session own temp objects?  Inside a transaction. */
+extern bool bp_temp_objects_exist(void);
+
 /* Releases that state when the current session ends, outside a transaction */
 extern void bp_session_release_state(PoolSession *s);
 
