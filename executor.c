@@ -83,7 +83,8 @@ PoolExecutor *bp_my_slot = NULL;
 static int	my_slot_index = -1;
 static int	my_pool_id = -1;
 static bool my_pool_dedicated = false;
-static bool my_reserve = false;
+static bool my_reserve = false;	/* a reserve executor, or one left beyond
+								 * the pool's size by a pin that ended */
 static TimestampTz last_turn_end = 0;	/* maintained by reserve executors */
 static int	channel_fd = -1;
 static int	idle_epoll_fd = -1;
@@ -1020,6 +1021,34 @@ reserve_idle(void)
 	return true;
 }
 
+/*
+ * A pinned executor is outside the pool's size, so the listener may have
+ * started another meanwhile: once unpinned, if the pool has its size
+ * without us, retire as a reserve executor does once idle (reserve_idle).
+ * Slot states read without the lock, as in pool_can_take.
+ */
+static void
+retire_if_surplus(void)
+{
+	int			regular = 0;
+	int			i;
+
+	for (i = 0; i < bp_shared->max_executors; i++)
+	{
+		PoolExecutor *ex = &bp_shared->executors[i];
+
+		if (i != my_slot_index && ex->pool_id == my_pool_id &&
+			(ex->state == PE_STARTING || ex->state == PE_READY) &&
+			!ex->reserve && pg_atomic_read_u32(&ex->n_pinned) == 0)
+			regular++;
+	}
+	if (regular >= bp_session_pool_size)
+	{
+		my_reserve = true;
+		last_turn_end = GetCurrentTimestamp();
+	}
+}
+
 /* Publishes the pinned state of s in our slot for the listener */
 static void
 set_pinned(PoolSession *s, bool pinned)
@@ -1030,6 +1059,9 @@ set_pinned(PoolSession *s, bool pinned)
 	pg_atomic_write_u32(&bp_my_slot->n_pinned, pinned ? 1 : 0);
 	if (pinned && !was)
 		hand_back_others(s);
+	else if (was && !pinned && !my_pool_dedicated && !my_reserve &&
+			 bp_max_pinned_executors > 0)
+		retire_if_surplus();
 }
 
 /*

@@ -205,6 +205,10 @@ sub timed_value
 	is(scalar(grep { $_->{pinned} > 0 } $node->pool_status("database = 'app'")), 1,
 		'still one pinned executor');
 	is(PoolTest::Raw::sqlstate($a->query('DROP TABLE t')), '', 'A drops its temp table');
+	ok( wait_until(sub { scalar($node->pool_status("database = 'app'")) == 1 }, 30),
+		'the executor left beyond the pool size by the pin retires once idle');
+	is($a->query_value('SELECT 10'), '10', 'A is served after it retired');
+	is($b->query_value('SELECT 11'), '11', 'B too');
 	$node->safe_psql('postgres',
 		'ALTER SYSTEM RESET builtin_pool.max_pinned_executors; SELECT pg_reload_conf()');
 	$_->terminate for ($a, $b, $c);
