@@ -75,7 +75,10 @@
 #define BP_HANDBACK_DELAY_MS	20
 #define BP_HANDBACK_BATCH		16
 
-/* A reserve executor that served nothing this long gives its sessions back and exits */
+/*
+ * A reserve executor that served no turn this long gives its sessions back
+ * and exits.
+ */
 #define BP_RESERVE_IDLE_MS		5000
 
 PoolExecutor *bp_my_slot = NULL;
@@ -85,7 +88,8 @@ static int	my_pool_id = -1;
 static bool my_pool_dedicated = false;
 static bool my_reserve = false;	/* a reserve executor, or one left beyond
 								 * the pool's size by a pin that ended */
-static TimestampTz last_turn_end = 0;	/* maintained by reserve executors */
+static TimestampTz last_turn_end = 0;	/* last turn's start (its end, for a
+										 * reserve executor) */
 static int	channel_fd = -1;
 static int	idle_epoll_fd = -1;
 static WaitEventSet *main_wes = NULL;
@@ -607,6 +611,9 @@ idle_duties(void)
 		if (left > 0 && (timeout < 0 || left < timeout))
 			timeout = left;
 	}
+	else if (!my_reserve && !my_pool_dedicated && bp_max_pinned_executors > 0 &&
+			 (timeout < 0 || timeout > BP_RESERVE_IDLE_MS))
+		timeout = BP_RESERVE_IDLE_MS;	/* check_surplus() now and then */
 	return timeout;
 }
 
@@ -995,6 +1002,35 @@ hand_back_waiting(void)
 }
 
 /*
+ * Pinned executors are outside the pool's size, so the listener starts
+ * others meanwhile; once the pins end the pool may have more unpinned
+ * executors than its size.  Then the idle one in the highest slot (one at
+ * a time, not all at once) retires as a reserve executor does.  Slot
+ * states are read without the lock, as in pool_can_take.
+ */
+static void
+check_surplus(void)
+{
+	int			regular = 0;
+	int			i;
+
+	for (i = 0; i < bp_shared->max_executors; i++)
+	{
+		PoolExecutor *ex = &bp_shared->executors[i];
+
+		if (ex->pool_id != my_pool_id || ex->reserve ||
+			(ex->state != PE_STARTING && ex->state != PE_READY) ||
+			pg_atomic_read_u32(&ex->n_pinned) > 0)
+			continue;
+		if (i > my_slot_index)
+			return;
+		regular++;
+	}
+	if (regular > bp_session_pool_size)
+		my_reserve = true;
+}
+
+/*
  * A reserve executor that served no turn for BP_RESERVE_IDLE_MS gives its
  * sessions back (they go to the pool's other executors) so that it can
  * retire.  Returns true once it is idle that long.
@@ -1021,34 +1057,6 @@ reserve_idle(void)
 	return true;
 }
 
-/*
- * A pinned executor is outside the pool's size, so the listener may have
- * started another meanwhile: once unpinned, if the pool has its size
- * without us, retire as a reserve executor does once idle (reserve_idle).
- * Slot states read without the lock, as in pool_can_take.
- */
-static void
-retire_if_surplus(void)
-{
-	int			regular = 0;
-	int			i;
-
-	for (i = 0; i < bp_shared->max_executors; i++)
-	{
-		PoolExecutor *ex = &bp_shared->executors[i];
-
-		if (i != my_slot_index && ex->pool_id == my_pool_id &&
-			(ex->state == PE_STARTING || ex->state == PE_READY) &&
-			!ex->reserve && pg_atomic_read_u32(&ex->n_pinned) == 0)
-			regular++;
-	}
-	if (regular >= bp_session_pool_size)
-	{
-		my_reserve = true;
-		last_turn_end = GetCurrentTimestamp();
-	}
-}
-
 /* Publishes the pinned state of s in our slot for the listener */
 static void
 set_pinned(PoolSession *s, bool pinned)
@@ -1059,9 +1067,6 @@ set_pinned(PoolSession *s, bool pinned)
 	pg_atomic_write_u32(&bp_my_slot->n_pinned, pinned ? 1 : 0);
 	if (pinned && !was)
 		hand_back_others(s);
-	else if (was && !pinned && !my_pool_dedicated && !my_reserve &&
-			 bp_max_pinned_executors > 0)
-		retire_if_surplus();
 }
 
 /*
@@ -1221,7 +1226,8 @@ serve_current(bool must_read)
 	bool		first = must_read;
 
 	/* a plain store each: the listener reads them to place sessions */
-	pg_atomic_write_u64(&bp_my_slot->busy_since, (uint64) GetCurrentTimestamp());
+	last_turn_end = GetCurrentTimestamp();
+	pg_atomic_write_u64(&bp_my_slot->busy_since, (uint64) last_turn_end);
 	pg_atomic_write_u32(&bp_my_slot->activity, PEA_RUNNING);
 	if (s->moved_statements != NIL)
 		bp_restore_statements(s);
@@ -1580,6 +1586,10 @@ bp_executor_main(Datum main_arg)
 			serve_current(true);
 			continue;
 		}
+		if (!my_reserve && !my_pool_dedicated && bp_max_pinned_executors > 0 &&
+			TimestampDifferenceExceeds(last_turn_end, GetCurrentTimestamp(),
+									   BP_RESERVE_IDLE_MS))
+			check_surplus();
 		if (my_reserve)
 			(void) reserve_idle();
 		maybe_retire();
