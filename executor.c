@@ -1464,7 +1464,11 @@ check_pin_affordable(XactEvent event, void *arg)
 		if (ex->state == PE_FREE)
 			free_slots++;
 		else if (pg_atomic_read_u32(&ex->n_pinned) > 0)
-			pinned++;
+		{
+			/* a dedicated executor serves one session anyway */
+			if (ex->pool_id >= 0 && !bp_shared->pools[ex->pool_id].dedicated)
+				pinned++;
+		}
 		else if (i != my_slot_index && ex->pool_id == my_pool_id &&
 				 ex->state != PE_EXITING)
 			others++;
