@@ -130,9 +130,12 @@ sub timed_value
 		'-h', '127.0.0.1', '-p', $node->pool_port, '-U', 'app', 'app');
 	my $t0 = time();
 	my $h = IPC::Run::start(\@cmd, '<', '/dev/null', '>', \$out, '2>', \$err);
-	my $timer = IPC::Run::timer(15);
-	$timer->start;
-	$h->pump_nb while $h->pumpable && !$timer->is_expired && sleep(0.1);
+	my $deadline = time() + 15;
+	while ($h->pumpable && time() < $deadline)
+	{
+		$h->pump_nb;
+		sleep(0.1);
+	}
 	my $timed_out = $h->pumpable;
 	$h->kill_kill if $timed_out;
 	$h->finish unless $timed_out;
