@@ -37,6 +37,9 @@ char	   *bp_dedicated_databases = NULL;
 bool		bp_use_io_uring = true;
 int			bp_idle_executor_timeout = 0;
 int			bp_queue_wait_timeout = 0;
+int			bp_max_pinned_executors = 8;
+int			bp_reserve_pool_size = 4;
+int			bp_reserve_pool_timeout = 1000;
 bool		bp_smart_shutdown_guard = true;
 int			bp_max_pending_connections = 1000;
 int			bp_max_pending_per_address = 100;
@@ -120,6 +123,30 @@ define_gucs(void)
 							"A session waiting longer is ended with an error. 0 waits without limit.",
 							&bp_queue_wait_timeout,
 							0, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("builtin_pool.max_pinned_executors",
+							"Maximum executors serving a pinned session, beyond the pools' sizes.",
+							"A session that would pin while this many executors are pinned gets an error instead. 0 keeps pinned executors within builtin_pool.session_pool_size: the pool's other sessions wait while all its executors are pinned.",
+							&bp_max_pinned_executors,
+							8, 0, MAX_BACKENDS,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("builtin_pool.reserve_pool_size",
+							"Executors a pool may start beyond builtin_pool.session_pool_size when requests wait.",
+							"They start when a request waited builtin_pool.reserve_pool_timeout while every executor of its pool was inside a transaction, and exit once idle.",
+							&bp_reserve_pool_size,
+							4, 0, MAX_BACKENDS,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("builtin_pool.reserve_pool_timeout",
+							"How long a request waits for a busy pool before a reserve executor starts.",
+							NULL,
+							&bp_reserve_pool_timeout,
+							1000, 1, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 

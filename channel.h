@@ -69,6 +69,8 @@ typedef struct PoolHandback
 	int32		startup_len;
 	int32		state_len;
 	BpTlsWriter tls;			/* as in PoolHandoff */
+	int32		waited_ms;		/* how long its request waited there, 0 if
+								 * it had none (the executor was pinned) */
 } PoolHandback;
 
 /* Largest serialized session state that may move */

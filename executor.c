@@ -76,11 +76,37 @@
 
 #define MAX_EPOLL_EVENTS	64
 
+/*
+ * A request queued behind a turn held this long (a long or idle
+ * transaction, or a pinned session) goes back to the listener for another
+ * executor, at most BP_HANDBACK_BATCH sessions per look; with none free,
+ * the executor looks again every BP_HANDBACK_DELAY_MS.
+ */
+#define BP_HANDBACK_DELAY_MS	20
+#define BP_HANDBACK_BATCH		16
+
+/*
+ * A reserve executor that served no turn this long gives its sessions back
+ * and exits.
+ */
+#define BP_RESERVE_IDLE_MS		5000
+
 PoolExecutor *bp_my_slot = NULL;
 
 static int	my_slot_index = -1;
 static uint32 my_generation = 0;
+static int	my_pool_id = -1;
 static bool my_pool_dedicated = false;
+/*
+ * Worn out: this executor set up its temp schema again for as many
+ * sessions as core allows (pinning.c); it retires as a reserve executor
+ * does, at once: its sessions move to a fresh executor, none is cut.
+ */
+static bool worn_out = false;
+static bool my_reserve = false;	/* a reserve executor, or one left beyond
+								 * the pool's size by a pin that ended */
+static TimestampTz last_turn_end = 0;	/* last turn's start (its end, for a
+										 * reserve executor) */
 static int	channel_fd = -1;
 static int	idle_epoll_fd = -1;
 static WaitEventSet *main_wes = NULL;
@@ -230,6 +256,8 @@ attach_slot(Datum main_arg, Oid *dboid, Oid *roleid)
 		*dboid = pool->dboid;
 		*roleid = pool->roleid;
 		my_pool_dedicated = pool->dedicated;
+		my_pool_id = ex->pool_id;
+		my_reserve = ex->reserve;
 	}
 	LWLockRelease(bp_shared->lock);
 
@@ -363,16 +391,15 @@ pool_dismissed(void)
  * ErrorResponse) and closes its descriptors.  Best effort, never blocking.
  */
 static void
-refuse_handoff(char *buf, ssize_t n, int *fds, StringInfo msg)
+refuse_handoff(BpTlsWriter *tls, int *fds, StringInfo msg)
 {
 	BpTlsSealer sealer;
 
 	memset(&sealer, 0, sizeof(sealer));
-	if (n >= sizeof(PoolHandoff) &&
-		((PoolHandoff *) buf)->magic == BP_HANDOFF_MAGIC)
+	if (tls != NULL)
 	{
-		memcpy(&sealer.w, &((PoolHandoff *) buf)->tls, sizeof(sealer.w));
-		explicit_bzero(&((PoolHandoff *) buf)->tls, sizeof(sealer.w));
+		memcpy(&sealer.w, tls, sizeof(sealer.w));
+		explicit_bzero(tls, sizeof(*tls));
 	}
 	if (bp_channel_fds_fit(&sealer.w, fds))
 	{
@@ -393,7 +420,7 @@ refuse_handoff(char *buf, ssize_t n, int *fds, StringInfo msg)
  * be a listener bug: logged).  Returns true if it was refused.
  */
 static bool
-handoff_refused(char *buf, ssize_t n, int *fds, const PoolHandoff *h)
+handoff_refused(int *fds, PoolHandoff *h)
 {
 	StringInfoData msg;
 
@@ -416,7 +443,7 @@ handoff_refused(char *buf, ssize_t n, int *fds, const PoolHandoff *h)
 					   "the pool handed the connection to an executor of another role or database",
 					   NULL, NULL);
 	}
-	refuse_handoff(buf, n, fds, &msg);
+	refuse_handoff(&h->tls, fds, &msg);
 	pfree(msg.data);
 	bp_cancel_key_remove(h->cancel_key, my_slot_index, my_generation);
 	/* the listener counted it as ours at handoff */
@@ -425,11 +452,31 @@ handoff_refused(char *buf, ssize_t n, int *fds, const PoolHandoff *h)
 }
 
 /*
- * Reads everything the listener queued on the channel.  EOF means the
- * listener is gone: its restart starts a new pool, so this executor ends.
+ * Handoffs read from the channel while one session's turn holds the
+ * executor: a new session cannot be greeted inside another's transaction,
+ * and leaving them in the channel would keep it readable (the wait would
+ * spin).  They are started once the turn ends, or given back to the
+ * listener for a free executor if the turn lasts (hand_back_waiting).
+ */
+typedef struct HeldHandoff
+{
+	dlist_node	node;
+	TimestampTz arrived;
+	int			fds[BP_CHANNEL_MAX_FDS];
+	PoolHandoff handoff;
+	char		body[FLEXIBLE_ARRAY_MEMBER];	/* startup pairs, then state */
+} HeldHandoff;
+
+static dlist_head held_handoffs = DLIST_STATIC_INIT(held_handoffs);
+
+/*
+ * Reads everything the listener queued on the channel; with hold, keeps
+ * the handoffs in held_handoffs instead of starting their sessions.  EOF
+ * means the listener is gone: its restart starts a new pool, so this
+ * executor ends.
  */
 static void
-drain_channel(void)
+drain_channel(bool hold)
 {
 	char	   *buf = channel_buf;
 
@@ -461,7 +508,20 @@ drain_channel(void)
 				n == sizeof(PoolHandoff) + handoff.startup_len + handoff.state_len &&
 				bp_channel_fds_fit(&handoff.tls, fds))
 			{
-				if (handoff_refused(buf, n, fds, &handoff))
+				if (hold)
+				{
+					int			body_len = n - sizeof(PoolHandoff);
+					HeldHandoff *h = MemoryContextAlloc(TopMemoryContext,
+														offsetof(HeldHandoff, body) + body_len);
+
+					h->arrived = GetCurrentTimestamp();
+					memcpy(h->fds, fds, sizeof(h->fds));
+					h->handoff = handoff;
+					memcpy(h->body, buf + sizeof(PoolHandoff), body_len);
+					dlist_push_tail(&held_handoffs, &h->node);
+					continue;
+				}
+				if (handoff_refused(fds, &handoff))
 				{
 					explicit_bzero(&handoff.tls, sizeof(handoff.tls));
 					continue;
@@ -488,6 +548,24 @@ drain_channel(void)
 		}
 		bp_channel_close_fds(fds);
 		elog(LOG, "builtin_pool executor ignored a malformed channel message");
+	}
+}
+
+/* Starts the sessions of the handoffs held during the last turn */
+static void
+start_held_sessions(void)
+{
+	while (!dlist_is_empty(&held_handoffs))
+	{
+		HeldHandoff *h = dlist_container(HeldHandoff, node,
+										 dlist_pop_head_node(&held_handoffs));
+
+		/* on error the session is closed, and h is lost with it: rare */
+		if (!handoff_refused(h->fds, &h->handoff))
+			start_session(h->fds[0], bp_channel_output_fd(h->fds), &h->handoff,
+						  h->body);
+		explicit_bzero(&h->handoff.tls, sizeof(h->handoff.tls));
+		pfree(h);
 	}
 }
 
@@ -672,13 +750,25 @@ idle_duties(void)
 		if (timeout < 0 || left < timeout)
 			timeout = left;
 	}
+	if (my_reserve && !retire_sent)
+	{
+		long		left = BP_RESERVE_IDLE_MS + 1 -
+			TimestampDifferenceMilliseconds(last_turn_end, GetCurrentTimestamp());
+
+		if (left > 0 && (timeout < 0 || left < timeout))
+			timeout = left;
+	}
+	else if (!my_reserve && !my_pool_dedicated && bp_max_pinned_executors > 0 &&
+			 (timeout < 0 || timeout > BP_RESERVE_IDLE_MS))
+		timeout = BP_RESERVE_IDLE_MS;	/* check_surplus() now and then */
 	return timeout;
 }
 
 /*
  * Asks the listener for leave to exit when there is nothing to serve: a
- * dedicated executor whose session ended, or one idle past
- * builtin_pool.idle_executor_timeout.  Exits once the listener has
+ * dedicated executor whose session ended, one idle past
+ * builtin_pool.idle_executor_timeout, or a reserve executor that served
+ * nothing for BP_RESERVE_IDLE_MS.  Exits once the listener has
  * acknowledged and every session it sent before that is gone.
  */
 static void
@@ -696,7 +786,11 @@ maybe_retire(void)
 	want = (my_pool_dedicated && served_any) ||
 		(bp_idle_executor_timeout > 0 &&
 		 TimestampDifferenceExceeds(idle_since, GetCurrentTimestamp(),
-									bp_idle_executor_timeout * 1000));
+									bp_idle_executor_timeout * 1000)) ||
+		(my_reserve &&
+		 (worn_out ||
+		  TimestampDifferenceExceeds(last_turn_end, GetCurrentTimestamp(),
+									 BP_RESERVE_IDLE_MS)));
 	if (want)
 	{
 		PoolRetire	retire;
@@ -739,7 +833,7 @@ end_dismissed_sessions(void)
 {
 	dlist_mutable_iter it;
 
-	drain_channel();
+	drain_channel(false);
 	dlist_foreach_modify(it, &all_sessions)
 		end_waiting_session(dlist_container(PoolSession, all_node, it.cur),
 							ERRCODE_ADMIN_SHUTDOWN, BP_RETIRED_MESSAGE, NULL);
@@ -850,11 +944,13 @@ wait_for_work(void)
 /*
  * Gives an idle session back to the listener, which moves it to another
  * executor of the pool: the client's socket, its startup packet and its
- * state (session.c) in one datagram.  Returns false if it cannot move (the
- * channel is full, or its state too large); it then stays here.
+ * state (session.c) in one datagram; waited_ms is how long its queued
+ * request waited here (the listener may start a reserve executor for it).
+ * Returns false if it cannot move (the channel is full, or its state too
+ * large); it then stays here.
  */
 static bool
-hand_back(PoolSession *s)
+hand_back(PoolSession *s, long waited_ms)
 {
 	StringInfoData buf;
 	PoolHandback h;
@@ -881,6 +977,7 @@ hand_back(PoolSession *s)
 		h.startup_len = s->startup_len;
 		h.state_len = buf.len - state_at;
 		h.tls = s->tls.w;
+		h.waited_ms = (int32) Min(waited_ms, PG_INT32_MAX);
 		memcpy(buf.data, &h, sizeof(h));
 		ok = bp_channel_send(channel_fd, buf.data, buf.len, fds,
 							 s->client_fd != s->sock ? 2 : 1) == buf.len;
@@ -927,10 +1024,225 @@ hand_back_others(PoolSession *pinned)
 
 		if (s != pinned && s->greeted && !s->dead && !s->closing &&
 			s->moved_statements == NIL && s->moved_unnamed == NULL &&
-			!hand_back(s))
+			!hand_back(s, 0))
 			break;
 	}
 	update_counters();
+}
+
+/*
+ * Can another executor of our pool take a session now: one between
+ * transactions, or, when reserve_due, room for the listener to start one
+ * (session_pool_size or builtin_pool.reserve_pool_size not reached, a slot
+ * free)?  Reads slot states without the lock: only the listener changes
+ * them, and a stale answer costs one move the listener routes anyway,
+ * never a session lost.  Called only while requests wait.
+ */
+static bool
+pool_can_take(bool reserve_due)
+{
+	int			regular = 0;
+	int			reserve = 0;
+	int			free_slots = 0;
+	int			i;
+
+	for (i = 0; i < bp_shared->max_executors; i++)
+	{
+		PoolExecutor *ex = &bp_shared->executors[i];
+
+		if (ex->state == PE_FREE)
+		{
+			free_slots++;
+			continue;
+		}
+		if (ex->pool_id != my_pool_id ||
+			(ex->state != PE_STARTING && ex->state != PE_READY))
+			continue;
+		if (pg_atomic_read_u32(&ex->n_pinned) > 0)
+		{
+			/* max_pinned_executors = 0: pins take the pool's executors */
+			if (bp_max_pinned_executors == 0)
+				regular++;
+			continue;
+		}
+		if (ex->reserve)
+			reserve++;
+		else
+			regular++;
+		if (i != my_slot_index &&
+			pg_atomic_read_u32(&ex->n_sessions) < (uint32) bp_max_sessions &&
+			(ex->state == PE_STARTING ||
+			 pg_atomic_read_u32(&ex->activity) == PEA_IDLE))
+			return true;
+	}
+	return reserve_due && free_slots > 0 &&
+		(regular < bp_session_pool_size || reserve < bp_reserve_pool_size);
+}
+
+/*
+ * Gives a held handoff back to the listener unopened, as a handback of a
+ * session with no state yet; false if the channel is full (it stays held).
+ */
+static bool
+bounce_handoff(HeldHandoff *h, long waited_ms)
+{
+	PoolHandback hb;
+	StringInfoData buf;
+	bool		ok;
+
+	memset(&hb, 0, sizeof(hb));
+	hb.magic = BP_HANDBACK_MAGIC;
+	hb.slot = my_slot_index;
+	hb.cancel_key = h->handoff.cancel_key;
+	hb.port_index = h->handoff.port_index;
+	hb.proto = h->handoff.proto;
+	hb.startup_len = h->handoff.startup_len;
+	hb.state_len = h->handoff.state_len;
+	hb.tls = h->handoff.tls;
+	hb.waited_ms = (int32) Min(waited_ms, PG_INT32_MAX);
+	initStringInfo(&buf);
+	appendBinaryStringInfo(&buf, (char *) &hb, sizeof(hb));
+	appendBinaryStringInfo(&buf, h->body, hb.startup_len + hb.state_len);
+	ok = bp_channel_send(channel_fd, buf.data, buf.len, h->fds,
+						 h->fds[1] >= 0 ? 2 : 1) == buf.len;
+	/* hb carried the TLS sending key; it stays in h until h goes */
+	explicit_bzero(&hb, sizeof(hb));
+	explicit_bzero(buf.data, sizeof(hb));
+	pfree(buf.data);
+	if (!ok)
+		return false;
+	bp_channel_close_fds(h->fds);
+	dlist_delete(&h->node);
+	explicit_bzero(&h->handoff.tls, sizeof(h->handoff.tls));
+	pfree(h);
+	/* the listener counted it here at handoff */
+	pg_atomic_fetch_sub_u32(&bp_my_slot->n_sessions, 1);
+	return true;
+}
+
+/*
+ * While this executor is held by one session (inside its transaction, or
+ * pinned), the requests queued behind it, and the sessions handed to it
+ * meanwhile, would wait for that session's client.  Those that waited
+ * BP_HANDBACK_DELAY_MS go back to the listener when another executor of
+ * the pool is between transactions, or, once they waited
+ * builtin_pool.reserve_pool_timeout, when a reserve executor can start;
+ * the listener places them there with their whole state.  Returns the ms
+ * until the next look, -1 while nothing waits: an executor nobody waits
+ * for pays nothing here.
+ */
+static long
+hand_back_waiting(void)
+{
+	dlist_mutable_iter it;
+	TimestampTz now;
+	TimestampTz oldest = 0;
+	long		waited;
+	int			moved = 0;
+
+	if ((n_queued == 0 && dlist_is_empty(&held_handoffs)) || my_pool_dedicated)
+		return -1;
+	if (n_queued > 0)
+		oldest = dlist_head_element(PoolSession, run_node, &run_queue)->queued_at;
+	if (!dlist_is_empty(&held_handoffs))
+	{
+		TimestampTz arrived = dlist_head_element(HeldHandoff, node,
+												 &held_handoffs)->arrived;
+
+		if (oldest == 0 || arrived < oldest)
+			oldest = arrived;
+	}
+	now = GetCurrentTimestamp();
+	waited = TimestampDifferenceMilliseconds(oldest, now);
+	if (waited < BP_HANDBACK_DELAY_MS)
+		return BP_HANDBACK_DELAY_MS - waited;
+	if (!pool_can_take(waited >= bp_reserve_pool_timeout))
+		return BP_HANDBACK_DELAY_MS;
+
+	dlist_foreach_modify(it, &held_handoffs)
+	{
+		HeldHandoff *h = dlist_container(HeldHandoff, node, it.cur);
+
+		waited = TimestampDifferenceMilliseconds(h->arrived, now);
+		if (waited < BP_HANDBACK_DELAY_MS || moved >= BP_HANDBACK_BATCH ||
+			!bounce_handoff(h, waited))
+			break;
+		moved++;
+	}
+	dlist_foreach_modify(it, &run_queue)
+	{
+		PoolSession *s = dlist_container(PoolSession, run_node, it.cur);
+
+		waited = TimestampDifferenceMilliseconds(s->queued_at, now);
+		if (waited < BP_HANDBACK_DELAY_MS || moved >= BP_HANDBACK_BATCH)
+			break;
+		/* statements moved here are prepared again at its next turn first */
+		if (!s->greeted || s->dead || s->closing ||
+			s->moved_statements != NIL || s->moved_unnamed != NULL)
+			continue;
+		if (!hand_back(s, waited))
+			break;
+		moved++;
+	}
+	update_counters();
+	return (n_queued > 0 || !dlist_is_empty(&held_handoffs)) ?
+		BP_HANDBACK_DELAY_MS : -1;
+}
+
+/*
+ * Pinned executors are outside the pool's size, so the listener starts
+ * others meanwhile; once the pins end the pool may have more unpinned
+ * executors than its size.  Then the idle one in the highest slot (one at
+ * a time, not all at once) retires as a reserve executor does.  Slot
+ * states are read without the lock, as in pool_can_take.
+ */
+static void
+check_surplus(void)
+{
+	int			regular = 0;
+	int			i;
+
+	for (i = 0; i < bp_shared->max_executors; i++)
+	{
+		PoolExecutor *ex = &bp_shared->executors[i];
+
+		if (ex->pool_id != my_pool_id || ex->reserve ||
+			(ex->state != PE_STARTING && ex->state != PE_READY) ||
+			pg_atomic_read_u32(&ex->n_pinned) > 0)
+			continue;
+		if (i > my_slot_index)
+			return;
+		regular++;
+	}
+	if (regular > bp_session_pool_size)
+		my_reserve = true;
+}
+
+/*
+ * A reserve executor that served no turn for BP_RESERVE_IDLE_MS gives its
+ * sessions back (they go to the pool's other executors) so that it can
+ * retire.  Returns true once it is idle that long.
+ */
+static bool
+reserve_idle(void)
+{
+	dlist_mutable_iter it;
+
+	if (!my_reserve || n_queued > 0 ||
+		(!worn_out && !TimestampDifferenceExceeds(last_turn_end, GetCurrentTimestamp(),
+												  BP_RESERVE_IDLE_MS)))
+		return false;
+	dlist_foreach_modify(it, &all_sessions)
+	{
+		PoolSession *s = dlist_container(PoolSession, all_node, it.cur);
+
+		if (s->greeted && !s->dead && !s->closing &&
+			s->moved_statements == NIL && s->moved_unnamed == NULL &&
+			!hand_back(s, 0))
+			break;
+	}
+	update_counters();
+	return true;
 }
 
 /* Publishes the pinned state of s in our slot for the listener */
@@ -991,7 +1303,9 @@ harvest_while_serving(PoolSession *s)
  * transactions notifications are delivered (the reason a LISTENing session
  * is pinned), invalidations caught up, the configuration reloaded.  The
  * wait is the executor's main one, so sessions that become ready meanwhile
- * are queued and builtin_pool.queue_wait_timeout applies to them.
+ * are queued, builtin_pool.queue_wait_timeout applies to them, and those
+ * that wait too long are handed back for another executor
+ * (hand_back_waiting).
  * Returns false if the session must end.
  */
 static bool
@@ -1034,7 +1348,18 @@ wait_session_input(PoolSession *s)
 		if (s->dead)
 			return false;
 
+		if (channel_readable ||
+			pg_atomic_read_u32(&bp_my_slot->channel_sends) != channel_sends_seen)
+		{
+			channel_sends_seen = pg_atomic_read_u32(&bp_my_slot->channel_sends);
+			channel_readable = false;
+			drain_channel(true);
+		}
 		queue_left = expire_queued_sessions();
+		left = hand_back_waiting();
+		if (left >= 0 && (queue_left < 0 || left < queue_left))
+			queue_left = left;
+		left = -1;
 		if (timeout > 0)
 		{
 			left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
@@ -1094,6 +1419,9 @@ serve_current(bool must_read)
 	bool		switchable;
 	bool		pinned = false;
 
+	/* a plain store each: the listener reads them to place sessions */
+	last_turn_end = GetCurrentTimestamp();
+	pg_atomic_write_u64(&bp_my_slot->busy_since, (uint64) last_turn_end);
 	pg_atomic_write_u32(&bp_my_slot->activity, PEA_RUNNING);
 	if (s->moved_statements != NIL)
 		bp_restore_statements(s);
@@ -1139,10 +1467,12 @@ serve_current(bool must_read)
 		}
 		else if (!first && !pq_buffer_has_data() &&
 				 (!IsTransactionOrTransactionBlock() ||
+				  n_sessions > 1 ||
 				  IdleInTransactionSessionTimeout > 0 ||
 				  bp_queue_wait_timeout > 0) &&
 				 !wait_session_input(s))
-			break;				/* else the read blocks in secure_read */
+			break;				/* else (alone here) the read blocks in
+								 * secure_read */
 		first = false;
 
 		initStringInfo(&msg);
@@ -1155,6 +1485,8 @@ serve_current(bool must_read)
 		running_key = 0;
 	}
 	MemoryContextSwitchTo(TopMemoryContext);
+	if (my_reserve)
+		last_turn_end = GetCurrentTimestamp();
 
 	if (s->closing || s->dead)
 		close_session(s);
@@ -1264,6 +1596,18 @@ notify_clients_at_exit(int code, Datum arg)
 		if (s != bp_current && !s->dead)
 			bp_session_send_last(s, msg.data, msg.len);
 	}
+	dlist_foreach(it, &held_handoffs)
+	{
+		HeldHandoff *h = dlist_container(HeldHandoff, node, it.cur);
+		BpTlsSealer sealer;
+
+		memset(&sealer, 0, sizeof(sealer));
+		memcpy(&sealer.w, &h->handoff.tls, sizeof(sealer.w));
+		(void) bp_tls_send_quick(&sealer, bp_channel_output_fd(h->fds),
+								 msg.data, msg.len);
+		bp_tls_sealer_free(&sealer);
+		bp_channel_close_fds(h->fds);
+	}
 	for (;;)
 	{
 		int			fds[BP_CHANNEL_MAX_FDS];
@@ -1271,7 +1615,10 @@ notify_clients_at_exit(int code, Datum arg)
 
 		if (n <= 0)
 			break;
-		refuse_handoff(channel_buf, n, fds, &msg);
+		refuse_handoff(n >= sizeof(PoolHandoff) &&
+					   ((PoolHandoff *) channel_buf)->magic == BP_HANDOFF_MAGIC ?
+					   &((PoolHandoff *) channel_buf)->tls : NULL,
+					   fds, &msg);
 	}
 }
 
@@ -1281,6 +1628,91 @@ count_transaction(XactEvent event, void *arg)
 	if (!bp_switching &&
 		(event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT))
 		pg_atomic_fetch_add_u64(&bp_my_slot->n_transactions, 1);
+}
+
+/*
+ * A session that pins gets this executor to itself, outside the pool's
+ * size: the pool starts another for its other sessions.  Before a commit
+ * that would pin (temp objects, a WITH HOLD cursor), check that this can
+ * be afforded: fewer than builtin_pool.max_pinned_executors executors
+ * pinned, and an executor slot free unless the pool has another unpinned
+ * executor.  Otherwise the commit fails, so the client learns it at once
+ * instead of the pool's other sessions waiting.  With the GUC at 0 pins
+ * stay within the pool's size, unchecked, as before it existed.  Session advisory locks
+ * and LISTEN pin without this check (they cannot be undone by an abort,
+ * or are applied only after commit).  Slot states are read without the
+ * lock, as a hint (pool_can_take).
+ */
+static void pin_refused(PoolSession *s, int pinned, bool no_slot);
+
+static void
+check_pin_affordable(XactEvent event, void *arg)
+{
+	PoolSession *s = bp_current;
+	int			pinned = 0;
+	int			others = 0;
+	int			free_slots = 0;
+	int			i;
+
+	if (event != XACT_EVENT_PRE_COMMIT || bp_switching || s == NULL ||
+		s->pinned || my_pool_dedicated || bp_max_pinned_executors == 0)
+		return;
+	if (s->hold_cursors == NIL && !(s->temp_check && bp_temp_objects_exist()))
+		return;
+
+	for (i = 0; i < bp_shared->max_executors; i++)
+	{
+		PoolExecutor *ex = &bp_shared->executors[i];
+
+		if (ex->state == PE_FREE)
+			free_slots++;
+		else if (pg_atomic_read_u32(&ex->n_pinned) > 0)
+		{
+			/* a dedicated executor serves one session anyway */
+			if (ex->pool_id >= 0 && !bp_shared->pools[ex->pool_id].dedicated)
+				pinned++;
+		}
+		else if (i != my_slot_index && ex->pool_id == my_pool_id &&
+				 ex->state != PE_EXITING)
+			others++;
+	}
+	if (pinned >= bp_max_pinned_executors)
+		pin_refused(s, pinned, false);
+	if (others == 0 && free_slots == 0)
+		pin_refused(s, pinned, true);
+}
+
+/*
+ * Fails the commit.  The WITH HOLD cursors of s were all declared in this
+ * transaction (an older one would have pinned s already), but core has
+ * already made them outlive it by now (PreCommit_Portals), so they are
+ * dropped here: the abort would keep them.
+ */
+static void
+pin_refused(PoolSession *s, int pinned, bool no_slot)
+{
+	ListCell   *lc;
+
+	foreach(lc, s->hold_cursors)
+	{
+		Portal		portal = GetPortalByName(lfirst(lc));
+
+		if (PortalIsValid(portal))
+			PortalDrop(portal, false);
+	}
+	if (no_slot)
+		ereport(ERROR,
+				(errcode(ERRCODE_TOO_MANY_CONNECTIONS),
+				 errmsg("no pool executor can be started for a pinned session"),
+				 errdetail("Temporary objects and WITH HOLD cursors need a pool executor of their own, and no executor slot is free (%d executors are pinned).",
+						   pinned),
+				 errhint("Increase max_worker_processes, or lower builtin_pool.max_pinned_executors.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_TOO_MANY_CONNECTIONS),
+			 errmsg("too many pinned pool executors"),
+			 errdetail("Temporary objects and WITH HOLD cursors need a pool executor of their own, and %d executors are pinned already.",
+					   pinned),
+			 errhint("Raise builtin_pool.max_pinned_executors, or drop the temporary objects and cursors within the transaction.")));
 }
 
 void
@@ -1319,10 +1751,12 @@ bp_executor_main(Datum main_arg)
 	bp_pinning_init();
 	bp_utility_init();
 	RegisterXactCallback(count_transaction, NULL);
+	RegisterXactCallback(check_pin_affordable, NULL);
 	say_hello();
 	build_wait_sets();
 	on_proc_exit(notify_clients_at_exit, (Datum) 0);
 	idle_since = GetCurrentTimestamp();
+	last_turn_end = idle_since;
 	whereToSendOutput = DestNone;
 
 	if (sigsetjmp(local_sigjmp_buf, 1) != 0)
@@ -1341,12 +1775,13 @@ bp_executor_main(Datum main_arg)
 
 		if (pool_dismissed() && !dismissal_done)
 			end_dismissed_sessions();
+		start_held_sessions();
 		if (channel_readable ||
 			pg_atomic_read_u32(&bp_my_slot->channel_sends) != channel_sends_seen)
 		{
 			channel_sends_seen = pg_atomic_read_u32(&bp_my_slot->channel_sends);
 			channel_readable = false;
-			drain_channel();
+			drain_channel(false);
 		}
 		if (sessions_readable || dlist_is_empty(&run_queue) ||
 			++picks_since_poll >= PICKS_PER_POLL)
@@ -1363,6 +1798,19 @@ bp_executor_main(Datum main_arg)
 			serve_current(true);
 			continue;
 		}
+		if (!my_reserve && !my_pool_dedicated && bp_max_pinned_executors > 0 &&
+			TimestampDifferenceExceeds(last_turn_end, GetCurrentTimestamp(),
+									   BP_RESERVE_IDLE_MS))
+			check_surplus();
+		if (!worn_out && bp_temp_setups_exhausted())
+		{
+			ereport(LOG,
+					(errmsg("builtin_pool executor retires: its temp schema was set up again for as many sessions as it can")));
+			worn_out = true;
+			my_reserve = true;
+		}
+		if (my_reserve)
+			(void) reserve_idle();
 		maybe_retire();
 		wait_for_work();
 	}

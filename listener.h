@@ -75,6 +75,7 @@ typedef struct PoolConn
 	/* a session moving between executors (PoolHandback) */
 	bool		resumed;
 	int			from_slot;		/* the executor that gave it back */
+	int			waited_ms;		/* how long its request waited there */
 	char	   *moved_state;	/* serialized session state */
 	int			state_len;
 } PoolConn;

@@ -442,3 +442,24 @@ bp_pinning_restore(PoolSession *s, StringInfo in)
 {
 	s->temp_ns_ready = pq_getmsgbyte(in) != 0;
 }
+
+/*
+ * Does the current session own temp objects right now?  Inside a
+ * transaction; executor.c asks before a commit that would pin.
+ */
+bool
+bp_temp_objects_exist(void)
+{
+	return temp_objects_exist();
+}
+
+/*
+ * Has this executor set up its temp schema again as often as core's exit
+ * callback slots allow?  Then it hides it no more, and executor.c replaces
+ * it with a fresh executor (its sessions move, none is cut).
+ */
+bool
+bp_temp_setups_exhausted(void)
+{
+	return temp_setups >= MAX_TEMP_SETUPS;
+}

@@ -14,6 +14,9 @@
 
 extern void bp_pinning_init(void);
 
+/* The executor can hide its temp schema from no more sessions */
+extern bool bp_temp_setups_exhausted(void);
+
 /* What moves with a session (bp_session_serialize) */
 extern void bp_pinning_serialize(PoolSession *s, StringInfo buf);
 extern void bp_pinning_restore(PoolSession *s, StringInfo in);
@@ -28,6 +31,9 @@ extern void bp_pinning_utility_after(Node *stmt);
  * at a transaction boundary; may run a short catalog check.
  */
 extern bool bp_session_pinned(PoolSession *s);
+
+/* Does the current session own temp objects?  Inside a transaction. */
+extern bool bp_temp_objects_exist(void);
 
 /* Releases that state when the current session ends, outside a transaction */
 extern void bp_session_release_state(PoolSession *s);

@@ -111,6 +111,7 @@ bp_shmem_startup(void)
 
 			ex->pool_id = -1;
 			pg_atomic_init_u32(&ex->activity, PEA_IDLE);
+			pg_atomic_init_u64(&ex->busy_since, 0);
 			pg_atomic_init_u32(&ex->n_sessions, 0);
 			pg_atomic_init_u32(&ex->n_waiting, 0);
 			pg_atomic_init_u32(&ex->n_pinned, 0);
@@ -203,7 +204,9 @@ bp_executor_claim(int pool_id)
 		ex->pool_id = pool_id;
 		ex->generation++;
 		ex->pid = 0;
+		ex->reserve = false;
 		pg_atomic_write_u32(&ex->activity, PEA_IDLE);
+		pg_atomic_write_u64(&ex->busy_since, 0);
 		pg_atomic_write_u32(&ex->n_sessions, 0);
 		pg_atomic_write_u32(&ex->n_waiting, 0);
 		pg_atomic_write_u32(&ex->n_pinned, 0);

@@ -65,9 +65,13 @@ typedef struct PoolExecutor
 	int			pool_id;		/* index into pools, -1 when free */
 	uint32		generation;		/* bumped each time the slot is claimed */
 	pid_t		pid;			/* 0 until known */
+	bool		reserve;		/* started beyond session_pool_size because
+								 * requests waited (reserve_pool_size) */
 
 	/* atomics; see the locking note above */
 	pg_atomic_uint32 activity;	/* PoolExecutorActivity */
+	pg_atomic_uint64 busy_since;	/* while PEA_RUNNING: when the current
+									 * session's turn began */
 	pg_atomic_uint32 n_sessions;	/* incremented by the listener at handoff,
 									 * decremented by the executor at close */
 	pg_atomic_uint32 n_waiting; /* sessions with a complete message queued */

@@ -68,6 +68,13 @@
 #define BP_BUSY_TICK_MS		100
 #define BP_IDLE_TICK_MS		1000
 
+/*
+ * A turn running this long is likely a long or idle transaction: a new
+ * session goes elsewhere if it can.  The executor's BP_HANDBACK_DELAY_MS is
+ * the same idea from the other side.
+ */
+#define BP_HELD_MS			20
+
 
 /* An executor's end of the channel */
 typedef struct PoolChan
@@ -163,37 +170,92 @@ conn_close(PoolConn *c)
  */
 
 /*
- * Slot of pool_id with the fewest sessions that can take one more, or -1;
- * *load is its session count, raised by max_sessions if it is pinned.
+ * What routing needs to know of a pool's executors.  Pinned executors
+ * serve one session alone and count in neither the pool's size nor its
+ * reserve (builtin_pool.max_pinned_executors bounds them; 0 counts them in
+ * the size, so the other sessions wait while every executor is pinned).
  */
-static int
-exec_least_loaded(int pool_id, uint32 *load)
+typedef struct PoolChoice
 {
-	int			best = -1;
+	int			best;			/* slot to queue on, -1 if none can take one */
+	bool		best_idle;		/* it is between transactions */
+	uint32		load;			/* its sessions */
+	int			n_regular;		/* unpinned, within session_pool_size */
+	int			n_reserve;		/* unpinned reserve executors */
+	bool		has_pinned;		/* some executor is pinned */
+	bool		busy_long;		/* every candidate has been inside one
+								 * session's turn past reserve_pool_timeout */
+} PoolChoice;
+
+/*
+ * Chooses among pool_id's executors (but exclude) for one more session.
+ * Sessions are bound to no executor, so what matters is who can serve the
+ * next request soonest: one between transactions (the least loaded), else
+ * one whose turn began less than BP_HELD_MS ago (the least loaded), else
+ * the one whose turn began last.  Reads the atomics the executors write;
+ * a stale value costs a worse choice, which the executor corrects by
+ * handing the session back.
+ */
+static void
+exec_choose(int pool_id, int exclude, PoolChoice *pc)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	int			best_class = 3;
+	TimestampTz best_since = 0;
 	int			i;
 
-	*load = PG_UINT32_MAX;
+	memset(pc, 0, sizeof(*pc));
+	pc->best = -1;
+	pc->busy_long = true;
 	for (i = 0; i < bp_shared->max_executors; i++)
 	{
 		PoolExecutor *ex = &bp_shared->executors[i];
+		TimestampTz since = 0;
+		int			class;
 		uint32		n;
 
 		if (ex->pool_id != pool_id ||
 			(ex->state != PE_STARTING && ex->state != PE_READY))
 			continue;
-		n = pg_atomic_read_u32(&ex->n_sessions);
-		if (n >= (uint32) bp_max_sessions)
-			continue;
-		/* a pinned executor serves one session alone: last resort */
 		if (pg_atomic_read_u32(&ex->n_pinned) > 0)
-			n += bp_max_sessions;
-		if (n < *load)
 		{
-			best = i;
-			*load = n;
+			pc->has_pinned = true;
+			/* max_pinned_executors = 0: pins take the pool's executors */
+			if (bp_max_pinned_executors == 0)
+				pc->n_regular++;
+			continue;
+		}
+		if (ex->reserve)
+			pc->n_reserve++;
+		else
+			pc->n_regular++;
+		n = pg_atomic_read_u32(&ex->n_sessions);
+		if (i == exclude || n >= (uint32) bp_max_sessions)
+			continue;
+		if (ex->state == PE_STARTING ||
+			pg_atomic_read_u32(&ex->activity) == PEA_IDLE)
+			class = 0;
+		else
+		{
+			since = (TimestampTz) pg_atomic_read_u64(&ex->busy_since);
+			class = TimestampDifferenceExceeds(since, now, BP_HELD_MS) ? 2 : 1;
+		}
+		if (class < 2 ||
+			!TimestampDifferenceExceeds(since, now, bp_reserve_pool_timeout))
+			pc->busy_long = false;
+		if (class < best_class ||
+			(class == best_class &&
+			 (class == 2 ? since > best_since : n < pc->load)))
+		{
+			pc->best = i;
+			pc->load = n;
+			best_class = class;
+			best_since = since;
 		}
 	}
-	return best;
+	pc->best_idle = best_class == 0;
+	if (pc->best < 0)
+		pc->busy_long = false;
 }
 
 /* Counts c against slot and queues it there; caller holds the lock */
@@ -296,11 +358,11 @@ conn_route(PoolConn *c)
 {
 	bool		dedicated;
 	int			pool_id;
-	int			best = -1;
+	PoolChoice	pc;
 	int			fresh = -1;
-	uint32		load = 0;
 	int			n_exec = 0;
 	bool		want_new = false;
+	bool		want_reserve = false;
 	bool		park = false;
 	char	   *detail;
 
@@ -314,6 +376,8 @@ conn_route(PoolConn *c)
 		return;
 	}
 
+	memset(&pc, 0, sizeof(pc));
+	pc.best = -1;
 	dedicated = bp_database_is_dedicated(c->dbname);
 	LWLockAcquire(bp_shared->lock, LW_EXCLUSIVE);
 	pool_id = bp_pool_lookup(c->port_index, c->dboid, c->roleid, c->dbname,
@@ -324,17 +388,38 @@ conn_route(PoolConn *c)
 
 		if (p->n_executors == 0)
 			p->dedicated = dedicated;
-		if (!p->dedicated)
-			best = exec_least_loaded(pool_id, &load);
-		want_new = p->dedicated ||
-			(p->n_executors < bp_session_pool_size && (best < 0 || load >= 1));
+		if (p->dedicated)
+			want_new = true;
+		else
+		{
+			exec_choose(pool_id, c->resumed ? c->from_slot : -1, &pc);
+
+			/* spread sessions while the pool may grow */
+			want_new = pc.n_regular < bp_session_pool_size &&
+				(pc.best < 0 || !pc.best_idle || pc.load >= 1);
+
+			/*
+			 * Every executor is held: a reserve one when the request waited
+			 * long enough (a session handed back says how long; a login
+			 * would wait at least as long as the turns now running).
+			 */
+			if (!want_new && (pc.best < 0 || !pc.best_idle) &&
+				pc.n_reserve < bp_reserve_pool_size &&
+				(c->resumed ? c->waited_ms >= bp_reserve_pool_timeout :
+				 pc.busy_long))
+				want_new = want_reserve = true;
+		}
 		if (want_new)
 			fresh = bp_executor_claim(pool_id);
-		if (fresh < 0 && best >= 0 &&
-			pg_atomic_read_u32(&bp_shared->executors[best].n_pinned) > 0)
-			park = true;		/* it would wait for another's session */
-		else if (fresh >= 0 || best >= 0)
-			exec_assign(c, fresh >= 0 ? fresh : best);
+		if (fresh >= 0)
+		{
+			bp_shared->executors[fresh].reserve = want_reserve;
+			exec_assign(c, fresh);
+		}
+		else if (pc.best >= 0)
+			exec_assign(c, pc.best);
+		else if (pc.has_pinned)
+			park = true;		/* wait until a pin ends */
 		else if (p->n_executors == 0)
 			p->in_use = false;	/* do not leak an empty pool */
 		n_exec = p->n_executors;
@@ -347,13 +432,12 @@ conn_route(PoolConn *c)
 		dlist_delete(&c->queue_node);
 		c->exec_slot = -1;
 		bp_executor_release(fresh);
-		if (best >= 0 &&
-			pg_atomic_read_u32(&bp_shared->executors[best].n_pinned) > 0)
+		if (pc.best >= 0)
+			exec_assign(c, pc.best);
+		else if (pc.has_pinned)
 			park = true;
-		else if (best >= 0)
-			exec_assign(c, best);
 		LWLockRelease(bp_shared->lock);
-		if (best < 0)
+		if (pc.best < 0 && !park && !c->resumed)
 		{
 			conn_refuse(c, LOG, ERRCODE_TOO_MANY_CONNECTIONS,
 						"could not start a pool executor",
@@ -754,9 +838,12 @@ chan_hello(PoolChan *ch)
 }
 
 /*
- * PoolHandback: a session leaves its executor (which became pinned to
- * another session) for another executor of the same pool.  It is routed
- * like a new client, minus authentication, keeping its cancel key.
+ * PoolHandback: a session leaves its executor for another executor of the
+ * same pool, because the executor became pinned to another session, or is
+ * held inside another session's transaction while this one's request
+ * waits, or is a reserve executor retiring.  It is routed like a new
+ * client, minus authentication, keeping its cancel key, and not back to
+ * the executor that gave it.
  */
 static void
 chan_handback(PoolChan *ch, char *msg, ssize_t n, int *fds)
@@ -790,6 +877,7 @@ chan_handback(PoolChan *ch, char *msg, ssize_t n, int *fds)
 	explicit_bzero(&h.tls, sizeof(h.tls));
 	c->resumed = true;
 	c->from_slot = ch->slot;
+	c->waited_ms = h.waited_ms;
 	c->exec_slot = -1;
 	c->port_index = h.port_index;
 	c->proto = h.proto;
@@ -1087,6 +1175,7 @@ tick(void)
 											dlist_pop_head_node(&retry));
 
 			c->state = PC_QUEUED;	/* in no list now; exec_slot is -1 */
+			c->from_slot = -1;	/* its old executor may be the one free now */
 			conn_route(c);
 		}
 		busy |= !dlist_is_empty(&bp_parked);

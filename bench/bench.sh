@@ -33,6 +33,9 @@ TIMEOUT_MARGIN=${TIMEOUT_MARGIN:-60}
 WARMUP=${WARMUP:-3}
 FORCE_PREPARED_TPCB=${FORCE_PREPARED_TPCB:-0}
 SETTLE_MAX=${SETTLE_MAX:-20}
+STALL=0
+STALL_CLIENTS=${STALL_CLIENTS:-1000}
+STALL_IDLERS=${STALL_IDLERS:-4}
 BUILD=0
 KEEP=0
 TLS=0
@@ -62,6 +65,13 @@ Compares direct connections, the builtin_pool pool port and PgBouncer
   --force-prepared-tpcb
                      also run pool + -M prepared + TPC-B when clients exceed
                      the pool size (deadlocks in pgbench itself, see README)
+  --stall            after the grid, the "stall" scenario: pgbench with
+                     STALL_CLIENTS clients (default $STALL_CLIENTS), select-only
+                     and TPC-B (--modes), without and with STALL_IDLERS
+                     sessions (default $STALL_IDLERS) idle in a transaction
+                     for the whole run, per target: TPS and p99 latency
+  --stall-only       the stall scenario without the grid
+  --stall-clients N  clients of the stall scenario
   --max-sessions N   builtin_pool.max_sessions (default $MAX_SESSIONS)
   --pg-port N        main PostgreSQL port (default $PG_PORT)
   --pool-port N      builtin_pool.port (default $POOL_PORT)
@@ -95,6 +105,9 @@ while [ $# -gt 0 ]; do
         --targets) TARGETS=$2; shift 2 ;;
         --warmup) WARMUP=$2; shift 2 ;;
         --force-prepared-tpcb) FORCE_PREPARED_TPCB=1; shift ;;
+        --stall) STALL=1; shift ;;
+        --stall-only) STALL=2; shift ;;
+        --stall-clients) STALL_CLIENTS=$2; shift 2 ;;
         --max-sessions) MAX_SESSIONS=$2; shift 2 ;;
         --pg-port) PG_PORT=$2; shift 2 ;;
         --pool-port) POOL_PORT=$2; shift 2 ;;
@@ -121,7 +134,7 @@ die()  { log "ERROR: $*"; exit 1; }
 for p in $PROTOCOLS; do case $p in simple|extended|prepared) ;; *) die "bad protocol '$p'";; esac; done
 for m in $MODES; do case $m in select|tpcb|connect) ;; *) die "bad mode '$m' (select|tpcb|connect)";; esac; done
 for t in $TARGETS; do case $t in direct|pool|pgbouncer) ;; *) die "bad target '$t'";; esac; done
-for n in $CLIENTS $DURATION $WARMUP $SCALE $THREADS $POOL_SIZE $MAX_SESSIONS $PG_PORT $POOL_PORT $BOUNCER_PORT; do
+for n in $STALL_CLIENTS $STALL_IDLERS $CLIENTS $DURATION $WARMUP $SCALE $THREADS $POOL_SIZE $MAX_SESSIONS $PG_PORT $POOL_PORT $BOUNCER_PORT; do
     [[ $n =~ ^[0-9]+$ ]] || die "not a number: '$n'"
 done
 
@@ -230,6 +243,8 @@ cleanup() {
     local rc=$?
     trap - EXIT INT TERM
     if [ -n "${CHILD:-}" ]; then kill "$CHILD" 2>/dev/null; wait "$CHILD" 2>/dev/null; fi
+    local ip
+    for ip in ${IDLER_PIDS[@]:-}; do kill "$ip" 2>/dev/null; done
     if [ -f "$WORK/pgbouncer.pid" ]; then
         local bpid; bpid=$(cat "$WORK/pgbouncer.pid" 2>/dev/null)
         [ -n "$bpid" ] && kill "$bpid" 2>/dev/null
@@ -553,6 +568,18 @@ run_point() {  # proto mode clients target
     fi
 }
 
+# formatting helpers (the stall scenario uses them too)
+cell() { local v=${1:-}; [ -z "$v" ] && v="-"; printf '%s' "$v"; }
+ratio() {
+    if [[ ${1:-} =~ $num_re ]] && [[ ${2:-} =~ $num_re ]] && [ "$(awk -v b="$2" 'BEGIN{print (b>0)}')" = 1 ]; then
+        awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'
+    else
+        printf -- '-'
+    fi
+}
+fmt_tps() { if [[ ${1:-} =~ $num_re ]]; then awk -v a="$1" 'BEGIN{printf "%.0f", a}'; else cell "${1:-}"; fi; }
+fmt_lat() { if [[ ${1:-} =~ $num_re ]]; then awk -v a="$1" 'BEGIN{printf "%.2f", a}'; else cell "${1:-}"; fi; }
+
 # ----------------------------------------------------------------- the run --
 START_TS=$(date +%Y%m%d-%H%M%S)
 log "grid: protocols [$PROTOCOLS] modes [$MODES] clients [$CLIENTS] targets [$TARGETS], ${DURATION}s each, $N_RUNS runs"
@@ -573,7 +600,8 @@ if [ "$WARMUP" -gt 0 ]; then
     done
 fi
 
-for proto in $PROTOCOLS; do
+[ "$STALL" = 2 ] && N_RUNS=0
+[ "$STALL" = 2 ] || for proto in $PROTOCOLS; do
     for mode in $MODES; do
         for c in $CLIENTS; do
             for target in direct pool pgbouncer; do
@@ -582,6 +610,93 @@ for proto in $PROTOCOLS; do
         done
     done
 done
+
+# ------------------------------------------------------- stall scenario --
+# STALL_IDLERS sessions open a transaction through the target and sit idle in
+# it for the whole pgbench run (psql reading a pipe that stays open).  p99
+# comes from pgbench's per-transaction log (--log: latency in column 3, us).
+declare -A S_TPS S_P99 S_FAILED S_NOTE
+IDLER_PIDS=()
+start_idlers() {  # port n: each a psql reading a fifo that a sleep keeps open
+    local i fifo
+    IDLER_PIDS=()
+    for i in $(seq 1 "$2"); do
+        fifo=$LOGDIR/idler_$i
+        rm -f "$fifo"; as_user mkfifo "$fifo"
+        "${AS_USER[@]}" env PGSSLMODE="$CLIENT_SSLMODE" "$PGBIN/psql" -X -q \
+            -h 127.0.0.1 -p "$1" -U bench -d bench <"$fifo" >/dev/null 2>&1 &
+        IDLER_PIDS+=($!)
+        { echo "BEGIN; SELECT 1;"; exec sleep $((DURATION + TIMEOUT_MARGIN + STALL_CLIENTS / 10)); } >"$fifo" &
+        IDLER_PIDS+=($!)
+    done
+    sleep 1
+}
+stop_idlers() {
+    local p
+    for p in "${IDLER_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    for p in "${IDLER_PIDS[@]}"; do wait "$p" 2>/dev/null; done
+    IDLER_PIDS=()
+    rm -f "$LOGDIR"/idler_*
+}
+run_stall_point() {  # mode idlers target
+    local mode=$1 idlers=$2 target=$3 key="$1|$2|$3" port rc j
+    local out="$LOGDIR/stall_${mode}_${idlers}_${target}.log" prefix="$LOGDIR/stall_${mode}_${idlers}_${target}_tx"
+    S_TPS[$key]=FAIL; S_P99[$key]=-; S_FAILED[$key]=-; S_NOTE[$key]=""
+    case $target in
+        direct) port=$PG_PORT ;;
+        pool) port=$POOL_PORT; [ "$POOL_STATE" = ok ] || { S_NOTE[$key]=$POOL_STATE; return; } ;;
+        pgbouncer) port=$BOUNCER_PORT; [ "$BOUNCER_STATE" = ok ] || { S_NOTE[$key]=$BOUNCER_STATE; return; } ;;
+    esac
+    wait_server || { S_NOTE[$key]="server not answering"; return; }
+    settle
+    [ "$idlers" -gt 0 ] && start_idlers "$port" "$idlers"
+    j=$THREADS; [ "$STALL_CLIENTS" -lt "$j" ] && j=$STALL_CLIENTS
+    local args=(-h 127.0.0.1 -p "$port" -U bench -n -T "$DURATION" -c "$STALL_CLIENTS" -j "$j" -M simple
+                --log --log-prefix="$prefix")
+    [ "$mode" = select ] && args+=(-S)
+    rm -f "$prefix".*
+    echo "# pgbench ${args[*]} bench   ($idlers idle in transaction)" >"$out"
+    (timeout -k 10 $((DURATION + TIMEOUT_MARGIN + STALL_CLIENTS / 10)) "${AS_USER[@]}" \
+        env PGSSLMODE="$CLIENT_SSLMODE" "$PGBIN/pgbench" "${args[@]}" bench) >>"$out" 2>&1 </dev/null &
+    CHILD=$!
+    wait "$CHILD"; rc=$?
+    CHILD=
+    stop_idlers
+    local tps failed
+    tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$out" | tail -1)
+    failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$out" | tail -1)
+    S_FAILED[$key]=${failed:--}
+    if [ $rc -ne 0 ]; then
+        S_NOTE[$key]="pgbench exit code $rc$( [ $rc -eq 124 ] && echo ' (timed out)')"
+    elif [[ ${tps:-x} =~ $num_re ]]; then
+        S_TPS[$key]=$tps
+        S_P99[$key]=$(cat "$prefix".* 2>/dev/null | awk '{print $3}' | sort -n |
+            awk '{v[NR]=$1} END{if (NR) {i=int(NR*0.99); if (i<1) i=1; printf "%.2f", v[i]/1000} else print "-"}')
+    else
+        S_NOTE[$key]="no tps in pgbench output"
+    fi
+    rm -f "$prefix".*
+    log "stall $mode idlers=$idlers $target: tps=${S_TPS[$key]} p99=${S_P99[$key]}ms failed=${S_FAILED[$key]} ${S_NOTE[$key]}"
+}
+STALL_ROWS=()
+if [ "$STALL" != 0 ]; then
+    log "stall scenario: $STALL_CLIENTS clients, 0 and $STALL_IDLERS sessions idle in transaction, ${DURATION}s each"
+    for mode in $MODES; do
+        for idlers in 0 "$STALL_IDLERS"; do
+            for target in direct pool pgbouncer; do
+                has_target "$target" && run_stall_point "$mode" "$idlers" "$target"
+            done
+        done
+        for target in direct pool pgbouncer; do
+            has_target "$target" || continue
+            a="$mode|0|$target"; b="$mode|$STALL_IDLERS|$target"
+            STALL_ROWS+=("$(printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s' "$( [ "$mode" = select ] && echo "select(-S)" || echo tpcb)" \
+                "$target" "$(fmt_tps "${S_TPS[$a]}")" "$(cell "${S_P99[$a]}")" \
+                "$(fmt_tps "${S_TPS[$b]}")" "$(cell "${S_P99[$b]}")" "$(ratio "${S_TPS[$b]}" "${S_TPS[$a]}")" \
+                "${S_FAILED[$a]}/${S_FAILED[$b]}$( [ -n "${S_NOTE[$a]}${S_NOTE[$b]}" ] && echo " (${S_NOTE[$a]}${S_NOTE[$a]:+; }${S_NOTE[$b]})")")")
+        done
+    done
+fi
 
 POOL_STATUS=""
 if [ "$POOL_STATE" = ok ]; then
@@ -593,16 +708,6 @@ if [ "$POOL_STATE" = ok ]; then
 fi
 
 # ------------------------------------------------------------------ report --
-cell() { local v=${1:-}; [ -z "$v" ] && v="-"; printf '%s' "$v"; }
-ratio() {
-    if [[ ${1:-} =~ $num_re ]] && [[ ${2:-} =~ $num_re ]] && [ "$(awk -v b="$2" 'BEGIN{print (b>0)}')" = 1 ]; then
-        awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'
-    else
-        printf -- '-'
-    fi
-}
-fmt_tps() { if [[ ${1:-} =~ $num_re ]]; then awk -v a="$1" 'BEGIN{printf "%.0f", a}'; else cell "${1:-}"; fi; }
-fmt_lat() { if [[ ${1:-} =~ $num_re ]]; then awk -v a="$1" 'BEGIN{printf "%.2f", a}'; else cell "${1:-}"; fi; }
 tgt_val() {  # arr key target -> value or "-" when the target was not selected
     if has_target "$3"; then local -n _a=$1; cell "${_a[$2|$3]:-}"; else printf -- '-'; fi
 }
@@ -664,9 +769,15 @@ echo "builtin_pool benchmark — $(hostname), $(nproc) CPUs ($CPU), $MEM"
 echo "$PGVER; $BVER; scale $SCALE; ${DURATION}s per run; -j $THREADS; pool size $POOL_SIZE (builtin_pool.session_pool_size = PgBouncer default_pool_size)"
 echo "TPS = pgbench tps (without initial connection time); ms = pgbench latency average"
 echo
-print_table
+[ "$STALL" = 2 ] || print_table
 NOTES=$(notes_list)
 if [ -n "$NOTES" ]; then echo; echo "Notes:"; echo "$NOTES" | sed 's/^/  /'; fi
+STALL_HDR="mode	target	TPS	p99 ms	TPS idlers	p99 ms idlers	idlers/none	failed none/idlers"
+if [ ${#STALL_ROWS[@]} -gt 0 ]; then
+    echo
+    echo "Stall: $STALL_CLIENTS clients, without and with $STALL_IDLERS sessions idle in transaction"
+    { echo "$STALL_HDR"; printf '%s\n' "${STALL_ROWS[@]}"; } | column -t -s $'\t'
+fi
 
 mkdir -p "$RESULTS_DIR" 2>/dev/null
 MD="$RESULTS_DIR/$START_TS.md"
@@ -688,15 +799,23 @@ MD="$RESULTS_DIR/$START_TS.md"
     echo "TPS = pgbench tps (excluding initial connection time); ms = pgbench latency average;"
     echo "pool/direct, pool/pgb = TPS ratios; failed tx = pgbench \"number of failed transactions\" (direct/pool/pgbouncer)."
     echo
-    printf '|'; for h in "${HDR[@]}"; do printf ' %s |' "$h"; done; echo
-    printf '|'; for i in "${!HDR[@]}"; do if [ "$i" -lt 3 ]; then printf '%s|' '---'; else printf '%s|' '---:'; fi; done; echo
-    for line in "${ROWS[@]}"; do
-        IFS=$'\t' read -r -a f <<<"$line"
-        printf '|'; for v in "${f[@]}"; do printf ' %s |' "$v"; done; echo
-    done
+    if [ "$STALL" != 2 ]; then
+        printf '|'; for h in "${HDR[@]}"; do printf ' %s |' "$h"; done; echo
+        printf '|'; for i in "${!HDR[@]}"; do if [ "$i" -lt 3 ]; then printf '%s|' '---'; else printf '%s|' '---:'; fi; done; echo
+        for line in "${ROWS[@]}"; do
+            IFS=$'\t' read -r -a f <<<"$line"
+            printf '|'; for v in "${f[@]}"; do printf ' %s |' "$v"; done; echo
+        done
+    fi
     if [ -n "$NOTES" ]; then
         echo; echo "## Notes"; echo
         echo "$NOTES" | sed 's/^/- /'
+    fi
+    if [ ${#STALL_ROWS[@]} -gt 0 ]; then
+        echo; echo "## Stall: $STALL_CLIENTS clients, without and with $STALL_IDLERS sessions idle in transaction"; echo
+        echo "| ${STALL_HDR//$'\t'/ | } |"
+        echo "|---|---|---:|---:|---:|---:|---:|---|"
+        for line in "${STALL_ROWS[@]}"; do echo "| ${line//$'\t'/ | } |"; done
     fi
     if [ -n "$POOL_STATUS" ]; then
         echo; echo "## pool_status() after the run"; echo; echo '```'; echo "$POOL_STATUS"; echo '```'

@@ -243,8 +243,18 @@ is( $node->pool_safe_psql('app',
 }
 
 ###########################################################################
-# 3. One executor: B waits while A's transaction is open
+# 3. One executor and no reserve: B waits while A's transaction is open
+#    (never interleaved into it); t/031_scheduling.pl shows a reserve
+#    executor serving B instead
 ###########################################################################
+$node->safe_psql('postgres',
+	'ALTER SYSTEM SET builtin_pool.reserve_pool_size = 0; SELECT pg_reload_conf()');
+ok( wait_until(
+		sub {
+			$node->pool_safe_psql('app', 'SHOW builtin_pool.reserve_pool_size') eq '0';
+		},
+		10),
+	'the executor has no reserve now');
 {
 	my $ra = PoolTest::Raw->new(port => $pp);
 	my $rb = PoolTest::Raw->new(port => $pp);
@@ -291,6 +301,8 @@ is( $node->pool_safe_psql('app',
 	$ra->terminate;
 	$rb->terminate;
 }
+$node->safe_psql('postgres',
+	'ALTER SYSTEM RESET builtin_pool.reserve_pool_size; SELECT pg_reload_conf()');
 
 check_no_crash($node, 'one executor');
 

@@ -700,7 +700,10 @@ my $clients = 200;
 # when first used: with 100 clients per thread (-j 2) the thread can wait on
 # a session queued behind another of its own clients that holds an
 # executor inside a transaction: a deadlock of pgbench against a small pool
-# (README, Limitations).  Run as the brief wants it, marked TODO.
+# (README, Limitations).  Moving sessions off held executors and reserve
+# executors do not end it: each of the thread's clients that ran its BEGIN
+# holds an executor until the thread unblocks, so the thread needs about one
+# executor per client.  Run as the brief wants it, marked TODO.
 my $deadlock_todo = 'pgbench -M prepared TPC-B with many clients per thread deadlocks '
   . 'itself against a small pool (README, Limitations)';
 for my $mode (qw(extended prepared))

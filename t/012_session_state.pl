@@ -76,8 +76,13 @@ use Time::HiRes qw(usleep time);
 # Helpers
 ###########################################################################
 
+# Pinned executors count in the pool's size here (max_pinned_executors = 0)
+# and no reserve starts, so that B waiting shows A pinned; t/031_scheduling.pl
+# covers pins outside the pool's size and reserve executors.
 my $node = pool_node('session_state', size => 1,
-	conf => "builtin_pool.dedicated_databases = 'postgres, ded'\n");
+	conf => "builtin_pool.dedicated_databases = 'postgres, ded'\n"
+	  . "builtin_pool.max_pinned_executors = 0\n"
+	  . "builtin_pool.reserve_pool_size = 0\n");
 $node->start;
 setup_app($node);
 my $pp = $node->pool_port;

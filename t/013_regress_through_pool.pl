@@ -159,9 +159,13 @@ my ($rc3, $out3) =
 is($rc3, 0, 'pool port, session_pool_size = 2, parallel groups: same output as the main port');
 compare_results('pool parallel', $out3, $main_results);
 {
+	# tests that pin get executors beyond the size; those retire once idle
+	ok( wait_until(
+			sub { scalar($node->pool_status(q{database = 'sr_pool_parallel'})) <= 2 },
+			30),
+		'parallel run: at most two executors once the extra ones retired');
 	my @st = $node->pool_status(q{database = 'sr_pool_parallel'});
-	is(scalar(@st), 2, 'parallel run: two executors served the database');
-	is(join(',', map { $_->{pinned} } @st), '0,0', 'parallel run: nothing left pinned');
+	is(scalar(grep { $_->{pinned} } @st), 0, 'parallel run: nothing left pinned');
 }
 
 check_no_crash($node);

@@ -57,6 +57,7 @@ $node->_update_pid(0);		# stopped behind Cluster's back
 
 # fast: pooled sessions end at once
 $node->start;
+pool_serves_ok($node, 'the pool port is open again');	# the listener starts after pg_ctl returns
 $a = PoolTest::Raw->new(port => $node->pool_port, timeout => 20);
 ok($a->login(user => 'app', database => 'app'), 'A logs in again');
 $a->send_query('SELECT pg_sleep(30)');

@@ -318,6 +318,29 @@ for my $db (qw(app plain))
 	}
 }
 
+# An executor sets its temp schema up again for a limited number of
+# sessions (core's exit-callback slots); past that it retires, and the
+# sessions after still get core's answer.
+for my $i (1 .. 14)
+{
+	$node->pool_safe_psql('plain', 'CREATE TEMP TABLE worn (i int); DROP TABLE worn');
+}
+ok( wait_until(
+		sub {
+			slurp_file($node->logfile) =~ /executor retires: its temp schema was set up again/;
+		},
+		20),
+	'an executor that set up its temp schema for many sessions retires');
+{
+	my ($ret, $out, $err) = $node->pool_psql('plain', q{
+		SET search_path = pg_temp;
+		BEGIN;
+		SELECT current_schema() ~ '^pg_temp_';
+		PREPARE TRANSACTION 'bp_worn';});
+	like($err, qr/cannot PREPARE a transaction that has operated on temporary objects/,
+		'after 14 temp-using sessions, PREPARE TRANSACTION still fails as in core');
+}
+
 ###########################################################################
 # 4. every kind of temporary object pins, and goes with its session
 ###########################################################################
@@ -368,6 +391,15 @@ for my $o (@temp_objects)
 ###########################################################################
 
 {
+	# executors started beyond the pool's size by the pins above retire
+	# first, so that both sessions share the one left
+	ok( wait_until(
+			sub {
+				$node->safe_psql('postgres',
+					q{SELECT count(*) FROM pool_status() WHERE database = 'plain'}) eq '1';
+			},
+			30),
+		'logs: one executor left for plain');
 	my $offset = -s $node->logfile;
 	my $a = $node->pool_bg_psql('plain', extra => 'application_name=logA');
 	my $b = $node->pool_bg_psql('plain', extra => 'application_name=logB');
