@@ -101,6 +101,25 @@ bp_statement_key(const PoolSession *s, const char *name)
 	return key;
 }
 
+/* The statement of s stored under key, NULL if none */
+static PoolStatement *
+statement_by_key(const PoolSession *s, const char *key)
+{
+	ListCell   *lc;
+
+	foreach(lc, s->statements)
+	{
+		PoolStatement *st = lfirst(lc);
+		char	   *other = bp_statement_key(s, st->name);
+		bool		same = strcmp(other, key) == 0;
+
+		pfree(other);
+		if (same)
+			return st;
+	}
+	return NULL;
+}
+
 /*
  * The name the client gave the statement that s stores under key (a key of
  * s).  Core keeps NAMEDATALEN - 1 bytes of a name, so this does too.  A key
@@ -110,27 +129,19 @@ bp_statement_key(const PoolSession *s, const char *name)
 char *
 bp_statement_client_name(const PoolSession *s, const char *key)
 {
-	char	   *prefix = bp_statement_key(s, "");
-	char	   *name = NULL;
-	ListCell   *lc;
+	PoolStatement *st = statement_by_key(s, key);
+	char	   *prefix;
+	char	   *name;
 
-	foreach(lc, s->statements)
+	if (st != NULL)
 	{
-		PoolStatement *st = lfirst(lc);
-		char	   *other = bp_statement_key(s, st->name);
-
-		if (strcmp(other, key) == 0)
-		{
-			name = palloc(NAMEDATALEN);
-			strlcpy(name, st->name, NAMEDATALEN);
-		}
-		pfree(other);
-		if (name)
-			break;
+		name = palloc(NAMEDATALEN);
+		strlcpy(name, st->name, NAMEDATALEN);
+		return name;
 	}
-	if (name == NULL)
-		name = pstrdup(strncmp(key, prefix, strlen(prefix)) == 0 ?
-					   key + strlen(prefix) : key);
+	prefix = bp_statement_key(s, "");
+	name = pstrdup(strncmp(key, prefix, strlen(prefix)) == 0 ?
+				   key + strlen(prefix) : key);
 	pfree(prefix);
 	return name;
 }
@@ -178,20 +189,8 @@ static PoolStatement *
 find_statement(const char *name)
 {
 	char	   *key = bp_statement_key(bp_current, name);
-	PoolStatement *found = NULL;
-	ListCell   *lc;
+	PoolStatement *found = statement_by_key(bp_current, key);
 
-	foreach(lc, bp_current->statements)
-	{
-		PoolStatement *st = lfirst(lc);
-		char	   *other = bp_statement_key(bp_current, st->name);
-
-		if (strcmp(other, key) == 0)
-			found = st;
-		pfree(other);
-		if (found)
-			break;
-	}
 	pfree(key);
 	return found;
 }

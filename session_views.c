@@ -143,11 +143,10 @@ sole_function(RangeTblEntry *rte)
 	return ((FuncExpr *) rtfunc->funcexpr)->funcid;
 }
 
-/* The view a FROM item reads, NULL if none of ours */
+/* Our view of a function, NULL if none */
 static const SessionView *
-view_of(RangeTblEntry *rte)
+view_for(Oid funcid)
 {
-	Oid			funcid = sole_function(rte);
 	int			i;
 
 	for (i = 0; i < lengthof(session_views); i++)
@@ -156,6 +155,13 @@ view_of(RangeTblEntry *rte)
 			return &session_views[i];
 	}
 	return NULL;
+}
+
+/* The view a FROM item reads, NULL if none of ours */
+static const SessionView *
+view_of(RangeTblEntry *rte)
+{
+	return view_for(sole_function(rte));
 }
 
 /* Counts the FROM items that are pg_prepared_statement() alone */
@@ -305,14 +311,9 @@ create_view_state(CustomScan *cscan)
 		newNode(sizeof(SessionViewState), T_CustomScanState);
 
 	Oid			funcid = linitial_oid(cscan->custom_private);
-	int			i;
 
 	state->css.methods = &exec_methods;
-	for (i = 0; i < lengthof(session_views); i++)
-	{
-		if (session_views[i].funcid == funcid)
-			state->view = &session_views[i];
-	}
+	state->view = view_for(funcid);
 	if (state->view == NULL)
 		elog(ERROR, "no session view for function %u", funcid);
 	return (Node *) state;
