@@ -40,6 +40,9 @@ int			bp_queue_wait_timeout = 0;
 int			bp_max_pinned_executors = 8;
 int			bp_reserve_pool_size = 4;
 int			bp_reserve_pool_timeout = 1000;
+int			bp_max_held_executors = 4;
+int			bp_min_pool_size = 0;
+int			bp_executor_lifetime = 0;
 bool		bp_smart_shutdown_guard = true;
 int			bp_max_pending_connections = 1000;
 int			bp_max_pending_per_address = 100;
@@ -148,6 +151,30 @@ define_gucs(void)
 							&bp_reserve_pool_timeout,
 							1000, 1, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("builtin_pool.max_held_executors",
+							"Executors per pool held by an idle transaction that the pool replaces.",
+							"An executor whose session has been idle in a transaction for a moment stops counting against builtin_pool.session_pool_size, so the pool starts another and the executor's other sessions move there. 0 keeps such executors in the pool's size.",
+							&bp_max_held_executors,
+							4, 0, MAX_BACKENDS,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("builtin_pool.min_pool_size",
+							"Executors each pool that has been used keeps started.",
+							"Capped by builtin_pool.session_pool_size; they are started again when they exit, and builtin_pool.idle_executor_timeout does not stop them.",
+							&bp_min_pool_size,
+							0, 0, MAX_BACKENDS,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("builtin_pool.executor_lifetime",
+							"Age after which an executor retires between transactions.",
+							"Its sessions move to other executors of the pool, with their whole state. 0 keeps executors however old.",
+							&bp_executor_lifetime,
+							0, 0, INT_MAX / 1000,
+							PGC_SIGHUP, GUC_UNIT_S,
 							NULL, NULL, NULL);
 
 	DefineCustomBoolVariable("builtin_pool.smart_shutdown_guard",

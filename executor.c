@@ -103,10 +103,18 @@ static bool my_pool_dedicated = false;
  * does, at once: its sessions move to a fresh executor, none is cut.
  */
 static bool worn_out = false;
+/*
+ * Leaving: worn out, or older than builtin_pool.executor_lifetime.  The
+ * listener was told first (PoolRetire), so it counts this executor no more
+ * and starts another; every session then moves off, none is cut.
+ */
+static bool leaving = false;
+static TimestampTz started_at = 0;
 static bool my_reserve = false;	/* a reserve executor, or one left beyond
 								 * the pool's size by a pin that ended */
 static TimestampTz last_turn_end = 0;	/* last turn's start (its end, for a
 										 * reserve executor) */
+static TimestampTz idle_xact_since = 0; /* see publish_idle_xact */
 static int	channel_fd = -1;
 static int	idle_epoll_fd = -1;
 static WaitEventSet *main_wes = NULL;
@@ -141,6 +149,7 @@ static volatile uint32 running_key = 0;
 
 static void close_session(PoolSession *s);
 static void set_pinned(PoolSession *s, bool pinned);
+static void publish_idle_xact(bool idle);
 static void switch_in(PoolSession *s);
 static void switch_out(void);
 static void examine_session(PoolSession *s, bool hangup);
@@ -761,7 +770,31 @@ idle_duties(void)
 	else if (!my_reserve && !my_pool_dedicated && bp_max_pinned_executors > 0 &&
 			 (timeout < 0 || timeout > BP_RESERVE_IDLE_MS))
 		timeout = BP_RESERVE_IDLE_MS;	/* check_surplus() now and then */
+	if (bp_executor_lifetime > 0 && !leaving)
+	{
+		long		left = bp_executor_lifetime * 1000L + 1 -
+			TimestampDifferenceMilliseconds(started_at, GetCurrentTimestamp());
+
+		left = Max(left, 1);
+		if (timeout < 0 || left < timeout)
+			timeout = left;
+	}
 	return timeout;
+}
+
+/*
+ * Does our pool keep more executors than builtin_pool.min_pool_size
+ * (capped by its size) without this one?  Reserve and pinned ones do not
+ * count.  Slot states are read without the lock: two executors idle at
+ * once may both retire, and the listener starts one again (proxy.c).
+ */
+static bool
+pool_above_min(void)
+{
+	if (my_reserve || my_pool_dedicated || bp_min_pool_size == 0)
+		return true;
+	return bp_pool_kept_executors(my_pool_id) >
+		Min(bp_min_pool_size, bp_session_pool_size);
 }
 
 /*
@@ -786,11 +819,11 @@ maybe_retire(void)
 	want = (my_pool_dedicated && served_any) ||
 		(bp_idle_executor_timeout > 0 &&
 		 TimestampDifferenceExceeds(idle_since, GetCurrentTimestamp(),
-									bp_idle_executor_timeout * 1000)) ||
+									bp_idle_executor_timeout * 1000) &&
+		 pool_above_min()) ||
 		(my_reserve &&
-		 (worn_out ||
-		  TimestampDifferenceExceeds(last_turn_end, GetCurrentTimestamp(),
-									 BP_RESERVE_IDLE_MS)));
+		 TimestampDifferenceExceeds(last_turn_end, GetCurrentTimestamp(),
+									BP_RESERVE_IDLE_MS));
 	if (want)
 	{
 		PoolRetire	retire;
@@ -904,9 +937,12 @@ expire_idle_sessions(void)
 	return next;
 }
 
-/* Blocks until the channel, a session or the latch has something */
+/*
+ * Blocks until the channel, a session or the latch has something, or
+ * max_wait ms passed (-1: no limit of the caller's)
+ */
 static void
-wait_for_work(void)
+wait_for_work(long max_wait)
 {
 	WaitEvent	events[4];
 	long		timeout;
@@ -922,6 +958,8 @@ wait_for_work(void)
 	idle_timeout = expire_idle_sessions();
 	if (idle_timeout >= 0 && (timeout < 0 || idle_timeout < timeout))
 		timeout = idle_timeout;
+	if (max_wait >= 0 && (timeout < 0 || max_wait < timeout))
+		timeout = max_wait;
 	n = WaitEventSetWait(main_wes, timeout, events, lengthof(events),
 						 PG_WAIT_CLIENT);
 	for (i = 0; i < n; i++)
@@ -1023,7 +1061,6 @@ hand_back_others(PoolSession *pinned)
 		PoolSession *s = dlist_container(PoolSession, all_node, it.cur);
 
 		if (s != pinned && s->greeted && !s->dead && !s->closing &&
-			s->moved_statements == NIL && s->moved_unnamed == NULL &&
 			!hand_back(s, 0))
 			break;
 	}
@@ -1039,11 +1076,13 @@ hand_back_others(PoolSession *pinned)
  * never a session lost.  Called only while requests wait.
  */
 static bool
-pool_can_take(bool reserve_due)
+pool_can_take(bool reserve_due, bool any_unheld)
 {
+	TimestampTz now = GetCurrentTimestamp();
 	int			regular = 0;
 	int			reserve = 0;
 	int			free_slots = 0;
+	int			n_held = 0;
 	int			i;
 
 	for (i = 0; i < bp_shared->max_executors; i++)
@@ -1065,18 +1104,53 @@ pool_can_take(bool reserve_due)
 				regular++;
 			continue;
 		}
+		/* as the listener counts them (proxy.c, exec_choose) */
+		if (n_held < bp_max_held_executors && bp_executor_held(ex, now))
+		{
+			n_held++;
+			continue;
+		}
 		if (ex->reserve)
 			reserve++;
 		else
 			regular++;
 		if (i != my_slot_index &&
 			pg_atomic_read_u32(&ex->n_sessions) < (uint32) bp_max_sessions &&
-			(ex->state == PE_STARTING ||
+			(any_unheld || ex->state == PE_STARTING ||
 			 pg_atomic_read_u32(&ex->activity) == PEA_IDLE))
 			return true;
 	}
-	return reserve_due && free_slots > 0 &&
-		(regular < bp_session_pool_size || reserve < bp_reserve_pool_size);
+	if (free_slots == 0)
+		return false;
+	return regular < bp_session_pool_size ||
+		(reserve_due && reserve < bp_reserve_pool_size);
+}
+
+/*
+ * Is this executor one of the held ones its pool no longer counts
+ * (bp_executor_held, the first builtin_pool.max_held_executors of the
+ * pool in slot order, as proxy.c's exec_choose counts them)?
+ */
+static bool
+held_and_replaced(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	int			n_held = 0;
+	int			i;
+
+	if (!bp_executor_held(bp_my_slot, now))
+		return false;
+	for (i = 0; i < my_slot_index && n_held < bp_max_held_executors; i++)
+	{
+		PoolExecutor *ex = &bp_shared->executors[i];
+
+		if (ex->pool_id == my_pool_id &&
+			(ex->state == PE_STARTING || ex->state == PE_READY) &&
+			pg_atomic_read_u32(&ex->n_pinned) == 0 &&
+			bp_executor_held(ex, now))
+			n_held++;
+	}
+	return n_held < bp_max_held_executors;
 }
 
 /*
@@ -1156,7 +1230,7 @@ hand_back_waiting(void)
 	waited = TimestampDifferenceMilliseconds(oldest, now);
 	if (waited < BP_HANDBACK_DELAY_MS)
 		return BP_HANDBACK_DELAY_MS - waited;
-	if (!pool_can_take(waited >= bp_reserve_pool_timeout))
+	if (!pool_can_take(waited >= bp_reserve_pool_timeout, false))
 		return BP_HANDBACK_DELAY_MS;
 
 	dlist_foreach_modify(it, &held_handoffs)
@@ -1176,9 +1250,7 @@ hand_back_waiting(void)
 		waited = TimestampDifferenceMilliseconds(s->queued_at, now);
 		if (waited < BP_HANDBACK_DELAY_MS || moved >= BP_HANDBACK_BATCH)
 			break;
-		/* statements moved here are prepared again at its next turn first */
-		if (!s->greeted || s->dead || s->closing ||
-			s->moved_statements != NIL || s->moved_unnamed != NULL)
+		if (!s->greeted || s->dead || s->closing)
 			continue;
 		if (!hand_back(s, waited))
 			break;
@@ -1187,6 +1259,81 @@ hand_back_waiting(void)
 	update_counters();
 	return (n_queued > 0 || !dlist_is_empty(&held_handoffs)) ?
 		BP_HANDBACK_DELAY_MS : -1;
+}
+
+/*
+ * Gives back up to room sessions that can move (greeted, not pinned, not
+ * ending), but except; stops at the first that cannot go now (its client
+ * slow to read, the channel full).
+ */
+static void
+hand_back_batch(PoolSession *except, int room)
+{
+	dlist_mutable_iter it;
+
+	dlist_foreach_modify(it, &all_sessions)
+	{
+		PoolSession *s = dlist_container(PoolSession, all_node, it.cur);
+
+		if (s == except || !s->greeted || s->dead || s->closing || s->pinned)
+			continue;
+		if (room-- <= 0 || !hand_back(s, 0))
+			break;
+	}
+	update_counters();
+}
+
+/*
+ * Our session sits idle in its transaction and the pool no longer counts
+ * this executor (held_and_replaced): every other session leaves now, idle
+ * ones too, rather than each waiting BP_HANDBACK_DELAY_MS behind it at its
+ * next request; the listener places them on the others, or on the one the
+ * pool starts instead of this.  BP_HANDBACK_BATCH a look.  Returns the ms
+ * until the next look, -1 when there is nothing to do.
+ */
+static long
+leave_held_executor(PoolSession *cur)
+{
+	dlist_mutable_iter it;
+	long		idle_ms;
+	int			moved = 0;
+
+	if (my_pool_dedicated || bp_max_held_executors == 0 || idle_xact_since == 0 ||
+		(n_sessions <= 1 && dlist_is_empty(&held_handoffs)))
+		return -1;
+	idle_ms = TimestampDifferenceMilliseconds(idle_xact_since, GetCurrentTimestamp());
+	if (idle_ms <= BP_HELD_GRACE_MS)
+		return BP_HELD_GRACE_MS + 1 - idle_ms;
+	/* beyond the pool's bound, or nowhere to go: look again later */
+	if (!held_and_replaced() || !pool_can_take(false, true))
+		return BP_HANDBACK_DELAY_MS;
+
+	dlist_foreach_modify(it, &held_handoffs)
+	{
+		HeldHandoff *h = dlist_container(HeldHandoff, node, it.cur);
+
+		if (moved >= BP_HANDBACK_BATCH || !bounce_handoff(h, 0))
+			break;
+		moved++;
+	}
+	hand_back_batch(cur, BP_HANDBACK_BATCH - moved);
+	return (n_sessions > 1 || !dlist_is_empty(&held_handoffs)) ?
+		BP_HANDBACK_DELAY_MS : -1;
+}
+
+/*
+ * Publishes that our session waits idle inside its transaction (now), or
+ * no longer (0), for bp_executor_held: one atomic store each way.
+ */
+static void
+publish_idle_xact(bool idle)
+{
+	TimestampTz since = idle ? GetCurrentTimestamp() : 0;
+
+	if (since == idle_xact_since)
+		return;
+	idle_xact_since = since;
+	pg_atomic_write_u64(&bp_my_slot->idle_xact_since, (uint64) since);
 }
 
 /*
@@ -1218,6 +1365,41 @@ check_surplus(void)
 		my_reserve = true;
 }
 
+/* Between transactions: is this executor older than executor_lifetime? */
+static bool
+lifetime_over(void)
+{
+	return bp_executor_lifetime > 0 && !my_pool_dedicated && !leaving &&
+		pg_atomic_read_u32(&bp_my_slot->n_pinned) == 0 &&
+		TimestampDifferenceExceeds(started_at, GetCurrentTimestamp(),
+								   bp_executor_lifetime * 1000);
+}
+
+/*
+ * Leaves while it has sessions (see leaving): PoolRetire first, then every
+ * session that can move goes back to the listener, queued or idle,
+ * BP_HANDBACK_BATCH at a time.  One that cannot yet (pinned, not greeted,
+ * its client slow to read) is served here meanwhile and leaves later;
+ * maybe_retire() exits once none is left and the listener acknowledged.
+ * Returns the ms until the next look, -1 when none is left.
+ */
+static long
+leave_with_sessions(void)
+{
+	if (!retire_sent)
+	{
+		PoolRetire	retire;
+
+		retire.magic = BP_RETIRE_MAGIC;
+		retire.slot = my_slot_index;
+		if (bp_channel_send(channel_fd, &retire, sizeof(retire), NULL, 0) != sizeof(retire))
+			return BP_HANDBACK_DELAY_MS;
+		retire_sent = true;
+	}
+	hand_back_batch(NULL, BP_HANDBACK_BATCH);
+	return n_sessions > 0 ? BP_HANDBACK_DELAY_MS : -1;
+}
+
 /*
  * A reserve executor that served no turn for BP_RESERVE_IDLE_MS gives its
  * sessions back (they go to the pool's other executors) so that it can
@@ -1229,15 +1411,14 @@ reserve_idle(void)
 	dlist_mutable_iter it;
 
 	if (!my_reserve || n_queued > 0 ||
-		(!worn_out && !TimestampDifferenceExceeds(last_turn_end, GetCurrentTimestamp(),
-												  BP_RESERVE_IDLE_MS)))
+		!TimestampDifferenceExceeds(last_turn_end, GetCurrentTimestamp(),
+									BP_RESERVE_IDLE_MS))
 		return false;
 	dlist_foreach_modify(it, &all_sessions)
 	{
 		PoolSession *s = dlist_container(PoolSession, all_node, it.cur);
 
 		if (s->greeted && !s->dead && !s->closing &&
-			s->moved_statements == NIL && s->moved_unnamed == NULL &&
 			!hand_back(s, 0))
 			break;
 	}
@@ -1359,6 +1540,9 @@ wait_session_input(PoolSession *s)
 		left = hand_back_waiting();
 		if (left >= 0 && (queue_left < 0 || left < queue_left))
 			queue_left = left;
+		left = in_xact ? leave_held_executor(s) : -1;
+		if (left >= 0 && (queue_left < 0 || left < queue_left))
+			queue_left = left;
 		left = -1;
 		if (timeout > 0)
 		{
@@ -1423,7 +1607,7 @@ serve_current(bool must_read)
 	last_turn_end = GetCurrentTimestamp();
 	pg_atomic_write_u64(&bp_my_slot->busy_since, (uint64) last_turn_end);
 	pg_atomic_write_u32(&bp_my_slot->activity, PEA_RUNNING);
-	if (s->moved_statements != NIL)
+	if (s->moved_statements != NIL || s->moved_unnamed != NULL)
 		bp_restore_statements(s);
 	for (;;)
 	{
@@ -1465,18 +1649,25 @@ serve_current(bool must_read)
 			if (!wait_session_input(s))
 				break;
 		}
-		else if (!first && !pq_buffer_has_data() &&
-				 (!IsTransactionOrTransactionBlock() ||
-				  n_sessions > 1 ||
-				  IdleInTransactionSessionTimeout > 0 ||
-				  bp_queue_wait_timeout > 0) &&
-				 !wait_session_input(s))
-			break;				/* else (alone here) the read blocks in
+		else if (!first && !pq_buffer_has_data())
+		{
+			/* idle in the transaction until its next message is read */
+			publish_idle_xact(IsTransactionOrTransactionBlock());
+			/* held alone, it must still see sessions sent meanwhile */
+			if ((!IsTransactionOrTransactionBlock() ||
+				 n_sessions > 1 ||
+				 (bp_max_held_executors > 0 && !my_pool_dedicated) ||
+				 IdleInTransactionSessionTimeout > 0 ||
+				 bp_queue_wait_timeout > 0) &&
+				!wait_session_input(s))
+				break;			/* else (alone here) the read blocks in
 								 * secure_read */
+		}
 		first = false;
 
 		initStringInfo(&msg);
 		type = bp_read_message(&msg);
+		publish_idle_xact(false);
 		if (type == EOF)
 			break;
 
@@ -1485,6 +1676,7 @@ serve_current(bool must_read)
 		running_key = 0;
 	}
 	MemoryContextSwitchTo(TopMemoryContext);
+	publish_idle_xact(false);
 	if (my_reserve)
 		last_turn_end = GetCurrentTimestamp();
 
@@ -1542,6 +1734,7 @@ recover_from_error(void)
 	FlushErrorState();
 	bp_protocol_error_cleanup();
 	bp_switching = false;
+	publish_idle_xact(false);
 
 	if (s != NULL)
 	{
@@ -1757,6 +1950,7 @@ bp_executor_main(Datum main_arg)
 	on_proc_exit(notify_clients_at_exit, (Datum) 0);
 	idle_since = GetCurrentTimestamp();
 	last_turn_end = idle_since;
+	started_at = idle_since;
 	whereToSendOutput = DestNone;
 
 	if (sigsetjmp(local_sigjmp_buf, 1) != 0)
@@ -1766,6 +1960,7 @@ bp_executor_main(Datum main_arg)
 	for (;;)
 	{
 		PoolSession *s;
+		long		leave_wait;
 
 		if (bp_current != NULL)
 		{
@@ -1807,11 +2002,18 @@ bp_executor_main(Datum main_arg)
 			ereport(LOG,
 					(errmsg("builtin_pool executor retires: its temp schema was set up again for as many sessions as it can")));
 			worn_out = true;
-			my_reserve = true;
+			leaving = true;
 		}
-		if (my_reserve)
+		if (lifetime_over())
+		{
+			ereport(DEBUG1,
+					(errmsg("builtin_pool executor retires: it is older than builtin_pool.executor_lifetime")));
+			leaving = true;
+		}
+		leave_wait = leaving ? leave_with_sessions() : -1;
+		if (my_reserve && !leaving)
 			(void) reserve_idle();
 		maybe_retire();
-		wait_for_work();
+		wait_for_work(leave_wait);
 	}
 }

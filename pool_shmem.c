@@ -22,6 +22,7 @@
 #include "storage/ipc.h"
 #include "storage/shmem.h"
 #include "utils/hsearch.h"
+#include "utils/timestamp.h"
 
 #include "builtin_pool.h"
 #include "pool_shmem.h"
@@ -207,6 +208,7 @@ bp_executor_claim(int pool_id)
 		ex->reserve = false;
 		pg_atomic_write_u32(&ex->activity, PEA_IDLE);
 		pg_atomic_write_u64(&ex->busy_since, 0);
+		pg_atomic_write_u64(&ex->idle_xact_since, 0);
 		pg_atomic_write_u32(&ex->n_sessions, 0);
 		pg_atomic_write_u32(&ex->n_waiting, 0);
 		pg_atomic_write_u32(&ex->n_pinned, 0);
@@ -222,6 +224,32 @@ bp_executor_claim(int pool_id)
 		return i;
 	}
 	return -1;
+}
+
+bool
+bp_executor_held(PoolExecutor *ex, TimestampTz now)
+{
+	TimestampTz since = (TimestampTz) pg_atomic_read_u64(&ex->idle_xact_since);
+
+	return since != 0 && TimestampDifferenceExceeds(since, now, BP_HELD_GRACE_MS);
+}
+
+int
+bp_pool_kept_executors(int pool_id)
+{
+	int			kept = 0;
+	int			i;
+
+	for (i = 0; i < bp_shared->max_executors; i++)
+	{
+		PoolExecutor *ex = &bp_shared->executors[i];
+
+		if (ex->pool_id == pool_id && !ex->reserve &&
+			(ex->state == PE_STARTING || ex->state == PE_READY) &&
+			pg_atomic_read_u32(&ex->n_pinned) == 0)
+			kept++;
+	}
+	return kept;
 }
 
 void

@@ -19,6 +19,7 @@
 
 #include "port/atomics.h"
 #include "storage/lwlock.h"
+#include "datatype/timestamp.h"
 
 /* Where an executor slot is in its life, changed only by the listener */
 typedef enum PoolExecutorState
@@ -72,6 +73,8 @@ typedef struct PoolExecutor
 	pg_atomic_uint32 activity;	/* PoolExecutorActivity */
 	pg_atomic_uint64 busy_since;	/* while PEA_RUNNING: when the current
 									 * session's turn began */
+	pg_atomic_uint64 idle_xact_since;	/* while its session sits idle inside
+										 * a transaction: since when; else 0 */
 	pg_atomic_uint32 n_sessions;	/* incremented by the listener at handoff,
 									 * decremented by the executor at close */
 	pg_atomic_uint32 n_waiting; /* sessions with a complete message queued */
@@ -118,6 +121,27 @@ extern PoolShared *bp_shared;
 /* What the sessions of a retired pool are told as they end (FATAL, 57P01) */
 #define BP_RETIRED_MESSAGE	"terminating connection because its pool was retired"
 #define BP_RETIRED_DETAIL	"The role or the database of the pool was renamed or dropped, or the role may no longer log in."
+
+/*
+ * An executor whose session has sat idle inside a transaction this long is
+ * held: up to builtin_pool.max_held_executors such executors per pool (the
+ * first in slot order) stop counting against session_pool_size, take no
+ * session and give theirs away (executor.c), so the pool starts others.
+ * Long enough that a client's round trip inside a busy transaction does not
+ * count; short beside an idle transaction's seconds.
+ */
+#define BP_HELD_GRACE_MS	100
+
+/* Is ex held (see above) as of now?  Reads atomics, no lock needed. */
+extern bool bp_executor_held(PoolExecutor *ex, TimestampTz now);
+
+/*
+ * Executors of pool_id that builtin_pool.min_pool_size counts: starting or
+ * ready, neither reserve nor pinned.  Reads without the lock (only the
+ * listener changes slot states): exact in the listener, a moment's view
+ * elsewhere.
+ */
+extern int	bp_pool_kept_executors(int pool_id);
 
 extern void bp_shmem_request(void);
 extern void bp_shmem_startup(void);

@@ -527,10 +527,9 @@ bp_prepared_init(void)
 static void
 put_statement(StringInfo buf, const char *name, const char *query,
 			  const Oid *param_types, int num_params, bool from_sql,
-			  int stmt_location, TupleDesc result)
+			  int stmt_location, const char *sig)
 {
 	int			i;
-	char	   *sig = bp_result_signature(result);
 
 	bp_put_string(buf, name);
 	bp_put_string(buf, query);
@@ -539,8 +538,15 @@ put_statement(StringInfo buf, const char *name, const char *query,
 	bp_put_int32(buf, num_params);
 	for (i = 0; i < num_params; i++)
 		bp_put_int32(buf, (int32) param_types[i]);
-	bp_put_string(buf, sig);
-	pfree(sig);
+	bp_put_string(buf, sig ? sig : "");
+}
+
+/* A statement moved here and not prepared again yet goes on as it came */
+static void
+put_moved_statement(StringInfo buf, const PoolStatement *st)
+{
+	put_statement(buf, st->name, st->query, st->param_types, st->num_params,
+				  st->from_sql, st->stmt_location, st->result_sig);
 }
 
 /* Reads put_statement's output, in the current memory context */
@@ -563,31 +569,46 @@ get_statement(StringInfo in)
 	return st;
 }
 
-/* The named statements of s, then its unnamed one if any */
+/*
+ * The named statements of s, then its unnamed one if any: those prepared
+ * here and those that moved here with s and wait for its next turn to be
+ * prepared again (so a session may move on before it ran a turn here).
+ */
 void
 bp_statements_serialize(PoolSession *s, StringInfo buf)
 {
 	ListCell   *ln;
 
-	bp_put_int32(buf, list_length(s->statements));
+	bp_put_int32(buf, list_length(s->statements) +
+				 list_length(s->moved_statements));
 	foreach(ln, s->statements)
 	{
 		PoolStatement *st = lfirst(ln);
 		char	   *key = bp_statement_key(s, st->name);
 		PreparedStatement *entry = FetchPreparedStatement(key, false);
+		char	   *sig = bp_result_signature(entry ? entry->plansource->resultDesc : NULL);
 
 		put_statement(buf, st->name, st->query, st->param_types,
-					  st->num_params, st->from_sql, st->stmt_location,
-					  entry ? entry->plansource->resultDesc : NULL);
+					  st->num_params, st->from_sql, st->stmt_location, sig);
+		pfree(sig);
 		pfree(key);
 	}
+	foreach(ln, s->moved_statements)
+		put_moved_statement(buf, lfirst(ln));
 
 	/* the unnamed statement lives until the next Parse or Query */
-	appendStringInfoChar(buf, s->unnamed_psrc ? 1 : 0);
+	appendStringInfoChar(buf, s->unnamed_psrc || s->moved_unnamed ? 1 : 0);
 	if (s->unnamed_psrc)
+	{
+		char	   *sig = bp_result_signature(s->unnamed_psrc->resultDesc);
+
 		put_statement(buf, "", s->unnamed_psrc->query_string,
 					  s->unnamed_psrc->param_types, s->unnamed_psrc->num_params,
-					  false, 0, s->unnamed_psrc->resultDesc);
+					  false, 0, sig);
+		pfree(sig);
+	}
+	else if (s->moved_unnamed)
+		put_moved_statement(buf, s->moved_unnamed);
 }
 
 /*

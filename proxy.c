@@ -112,6 +112,7 @@ static dlist_head bp_parked = DLIST_STATIC_INIT(bp_parked);
 static void chan_close(PoolChan *ch);
 static void chan_writable(PoolChan *ch);
 static void exec_flush(int slot);
+static void keep_min_executors(void);
 
 /* ---------------------------------------------------------------------
  * Clients leaving the listener
@@ -174,6 +175,8 @@ conn_close(PoolConn *c)
  * serve one session alone and count in neither the pool's size nor its
  * reserve (builtin_pool.max_pinned_executors bounds them; 0 counts them in
  * the size, so the other sessions wait while every executor is pinned).
+ * Nor do held ones (bp_executor_held), up to max_held_executors per pool:
+ * they give their sessions away and take none.
  */
 typedef struct PoolChoice
 {
@@ -182,7 +185,7 @@ typedef struct PoolChoice
 	uint32		load;			/* its sessions */
 	int			n_regular;		/* unpinned, within session_pool_size */
 	int			n_reserve;		/* unpinned reserve executors */
-	bool		has_pinned;		/* some executor is pinned */
+	bool		has_pinned;		/* some executor is pinned or held */
 	bool		busy_long;		/* every candidate has been inside one
 								 * session's turn past reserve_pool_timeout */
 } PoolChoice;
@@ -202,6 +205,7 @@ exec_choose(int pool_id, int exclude, PoolChoice *pc)
 	TimestampTz now = GetCurrentTimestamp();
 	int			best_class = 3;
 	TimestampTz best_since = 0;
+	int			n_held = 0;
 	int			i;
 
 	memset(pc, 0, sizeof(*pc));
@@ -223,6 +227,12 @@ exec_choose(int pool_id, int exclude, PoolChoice *pc)
 			/* max_pinned_executors = 0: pins take the pool's executors */
 			if (bp_max_pinned_executors == 0)
 				pc->n_regular++;
+			continue;
+		}
+		if (n_held < bp_max_held_executors && bp_executor_held(ex, now))
+		{
+			n_held++;
+			pc->has_pinned = true;	/* its transaction ends some day */
 			continue;
 		}
 		if (ex->reserve)
@@ -1188,6 +1198,7 @@ tick(void)
 		pgstat_report_stat(false);
 		bp_sockets_tick(now);
 		retire_stale_pools();
+		keep_min_executors();
 
 		/* a smart shutdown waits for the pool's sessions (shutdown.c) */
 		bp_smart_shutdown = bp_guard_tick();
@@ -1197,6 +1208,39 @@ tick(void)
 			MemoryContextReset(bp_conn_cxt);	/* give back a burst's memory */
 	}
 	return busy ? Min(timeout, BP_BUSY_TICK_MS) : timeout;
+}
+
+/*
+ * builtin_pool.min_pool_size: each pool in use (not retired, not
+ * dedicated) keeps that many executors (capped by its size; reserve and
+ * pinned ones do not count) started, so that its clients find them ready
+ * after a quiet spell or an executor's retirement.  One start per pool per
+ * call, from the once-a-second tick.
+ */
+static void
+keep_min_executors(void)
+{
+	int			want = Min(bp_min_pool_size, bp_session_pool_size);
+	int			p;
+
+	for (p = 0; p < bp_shared->max_pools && want > 0; p++)
+	{
+		PoolDesc   *pool = &bp_shared->pools[p];
+		int			slot;
+
+		if (!pool->in_use || pool->retired || pool->dedicated ||
+			bp_pool_kept_executors(p) >= want)
+			continue;
+		LWLockAcquire(bp_shared->lock, LW_EXCLUSIVE);
+		slot = bp_executor_claim(p);
+		LWLockRelease(bp_shared->lock);
+		if (slot >= 0 && !exec_start(slot, pool->dbname, pool->rolname))
+		{
+			LWLockAcquire(bp_shared->lock, LW_EXCLUSIVE);
+			bp_executor_release(slot);
+			LWLockRelease(bp_shared->lock);
+		}
+	}
 }
 
 /* Tells clients still in our hands that we stop, then exits */

@@ -16,6 +16,12 @@
 #   - reserve executors: with every executor held past
 #     builtin_pool.reserve_pool_timeout a reserve executor starts (seen in
 #     pool_status()), serves, and retires once idle;
+#   - held executors: a session idle in its transaction past a moment
+#     stops its executor counting against session_pool_size (up to
+#     builtin_pool.max_held_executors): the pool starts another at once, the
+#     held executor's other sessions move there, pgbench beside idlers on
+#     every executor keeps going (no reserve executor to explain it), and
+#     the extra executor retires once the idle transaction ended;
 #   - and the server log free of crashes.
 
 use strict;
@@ -48,12 +54,36 @@ sub timed_value
 	return ($v, time() - $t0);
 }
 
+# run pgbench through the pool port with these arguments, for at most
+# limit seconds (IPC::Run's timer is never checked by is_expired, so the
+# clock bounds it); returns (timed_out, stdout, stderr)
+sub pgbench_bounded
+{
+	my ($node, $limit, @args) = @_;
+	my ($out, $err) = ('', '');
+	my @cmd = ('pgbench', '-n', @args, '-h', '127.0.0.1', '-p', $node->pool_port,
+		'-U', 'app', 'app');
+	my $h = IPC::Run::start(\@cmd, '<', '/dev/null', '>', \$out, '2>', \$err);
+	my $deadline = time() + $limit;
+	while ($h->pumpable && time() < $deadline)
+	{
+		$h->pump_nb;
+		sleep(0.1);
+	}
+	my $timed_out = $h->pumpable;
+	$h->kill_kill if $timed_out;
+	$h->finish unless $timed_out;
+	note "pgbench stdout:\n$out\nstderr:\n" . substr($err, 0, 3000);
+	return ($timed_out, $out, $err);
+}
+
 ###########################################################################
 # Pool of 2, one session idle in a transaction
 ###########################################################################
 {
 	my $node = pool_node('idle_xact', size => 2,
-		conf => "builtin_pool.reserve_pool_size = 0\n");
+		conf => "builtin_pool.reserve_pool_size = 0\n"
+		  . "builtin_pool.max_held_executors = 0\n");
 	$node->start;
 	setup_app($node);
 
@@ -124,22 +154,9 @@ sub timed_value
 	}
 	sleep(0.5);
 
-	my ($out, $err) = ('', '');
-	my @cmd = (
-		'pgbench', '-n', '-S', '-c', '200', '-j', '2', '-T', '3',
-		'-h', '127.0.0.1', '-p', $node->pool_port, '-U', 'app', 'app');
 	my $t0 = time();
-	my $h = IPC::Run::start(\@cmd, '<', '/dev/null', '>', \$out, '2>', \$err);
-	my $deadline = time() + 15;
-	while ($h->pumpable && time() < $deadline)
-	{
-		$h->pump_nb;
-		sleep(0.1);
-	}
-	my $timed_out = $h->pumpable;
-	$h->kill_kill if $timed_out;
-	$h->finish unless $timed_out;
-	note "pgbench stdout:\n$out\nstderr:\n" . substr($err, 0, 3000);
+	my ($timed_out, $out, $err) =
+	  pgbench_bounded($node, 15, '-S', '-c', '200', '-j', '2', '-T', '3');
 	ok(!$timed_out, 'pgbench -S -c 200 ends in time beside the long transactions');
 	cmp_ok(time() - $t0, '<', 15, 'well before the long transactions end');
 	my ($processed) = $out =~ /number of transactions actually processed: (\d+)/;
@@ -225,6 +242,7 @@ sub timed_value
 {
 	my $node = pool_node('reserve', size => 1,
 		conf => "builtin_pool.reserve_pool_size = 1\n"
+		  . "builtin_pool.max_held_executors = 0\n"
 		  . "builtin_pool.reserve_pool_timeout = 300\n");
 	$node->start;
 	setup_app($node);
@@ -249,6 +267,86 @@ sub timed_value
 	is($a->query_value('SELECT 7'), '7', 'A too');
 	$_->terminate for ($a, $b);
 	check_no_crash($node, 'reserve: no crash');
+	$node->stop;
+}
+
+###########################################################################
+# Held executors: an idle transaction's executor is replaced at once
+###########################################################################
+{
+	my $node = pool_node('held', size => 1,
+		conf => "builtin_pool.reserve_pool_size = 0\n"
+		  . "log_statement = none\nmax_connections = 50\n");
+	$node->start;
+	setup_app($node);
+
+	my $a = raw_session($node, 'A');
+	my $b = raw_session($node, 'B');
+	my $a_pid = $a->query_value('SELECT pg_backend_pid()');
+	is($b->query('PREPARE hs AS SELECT 40 + $1')->{status}, 'I', 'B prepares a statement');
+	is($b->query_value('SELECT pg_backend_pid()'), $a_pid, 'B shares the only executor');
+	is($a->query('BEGIN')->{status}, 'T', 'A opens a transaction');
+	is($a->query_value('SELECT 1'), '1', 'A stays idle in it');
+
+	# no reserve executor, so only the held executor's replacement serves B
+	my ($v, $dt) = timed_value($b, 'EXECUTE hs(2)', 10);
+	is($v, '42', 'B is served while A is idle in its transaction');
+	cmp_ok($dt, '<', 2, 'B within 2 s');
+	isnt($b->query_value('SELECT pg_backend_pid()'), $a_pid, 'B runs on another executor');
+	is(scalar($node->pool_status("database = 'app'")), 2,
+		'the held executor is outside the pool size: a second one started');
+	my $c = raw_session($node, 'C');
+	isnt($c->query_value('SELECT pg_backend_pid()'), $a_pid,
+		'a new login is not placed on the held executor');
+	is($a->query_value('SELECT pg_backend_pid()'), $a_pid, 'A keeps its executor');
+	is($a->query('COMMIT')->{status}, 'I', 'A commits');
+	ok( wait_until(sub { scalar($node->pool_status("database = 'app'")) == 1 }, 30),
+		'the pool is back to its size once the transaction ended and all idled');
+	is($a->query_value('SELECT 3'), '3', 'A is served');
+	is($b->query_value('EXECUTE hs(3)'), '43', 'B keeps its statement');
+	$c->terminate;
+
+	# pgbench beside two idle transactions, one on each executor of a pool of 2
+	$node->safe_psql('postgres',
+		'ALTER SYSTEM SET builtin_pool.session_pool_size = 2');
+	$node->restart;
+	$node->command_ok(
+		[
+			'pgbench', '-i', '-q', '-s', '1', '-h', $node->host, '-p',
+			$node->port, '-U', 'app', 'app'
+		],
+		'pgbench -i through the main port');
+	my @idle = map { raw_session($node, "idler $_") } 1 .. 2;
+	my %idle_pids;
+	for my $i (@idle)
+	{
+		is($i->query('BEGIN')->{status}, 'T', 'an idler opens a transaction');
+		$idle_pids{ $i->query_value('SELECT pg_backend_pid()') } = 1;
+	}
+	ok( wait_until(
+			sub {
+				return 1 if keys(%idle_pids) == 2;
+				my $x = raw_session($node, 'one more idler');
+				$x->query('BEGIN');
+				$idle_pids{ $x->query_value('SELECT pg_backend_pid()') } = 1;
+				push @idle, $x;
+				return keys(%idle_pids) == 2;
+			},
+			10),
+		'idle transactions hold both executors');
+	my ($timed_out, $out, $err) =
+	  pgbench_bounded($node, 20, '-S', '-c', '20', '-j', '2', '-T', '3');
+	ok(!$timed_out, 'pgbench beside idlers on every executor ends in time');
+	my ($processed) = $out =~ /number of transactions actually processed: (\d+)/;
+	cmp_ok($processed // 0, '>', 0, 'pgbench makes progress');
+	unlike($err, qr/error|FATAL|aborted/i, 'no client error');
+	for my $i (@idle)
+	{
+		is($i->query('COMMIT')->{status}, 'I', 'an idler commits after the run');
+		$i->terminate;
+	}
+	$_->terminate for ($a, $b);
+	check_no_crash($node, 'held executors: no crash');
 	$node->stop;
 }
 
