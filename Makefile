@@ -11,6 +11,7 @@ OBJS = \
 	extended.o \
 	pool_io.o \
 	pool_shmem.o \
+	parse_ahead.o \
 	pinning.o \
 	prepared.o \
 	protocol.o \

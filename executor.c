@@ -63,6 +63,7 @@
 #include "command.h"
 #include "pinning.h"
 #include "extended.h"
+#include "parse_ahead.h"
 #include "pool_shmem.h"
 #include "prepared.h"
 #include "protocol.h"
@@ -150,6 +151,7 @@ static volatile uint32 running_key = 0;
 static void close_session(PoolSession *s);
 static void set_pinned(PoolSession *s, bool pinned);
 static void publish_idle_xact(bool idle);
+static bool pool_can_take(bool reserve_due, bool any_unheld);
 static void switch_in(PoolSession *s);
 static void switch_out(void);
 static void examine_session(PoolSession *s, bool hangup);
@@ -669,6 +671,21 @@ enqueue(PoolSession *s)
 	n_queued++;
 }
 
+/*
+ * While the session switched in sits idle in its transaction and no other
+ * executor of the pool can take a session now (none between transactions,
+ * none may start), a waiting session whose input is only Parse messages is
+ * answered at once (parse_ahead.c): a client blocked in PQprepare may be
+ * what keeps the transactions holding the pool open.
+ */
+static bool
+answered_ahead(PoolSession *s)
+{
+	return idle_xact_since != 0 && !my_pool_dedicated &&
+		bp_parse_ahead_candidate(s) && !pool_can_take(false, false) &&
+		bp_parse_ahead(s);
+}
+
 /* Looks at an idle session after a readiness edge */
 static void
 examine_session(PoolSession *s, bool hangup)
@@ -681,7 +698,10 @@ examine_session(PoolSession *s, bool hangup)
 	switch (peek_input(s, hangup))
 	{
 		case INPUT_COMPLETE:
-			enqueue(s);
+			if (!answered_ahead(s))
+				enqueue(s);
+			else if (s->closing)
+				close_session(s);
 			break;
 		case INPUT_GONE:
 			close_session(s);
@@ -1154,6 +1174,40 @@ held_and_replaced(void)
 }
 
 /*
+ * The pool can take no session now (hand_back_waiting): queued sessions
+ * whose input is only Parse messages are answered ahead, as newly queued
+ * ones are (answered_ahead), if the session switched in sits idle in its
+ * transaction.
+ */
+static void
+answer_queued_ahead(void)
+{
+	dlist_mutable_iter it;
+
+	if (idle_xact_since == 0 || my_pool_dedicated)
+		return;
+	dlist_foreach_modify(it, &run_queue)
+	{
+		PoolSession *s = dlist_container(PoolSession, run_node, it.cur);
+
+		if (!bp_parse_ahead_candidate(s) || !bp_parse_ahead(s))
+			continue;
+		dlist_delete(&s->run_node);
+		n_queued--;
+		s->state = PS_IDLE;
+		if (s->closing)
+			close_session(s);
+		else if (s->recheck)
+		{
+			/* input that came after what was read left no new edge */
+			s->recheck = false;
+			examine_session(s, false);
+		}
+	}
+	update_counters();
+}
+
+/*
  * Gives a held handoff back to the listener unopened, as a handback of a
  * session with no state yet; false if the channel is full (it stays held).
  */
@@ -1231,7 +1285,11 @@ hand_back_waiting(void)
 	if (waited < BP_HANDBACK_DELAY_MS)
 		return BP_HANDBACK_DELAY_MS - waited;
 	if (!pool_can_take(waited >= bp_reserve_pool_timeout, false))
-		return BP_HANDBACK_DELAY_MS;
+	{
+		answer_queued_ahead();
+		return n_queued > 0 || !dlist_is_empty(&held_handoffs) ?
+			BP_HANDBACK_DELAY_MS : -1;
+	}
 
 	dlist_foreach_modify(it, &held_handoffs)
 	{

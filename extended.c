@@ -43,6 +43,7 @@
 
 #include "command.h"
 #include "extended.h"
+#include "parse_ahead.h"
 #include "prepared.h"
 #include "session.h"
 
@@ -129,6 +130,8 @@ lookup_statement(const char *name)
 	}
 	pstmt = FetchPreparedStatement(bp_statement_key(bp_current, name), false);
 	if (pstmt == NULL)
+		bp_parse_ahead_raise(bp_current, name);
+	if (pstmt == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_PSTATEMENT),
 				 errmsg("prepared statement \"%s\" does not exist", name)));
@@ -173,6 +176,7 @@ parse_statement(const char *name, const char *query, Oid *param_types,
 
 	if (is_named)
 	{
+		bp_parse_ahead_forget(bp_current, name);
 		key = bp_statement_key(bp_current, name);
 		if (FetchPreparedStatement(key, false) != NULL)
 			ereport(ERROR,
@@ -368,6 +372,8 @@ bp_restore_statements(PoolSession *s)
 			ErrorData  *edata;
 
 			MemoryContextSwitchTo(cxt);
+			if (st->ahead)
+				bp_parse_ahead_failed(s, st->name);
 			edata = CopyErrorData();
 			FlushErrorState();
 			AbortCurrentTransaction();
@@ -872,6 +878,7 @@ bp_exec_close(StringInfo msg)
 		{
 			DropPreparedStatement(bp_statement_key(bp_current, name), false);
 			bp_statement_forget(name);
+			bp_parse_ahead_forget(bp_current, name);
 		}
 	}
 	else if (kind == 'P')

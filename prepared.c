@@ -523,6 +523,9 @@ bp_prepared_init(void)
  * ---------------------------------------------------------------------
  */
 
+/* A statement's result columns never seen (answered ahead, parse_ahead.c) */
+#define BP_SIG_UNKNOWN	"?"
+
 /* One statement: enough to prepare it again, and its result columns */
 static void
 put_statement(StringInfo buf, const char *name, const char *query,
@@ -538,7 +541,7 @@ put_statement(StringInfo buf, const char *name, const char *query,
 	bp_put_int32(buf, num_params);
 	for (i = 0; i < num_params; i++)
 		bp_put_int32(buf, (int32) param_types[i]);
-	bp_put_string(buf, sig ? sig : "");
+	bp_put_string(buf, sig ? sig : BP_SIG_UNKNOWN);
 }
 
 /* A statement moved here and not prepared again yet goes on as it came */
@@ -566,6 +569,8 @@ get_statement(StringInfo in)
 	for (j = 0; j < st->num_params; j++)
 		st->param_types[j] = (Oid) bp_get_int32(in);
 	st->result_sig = pstrdup(bp_get_string(in));
+	if (strcmp(st->result_sig, BP_SIG_UNKNOWN) == 0)
+		st->result_sig = NULL;
 	return st;
 }
 

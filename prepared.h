@@ -25,6 +25,9 @@ typedef struct PoolStatement
 								 * move; NULL if not known */
 	bool		result_changed; /* prepared again after a move with other
 								 * result columns: Bind fails as core's would */
+	bool		ahead;			/* its Parse was answered before its turn
+								 * (parse_ahead.c): an error preparing it is
+								 * kept for its first Bind or Describe */
 } PoolStatement;
 
 extern void bp_prepared_init(void);

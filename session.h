@@ -60,6 +60,7 @@ typedef struct PoolSession
 	List	   *moved_statements;	/* to prepare again after a move */
 	struct PoolStatement *moved_unnamed;	/* likewise, the unnamed one */
 	bool		unnamed_changed;	/* see PoolStatement.result_changed */
+	List	   *ahead_errors;	/* parse_ahead.c's, for Bind and Describe */
 	struct CachedPlanSource *unnamed_psrc;
 
 	bool		greeted;		/* startup finished, ReadyForQuery sent */

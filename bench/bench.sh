@@ -31,7 +31,6 @@ OS_USER=${OS_USER:-bp}
 RESULTS_DIR=${RESULTS_DIR:-$SCRIPT_DIR/results}
 TIMEOUT_MARGIN=${TIMEOUT_MARGIN:-60}
 WARMUP=${WARMUP:-3}
-FORCE_PREPARED_TPCB=${FORCE_PREPARED_TPCB:-0}
 SETTLE_MAX=${SETTLE_MAX:-20}
 STALL=0
 STALL_CLIENTS=${STALL_CLIENTS:-1000}
@@ -62,9 +61,6 @@ Compares direct connections, the builtin_pool pool port and PgBouncer
   --targets "T T"    any of direct pool pgbouncer (default "$TARGETS")
   --warmup SEC       unrecorded select-only warm-up per target before the
                      grid, 8 clients (default $WARMUP; 0 = none)
-  --force-prepared-tpcb
-                     also run pool + -M prepared + TPC-B when clients exceed
-                     the pool size (deadlocks in pgbench itself, see README)
   --stall            after the grid, the "stall" scenario: pgbench with
                      STALL_CLIENTS clients (default $STALL_CLIENTS), select-only
                      and TPC-B (--modes), without and with STALL_IDLERS
@@ -104,7 +100,7 @@ while [ $# -gt 0 ]; do
         --modes) MODES=$2; shift 2 ;;
         --targets) TARGETS=$2; shift 2 ;;
         --warmup) WARMUP=$2; shift 2 ;;
-        --force-prepared-tpcb) FORCE_PREPARED_TPCB=1; shift ;;
+        --force-prepared-tpcb) shift ;;  # accepted, no longer needed
         --stall) STALL=1; shift ;;
         --stall-only) STALL=2; shift ;;
         --stall-clients) STALL_CLIENTS=$2; shift 2 ;;
@@ -481,16 +477,6 @@ run_point() {  # proto mode clients target
                 if [ "$POOL_STATE" != ok ]; then
                     GENERAL_NOTES["pool: FAIL everywhere — $POOL_STATE"]=1
                     log "[$RUN_NO/$N_RUNS] $proto $mode c=$c $target: FAIL ($POOL_STATE)"; return
-                fi
-                # pgbench -M prepared prepares each statement with a blocking
-                # PQprepare(); while one client of a thread waits for a free
-                # executor, the thread's other clients keep theirs inside an
-                # open transaction: all executors end up held, nobody moves.
-                if [ "$proto" = prepared ] && [ "$mode" = tpcb ] && [ "$FORCE_PREPARED_TPCB" != 1 ] &&
-                   [ "$c" -gt "$POOL_SIZE" ] && [ "$c" -gt "$THREADS" ]; then
-                    TPS[$key]=n/a; LAT[$key]=n/a
-                    GENERAL_NOTES["pool: n/a with -M prepared and TPC-B when clients > pool size — pgbench deadlocks itself: its blocking PQprepare() for a client waiting for an executor stalls the thread whose other clients hold every executor in an open transaction (-j = -c avoids it; --force-prepared-tpcb runs it anyway)"]=1
-                    log "[$RUN_NO/$N_RUNS] $proto $mode c=$c $target: n/a (pgbench -M prepared + transaction pooling)"; return
                 fi ;;
         pgbouncer) port=$BOUNCER_PORT
                 if [ "$BOUNCER_STATE" != ok ]; then

@@ -23,12 +23,16 @@
 #     session) keeps its statements as core would: search_path of PREPARE
 #     time, the changed result type of a cached SELECT * (0A000), the
 #     unnamed statement, the last statement PREPAREd under a name;
+#   - a Parse (+ Sync) of a session waiting while every executor of its
+#     pool is held by another session's idle transaction is answered at
+#     once from the raw parser; a syntax error still comes at the session's
+#     turn, a parse analysis error at the statement's first Bind (README,
+#     Limitations);
 #   - pgbench through the pool with -M extended and -M prepared (TPC-B and
 #     select-only), 200 clients, session_pool_size = 4, no failed
-#     transaction (-M prepared TPC-B with 100 clients per pgbench thread is
-#     a TODO: pgbench deadlocks itself against a small pool, see README
-#     Limitations; the same with one client per thread must pass);
-#     BP_BIG=1 adds 1,000 clients (open-file limit >= 4096).
+#     transaction (-M prepared TPC-B with 100 clients per pgbench thread
+#     too: the blocking PQprepare is answered ahead); BP_BIG=1 adds 1,000
+#     clients (open-file limit >= 4096).
 
 use strict;
 use warnings;
@@ -496,6 +500,63 @@ $M->terminate;
 check_no_crash($node);
 
 ###########################################################################
+# 6b. A Parse answered ahead while the pool is starved
+###########################################################################
+
+# pool of 1, no reserve or held executor: one idle transaction starves it
+$node->safe_psql('postgres', q{
+	ALTER SYSTEM SET builtin_pool.reserve_pool_size = 0;
+	ALTER SYSTEM SET builtin_pool.max_held_executors = 0;
+	SELECT pg_reload_conf()});
+{
+	my $holder = pool_conn('holder');
+	my $w = pool_conn('waiter');
+	ok( wait_until(
+			sub { $w->query_value('SHOW builtin_pool.max_held_executors') eq '0' }, 10),
+		'starved pool: settings reloaded');
+	is($holder->query('BEGIN')->{status}, 'T', 'starved pool: a session opens a transaction');
+	is($holder->query_value('SELECT 1'), '1', 'and sits idle in it');
+
+	my $t0 = time();
+	my $r = ext($w, P('ahead_ok', 'SELECT $1::int + 1') . S());
+	ok($r->{complete} && !@{ $r->{errors} }, 'Parse + Sync is answered while the pool is starved')
+	  or diag(err_str($r));
+	cmp_ok(time() - $t0, '<', 3, 'at once, not after the transaction');
+	is($r->{types}, '1Z', 'ParseComplete, ReadyForQuery');
+
+	$r = ext($w, P('ahead_missing', 'SELECT * FROM no_such_table') . S());
+	is(err_str($r), '', 'parse analysis waits for the turn: no error at Parse');
+
+	$w->send_bytes(P('ahead_bad', 'SELEC 1') . S());
+	$r = $w->read_result(1);
+	ok(!$r->{complete}, 'a syntax error is not answered ahead: it waits for its turn');
+
+	is($holder->query('COMMIT')->{status}, 'I', 'the transaction ends');
+	$r = $w->read_result(10);
+	is($r->{errors}[0]{C}, '42601', 'the syntax error comes at its turn, as core reports it');
+
+	$r = ext_exec($w, 'ahead_ok', 41);
+	is(rows_str($r), '42', 'the statement answered ahead runs');
+	$r = ext($w, D('S', 'ahead_ok') . S());
+	ok(index($r->{types}, 't') >= 0 && index($r->{types}, 'T') >= 0,
+		'and describes');
+	$r = ext_exec($w, 'ahead_missing');
+	is($r->{errors}[0]{C}, '42P01',
+		'its analysis error comes at the first Bind (README, Limitations)');
+	$r = ext_exec($w, 'ahead_missing');
+	is($r->{errors}[0]{C}, '26000', 'after which it does not exist, as after a failed Parse');
+	$r = ext($w, P('ahead_missing', 'SELECT 2') . S());
+	is(err_str($r), '', 'and its name can be used again');
+	is(rows_str(ext_exec($w, 'ahead_missing')), '2', 'for the new statement');
+	$holder->terminate;
+	$w->terminate;
+}
+$node->safe_psql('postgres', q{
+	ALTER SYSTEM RESET builtin_pool.reserve_pool_size;
+	ALTER SYSTEM RESET builtin_pool.max_held_executors;
+	SELECT pg_reload_conf()});
+
+###########################################################################
 # 7. pgbench -M extended / -M prepared through the pool
 ###########################################################################
 
@@ -653,24 +714,18 @@ sub run_pgbench
 	return \%r;
 }
 
-# check_pgbench(NAME, CLIENTS, [todo => REASON,] ARGS...): the run's
-# outcome (under TODO when a reason is given), then that no client saw an
-# error and every session went away.
+# check_pgbench(NAME, CLIENTS, ARGS...): the run's outcome, then that no
+# client saw an error and every session went away.
 sub check_pgbench
 {
 	my ($name, $clients, @args) = @_;
-	my $todo;
-	($todo, @args) = @args[ 1 .. $#args ] if @args && $args[0] eq 'todo';
 	local $Test::Builder::Level = $Test::Builder::Level + 1;
 	my $r = run_pgbench($name, $clients, @args);
-	{
-		local $TODO = $todo;
-		ok(!$r->{timed_out}, "$name: finished in time");
-		is($r->{rc}, 0, "$name: exit code 0");
-		like($r->{out}, qr/number of clients: $clients\b/, "$name: $clients clients");
-		is($r->{failed}, 0, "$name: number of failed transactions: 0");
-		cmp_ok($r->{processed} // 0, '>', 0, "$name: transactions processed");
-	}
+	ok(!$r->{timed_out}, "$name: finished in time");
+	is($r->{rc}, 0, "$name: exit code 0");
+	like($r->{out}, qr/number of clients: $clients\b/, "$name: $clients clients");
+	is($r->{failed}, 0, "$name: number of failed transactions: 0");
+	cmp_ok($r->{processed} // 0, '>', 0, "$name: transactions processed");
 	unlike($r->{err}, qr/error|FATAL|aborted/i, "$name: no client error")
 	  or diag(substr($r->{err}, 0, 2000));
 	ok( wait_until(
@@ -697,20 +752,14 @@ sub balances_ok
 
 my $clients = 200;
 # pgbench -M prepared prepares each statement with a blocking PQprepare()
-# when first used: with 100 clients per thread (-j 2) the thread can wait on
-# a session queued behind another of its own clients that holds an
-# executor inside a transaction: a deadlock of pgbench against a small pool
-# (README, Limitations).  Moving sessions off held executors and reserve
-# executors do not end it: each of the thread's clients that ran its BEGIN
-# holds an executor until the thread unblocks, so the thread needs about one
-# executor per client.  Run as the brief wants it, marked TODO.
-my $deadlock_todo = 'pgbench -M prepared TPC-B with many clients per thread deadlocks '
-  . 'itself against a small pool (README, Limitations)';
+# when first used: with 100 clients per thread (-j 2) the thread waits on a
+# session queued behind its own clients' transactions, which hold every
+# executor, their results unread.  Such a Parse is answered ahead
+# (parse_ahead.c), so the thread goes on.
 for my $mode (qw(extended prepared))
 {
 	check_pgbench("-M $mode -S, $clients clients", $clients, '-M', $mode, '-S');
-	check_pgbench("-M $mode TPC-B, $clients clients", $clients,
-		$mode eq 'prepared' ? (todo => $deadlock_todo) : (), '-M', $mode);
+	check_pgbench("-M $mode TPC-B, $clients clients", $clients, '-M', $mode);
 	balances_ok("-M $mode TPC-B");
 }
 
@@ -729,8 +778,7 @@ SKIP:
 	for my $mode (qw(extended prepared))
 	{
 		check_pgbench("-M $mode -S, 1000 clients", 1000, '-M', $mode, '-S');
-		check_pgbench("-M $mode TPC-B, 1000 clients", 1000,
-			$mode eq 'prepared' ? (todo => $deadlock_todo) : (), '-M', $mode);
+		check_pgbench("-M $mode TPC-B, 1000 clients", 1000, '-M', $mode);
 		balances_ok("-M $mode TPC-B, 1000 clients");
 	}
 }
