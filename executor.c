@@ -967,9 +967,14 @@ hand_back(PoolSession *s, long waited_ms)
 	 * before the listener can pass it on, as its own backend would have them
 	 * counted by the time it reads them elsewhere (pg_stat_force_next_flush()
 	 * there cannot reach here).  Flushed after the send, they raced the
-	 * session's next query on its new executor.
+	 * session's next query on its new executor.  Not inside the current
+	 * session's transaction (sessions queued behind it leave meanwhile):
+	 * core flushes only outside one, so they go at its end.
 	 */
-	(void) pgstat_report_stat(true);
+	if (IsTransactionOrTransactionBlock())
+		pgstat_force_next_flush();
+	else
+		(void) pgstat_report_stat(true);
 
 	initStringInfo(&buf);
 	memset(&h, 0, sizeof(h));
