@@ -37,13 +37,14 @@ sub new_session
 	return $c;
 }
 
-# wait until the executor PID sleeps in pg_sleep()
+# wait until the executor PID sleeps in pg_sleep() (on NODE, default $node)
 sub wait_sleeping
 {
-	my ($pid) = @_;
+	my ($pid, $on) = @_;
+	$on //= $node;
 	return wait_until(
 		sub {
-			$node->safe_psql('postgres',
+			$on->safe_psql('postgres',
 				"SELECT wait_event FROM pg_stat_activity WHERE pid = $pid") eq
 			  'PgSleep';
 		},
@@ -312,11 +313,7 @@ check_no_crash($node, 'after stop');
 
 	# X's key (with the pid X was given) cancels X where it runs now
 	$X->send_query('SELECT pg_sleep(30)');
-	ok( wait_until(sub {
-				$n2->safe_psql('postgres',
-					"SELECT wait_event FROM pg_stat_activity WHERE pid = $now") eq 'PgSleep';
-			}, 10),
-		'moved X sleeps on its new executor');
+	ok(wait_sleeping($now, $n2), 'moved X sleeps on its new executor');
 	$Y->send_query('SELECT pg_sleep(2)');
 	my $t0 = time();
 	PoolTest::Raw->cancel(port => $pp2, pid => $X->{startup}{pid}, key => $X->{startup}{key});
@@ -360,11 +357,7 @@ check_no_crash($node, 'after stop');
 	my $now = $X->query_value('SELECT pg_backend_pid()');
 	isnt($now, $given, "X runs on another executor ($now)");
 	$X->send_query('SELECT pg_sleep(30)');
-	ok( wait_until(sub {
-				$n3->safe_psql('postgres',
-					"SELECT wait_event FROM pg_stat_activity WHERE pid = $now") eq 'PgSleep';
-			}, 10),
-		'X sleeps there');
+	ok(wait_sleeping($now, $n3), 'X sleeps there');
 	PoolTest::Raw->cancel(port => $pp3, pid => $given, key => $X->{startup}{key});
 	my $r = $X->read_result(10);
 	is(PoolTest::Raw::sqlstate($r), '57014',
