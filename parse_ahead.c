@@ -40,6 +40,7 @@
 #include "tcop/dest.h"
 #include "tcop/tcopprot.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #include "parse_ahead.h"
 #include "prepared.h"
@@ -149,7 +150,8 @@ read_parse(PoolSession *s, StringInfo msg, List *batch)
 		st->param_types = MemoryContextAlloc(s->cxt, num_params * sizeof(Oid));
 	for (i = 0; i < num_params; i++)
 		st->param_types[i] = (Oid) pq_getmsgint(msg, 4);
-	st->result_sig = NULL;		/* never described: nothing to compare */
+	st->result_natts = BP_RESULT_UNKNOWN;	/* never described */
+	st->prepare_time = GetCurrentTimestamp();	/* pg_prepared_statements' */
 	st->ahead = true;
 	return st;
 }

@@ -9,7 +9,11 @@
 #define PREPARED_H
 
 #include "access/tupdesc.h"
+#include "datatype/timestamp.h"
 #include "session.h"
+
+/* result_natts of a statement answered ahead (parse_ahead.c) */
+#define BP_RESULT_UNKNOWN	(-2)
 
 /* What a session needs to prepare a statement again elsewhere */
 typedef struct PoolStatement
@@ -23,6 +27,17 @@ typedef struct PoolStatement
 	int			stmt_len;
 	char	   *result_sig;		/* result columns when first prepared, for a
 								 * move; NULL if not known */
+	/* moved in: what pg_prepared_statements showed of it */
+	TimestampTz prepare_time;
+	int64		generic_plans;
+	int64		custom_plans;
+	/* moved in: its result columns as core's plan cache compares them */
+	int			result_natts;	/* -1 if it returns no rows,
+								 * BP_RESULT_UNKNOWN if never described */
+	char	  **result_names;
+	Oid		   *result_types;
+	int32	   *result_typmods;
+	Oid		   *result_colls;
 	bool		result_changed; /* prepared again after a move with other
 								 * result columns: Bind fails as core's would */
 	bool		ahead;			/* its Parse was answered before its turn
@@ -49,6 +64,12 @@ extern PoolStatement *bp_statement_find(const char *name);
 
 /* "n:type/typmod,..." of a statement's result columns ("" for none) */
 extern char *bp_result_signature(TupleDesc desc);
+
+/* Gives a statement prepared again after a move its prepare time and plan counts */
+extern void bp_statement_restore_history(PoolSession *s, const PoolStatement *st);
+
+/* A moved-in statement's result columns (needs a transaction), or NULL */
+extern TupleDesc bp_statement_result_desc(const PoolStatement *st);
 
 /* core's error for a statement whose result columns changed */
 extern void bp_check_result_unchanged(PoolStatement *st);
