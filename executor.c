@@ -1329,11 +1329,11 @@ hand_back_waiting(void)
 
 /*
  * Gives back up to room sessions that can move (greeted, not pinned, not
- * ending), but except; stops at the first that cannot go now (its client
- * slow to read, the channel full).
+ * ending); stops at the first that cannot go now (its client slow to read,
+ * the channel full).
  */
 static void
-hand_back_batch(PoolSession *except, int room)
+hand_back_batch(int room)
 {
 	dlist_mutable_iter it;
 
@@ -1341,7 +1341,7 @@ hand_back_batch(PoolSession *except, int room)
 	{
 		PoolSession *s = dlist_container(PoolSession, all_node, it.cur);
 
-		if (s == except || !s->greeted || s->dead || s->closing || s->pinned)
+		if (!s->greeted || s->dead || s->closing || s->pinned)
 			continue;
 		if (room-- <= 0 || !hand_back(s, 0))
 			break;
@@ -1351,21 +1351,24 @@ hand_back_batch(PoolSession *except, int room)
 
 /*
  * Our session sits idle in its transaction and the pool no longer counts
- * this executor (held_and_replaced): every other session leaves now, idle
- * ones too, rather than each waiting BP_HANDBACK_DELAY_MS behind it at its
- * next request; the listener places them on the others, or on the one the
- * pool starts instead of this.  BP_HANDBACK_BATCH a look.  Returns the ms
- * until the next look, -1 when there is nothing to do.
+ * this executor (held_and_replaced): the sessions with a request waiting
+ * here, and those sent here meanwhile, leave at once (not after
+ * BP_HANDBACK_DELAY_MS, and for any executor not held, not only one
+ * between transactions); the listener places them on the others, or on
+ * the one the pool starts instead of this.  Idle sessions stay until
+ * their next request: a transaction held just past the grace (a busy
+ * client's round trip) then moves none.  BP_HANDBACK_BATCH a look.
+ * Returns the ms until the next look, -1 when nothing waits.
  */
 static long
-leave_held_executor(PoolSession *cur)
+leave_held_executor(void)
 {
 	dlist_mutable_iter it;
 	long		idle_ms;
 	int			moved = 0;
 
 	if (my_pool_dedicated || bp_max_held_executors == 0 || idle_xact_since == 0 ||
-		(n_sessions <= 1 && dlist_is_empty(&held_handoffs)))
+		(n_queued == 0 && dlist_is_empty(&held_handoffs)))
 		return -1;
 	idle_ms = TimestampDifferenceMilliseconds(idle_xact_since, GetCurrentTimestamp());
 	if (idle_ms <= BP_HELD_GRACE_MS)
@@ -1382,8 +1385,18 @@ leave_held_executor(PoolSession *cur)
 			break;
 		moved++;
 	}
-	hand_back_batch(cur, BP_HANDBACK_BATCH - moved);
-	return (n_sessions > 1 || !dlist_is_empty(&held_handoffs)) ?
+	dlist_foreach_modify(it, &run_queue)
+	{
+		PoolSession *s = dlist_container(PoolSession, run_node, it.cur);
+
+		if (!s->greeted || s->dead || s->closing)
+			continue;
+		if (moved >= BP_HANDBACK_BATCH || !hand_back(s, 0))
+			break;
+		moved++;
+	}
+	update_counters();
+	return (n_queued > 0 || !dlist_is_empty(&held_handoffs)) ?
 		BP_HANDBACK_DELAY_MS : -1;
 }
 
@@ -1462,7 +1475,7 @@ leave_with_sessions(void)
 			return BP_HANDBACK_DELAY_MS;
 		retire_sent = true;
 	}
-	hand_back_batch(NULL, BP_HANDBACK_BATCH);
+	hand_back_batch(BP_HANDBACK_BATCH);
 	return n_sessions > 0 ? BP_HANDBACK_DELAY_MS : -1;
 }
 
@@ -1606,7 +1619,7 @@ wait_session_input(PoolSession *s)
 		left = hand_back_waiting();
 		if (left >= 0 && (queue_left < 0 || left < queue_left))
 			queue_left = left;
-		left = in_xact ? leave_held_executor(s) : -1;
+		left = in_xact ? leave_held_executor() : -1;
 		if (left >= 0 && (queue_left < 0 || left < queue_left))
 			queue_left = left;
 		left = -1;
