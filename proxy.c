@@ -285,7 +285,7 @@ exec_start(int slot, const char *dbname, const char *rolname)
 
 	memset(&w, 0, sizeof(w));
 	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	w.bgw_start_time = BgWorkerStart_ConsistentState;	/* see the listener's */
 	w.bgw_restart_time = BGW_NEVER_RESTART;
 	strlcpy(w.bgw_library_name, "builtin_pool", BGW_MAXLEN);
 	strlcpy(w.bgw_function_name, "bp_executor_main", BGW_MAXLEN);
