@@ -140,6 +140,7 @@ extern PoolSession *bp_current;
 extern bool bp_switching;
 
 extern void bp_session_module_init(void);
+extern void bp_session_report_promotion(void);
 extern PoolSession *bp_session_create(int sock, int client_fd,
 									  const PoolHandoff *handoff,
 									  const char *body);

@@ -1,0 +1,326 @@
+
+# Copyright (c) builtin_pool authors
+#
+# The pool on a hot standby (issue 12, item 3): a primary and a streaming
+# standby, both with the pool, in a database with the extension (app) and
+# one without it (plain).
+#
+#   1. the standby's pool starts once the standby is consistent and serves
+#      reads of replicated rows; its smart shutdown guard connects there;
+#   2. every kind of write, sent to the standby's main port and to its pool
+#      port, gets the same answer (25006 read_only_sql_transaction and
+#      core's message, or core's other refusals), temp tables, sequences,
+#      LISTEN and cursors included;
+#   3. sessions open across a promotion carry on: each of them, pooled or
+#      not, gets ParameterStatus in_hot_standby = off at its next
+#      ReadyForQuery (also several sessions of one executor, not only the
+#      one it served first), a transaction begun in recovery stays
+#      read-only, and then they write; new sessions are greeted with
+#      in_hot_standby = off.
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib $FindBin::RealBin;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use PoolTest;
+use Test::More;
+use Time::HiRes qw(usleep);
+
+# size 2 and no reserve executors: the app sessions below share executors
+my $pool_conf = "builtin_pool.reserve_pool_size = 0\nmax_connections = 40\n";
+my $primary = pool_node('primary', size => 2, conf => $pool_conf,
+	init => { allows_streaming => 1 });
+$primary->start;
+setup_app($primary);
+$primary->safe_psql('postgres',
+	q{CREATE DATABASE plain OWNER app TEMPLATE template0});
+for my $db (qw(app plain))
+{
+	$primary->safe_psql($db, q{
+		CREATE TABLE t (id int PRIMARY KEY, v text);
+		INSERT INTO t SELECT i, 'r' || i FROM generate_series(1, 100) i;
+		CREATE SEQUENCE s;
+		SELECT nextval('s');
+		GRANT ALL ON t, s TO app;
+	});
+}
+pool_serves_ok($primary, 'primary: pool serves');
+
+$primary->backup('b');
+my $standby = PoolTest::Node->new('standby');
+$standby->init_from_backup($primary, 'b', has_streaming => 1);
+my $spp = free_port_range(1);
+$standby->{_pool_port} = $spp;
+$standby->append_conf('postgresql.conf', "builtin_pool.port = $spp\n");
+$standby->start;
+$primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
+
+is($standby->safe_psql('postgres', 'SELECT pg_is_in_recovery()'),
+	't', 'the standby is in recovery');
+
+###########################################################################
+# 1. reads through the standby's pool
+###########################################################################
+
+pool_serves_ok($standby, 'standby: pool serves while in recovery');
+for my $db (qw(app plain))
+{
+	is($standby->pool_safe_psql($db, 'SELECT count(*), sum(id) FROM t'),
+		'100|5050', "$db: replicated rows read through the standby's pool");
+	$primary->safe_psql($db,
+		"INSERT INTO t SELECT i, 'r' || i FROM generate_series(101, 120) i");
+}
+$primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
+for my $db (qw(app plain))
+{
+	is($standby->pool_safe_psql($db, 'SELECT count(*), max(id) FROM t'),
+		'120|120', "$db: rows inserted on the primary later are read too");
+}
+
+my @execs = $standby->pool_status("database = 'app'");
+ok(@execs >= 1, 'standby: pool_status() shows the executors of the app pool');
+ok( wait_until(
+		sub {
+			$standby->safe_psql('postgres',
+				q{SELECT count(*) FROM pg_stat_activity
+				  WHERE application_name = 'builtin_pool smart shutdown guard'}) eq '1';
+		},
+		30),
+	'standby: the smart shutdown guard is connected');
+
+###########################################################################
+# 2. writes: the standby's main port and its pool port answer alike
+###########################################################################
+
+my $main_sock = $standby->host . '/.s.PGSQL.' . $standby->port;
+
+sub summarize
+{
+	my ($r) = @_;
+	return join("\n",
+		'complete=' . ($r->{complete} ? 1 : 0),
+		'status=' . ($r->{status} // 'none'),
+		'tags=' . join(',', @{ $r->{tags} }),
+		'rows=' . join(';', map { join('|', map { $_ // 'NULL' } @$_) } @{ $r->{rows} }),
+		'errors=' . join(',',
+			map { "$_->{S}:$_->{C}:$_->{M}:" . ($_->{W} // '') } @{ $r->{errors} }),
+		'notices=' . join(',', map { "$_->{S}:$_->{C}:$_->{M}" } @{ $r->{notices} }),
+		'params=' . join(',', map { "$_->[0]=$_->[1]" } @{ $r->{param_status} }));
+}
+
+# a main-port and a pool-port session of database db, as role app
+sub raw_pair
+{
+	my ($node, $db, @opts) = @_;
+	my $m = PoolTest::Raw->new(path => $node->host . '/.s.PGSQL.' . $node->port);
+	my $p = PoolTest::Raw->new(port => $node->pool_port);
+	$m->login(user => 'app', database => $db, @opts)
+	  or die "main-port login to $db failed";
+	$p->login(user => 'app', database => $db, @opts)
+	  or die "pool login to $db failed";
+	return ($m, $p);
+}
+
+# a new pair of database db, greeted with in_hot_standby = want as a
+# main-port session is, and default_transaction_read_only as there
+sub greeted_pair
+{
+	my ($db, $want) = @_;
+	my ($m, $p) = raw_pair($standby, $db);
+	is($p->{params}{in_hot_standby}, $want,
+		"$db: a new pooled session is greeted with in_hot_standby = $want");
+	for my $k (qw(in_hot_standby default_transaction_read_only))
+	{
+		is($p->{params}{$k}, $m->{params}{$k},
+			"$db: greeting's $k as on the main port");
+	}
+	return ($m, $p);
+}
+
+my @writes = (
+	q{INSERT INTO t VALUES (1000, 'w')},
+	q{UPDATE t SET v = 'w' WHERE id = 1},
+	q{DELETE FROM t WHERE id = 1},
+	q{SELECT * FROM t WHERE id = 1 FOR UPDATE},
+	q{COPY t FROM STDIN},
+	q{TRUNCATE t},
+	q{CREATE TABLE u (a int)},
+	q{CREATE INDEX ON t (v)},
+	q{CREATE TEMP TABLE tt (a int)},
+	q{CREATE TEMP TABLE tt2 AS SELECT 1 AS a},
+	q{SELECT 1 AS a INTO TEMP tt3},
+	q{CREATE TEMP VIEW tv AS SELECT 1},
+	q{CREATE TEMP SEQUENCE ts},
+	q{DO $$BEGIN CREATE TEMP TABLE tt4 (a int); END$$},
+	q{SELECT nextval('s')},
+	q{SELECT setval('s', 5)},
+	q{SELECT currval('s')},
+	q{SELECT lastval()},
+	q{SELECT txid_current()},
+	q{SELECT pg_current_xact_id()},
+	q{VACUUM t},
+	q{ANALYZE t},
+	q{LISTEN ch},
+	q{NOTIFY ch},
+	q{SELECT pg_notify('ch', 'x')},
+	q{SELECT pg_switch_wal()},
+	q{SET transaction_read_only = off},
+	q{BEGIN ISOLATION LEVEL SERIALIZABLE},
+	q{BEGIN; SET TRANSACTION READ WRITE},
+	q{BEGIN; LOCK TABLE t IN EXCLUSIVE MODE},
+	q{BEGIN; SELECT 1; PREPARE TRANSACTION 'p1'},
+	q{SET default_transaction_read_only = off; INSERT INTO t VALUES (1001, 'w')},
+	q{RESET default_transaction_read_only},
+	q{SHOW transaction_read_only},
+	q{SHOW default_transaction_read_only},
+	q{SHOW in_hot_standby},
+	q{SELECT pg_is_in_recovery()},
+	q{SELECT count(*) FROM t},
+	q{SELECT pg_advisory_lock(7), pg_advisory_unlock(7)},
+	q{DECLARE c CURSOR WITH HOLD FOR SELECT id FROM t ORDER BY id},
+	q{FETCH 2 FROM c},
+	q{CLOSE c},
+	q{SELECT pg_my_temp_schema()::int},
+	q{DISCARD ALL},
+	q{CREATE EXTENSION IF NOT EXISTS builtin_pool},
+);
+
+for my $db (qw(app plain))
+{
+	my ($m, $p) = greeted_pair($db, 'on');
+	for my $sql (@writes)
+	{
+		my $mr = $m->query($sql);
+		my $pr = $p->query($sql);
+		ok($pr->{complete}, "$db: pool completes on the standby: '$sql'");
+		is(summarize($pr), summarize($mr), "$db: same answer on the standby: '$sql'");
+		$m->query('ROLLBACK') if ($mr->{status} // 'I') ne 'I';
+		$p->query('ROLLBACK') if ($pr->{status} // 'I') ne 'I';
+	}
+	$m->terminate;
+	$p->terminate;
+}
+
+###########################################################################
+# 3. promotion: sessions carry on, each is told in_hot_standby = off
+###########################################################################
+
+# open across the promotion: per database one main-port session and
+# several pooled ones (more than the pool has executors), some with
+# settings of their own, and one of each in a transaction begun in
+# recovery
+my (@main, @pooled);
+for my $db (qw(app plain))
+{
+	for my $i (1 .. 4)
+	{
+		my ($m, $p) = raw_pair($standby, $db, application_name => "s$i");
+		push @main, { c => $m, db => $db, i => $i };
+		push @pooled, { c => $p, db => $db, i => $i };
+	}
+}
+for my $s (@main, @pooled)
+{
+	my $r = $s->{c}->query("SET work_mem = '${\ (1000 + $s->{i})}kB'");
+	die "SET failed" unless $r->{complete} && !@{ $r->{errors} };
+}
+# the last of each database opens a transaction (read-only: in recovery)
+for my $s (grep { $_->{i} == 4 } @main, @pooled)
+{
+	my $r = $s->{c}->query('BEGIN; SELECT count(*) FROM t');
+	die "BEGIN failed" unless $r->{complete} && ($r->{status} // '') eq 'T';
+}
+
+$standby->promote;
+is($standby->safe_psql('postgres', 'SELECT pg_is_in_recovery()'),
+	'f', 'the standby was promoted');
+
+my $ref = { map { ("$_->{db}.$_->{i}" => $_) } @main };
+my $id = 2000;
+for my $s (@pooled)
+{
+	my $m = $ref->{"$s->{db}.$s->{i}"};
+	my $tag = "$s->{db}, session $s->{i}";
+	my $q = 'SELECT pg_is_in_recovery(), current_setting(\'work_mem\'), '
+	  . 'current_setting(\'application_name\')';
+	my $mr = $m->{c}->query($q);
+	my $pr = $s->{c}->query($q);
+	is_deeply($pr->{param_status}, [ [ 'in_hot_standby', 'off' ] ],
+		"$tag: first ReadyForQuery after the promotion reports in_hot_standby = off");
+	is(summarize($pr), summarize($mr),
+		"$tag: first answer after the promotion as on the main port");
+
+	# a transaction begun in recovery stays read-only until it ends
+	if ($s->{i} == 4)
+	{
+		my $w = "INSERT INTO t VALUES ($id, 'in recovery')";
+		$mr = $m->{c}->query($w);
+		$pr = $s->{c}->query($w);
+		is(pg_sqlstate($pr), '25006',
+			"$tag: a write in the transaction begun in recovery fails with 25006");
+		is(summarize($pr), summarize($mr), "$tag: as on the main port");
+		$m->{c}->query('ROLLBACK');
+		$s->{c}->query('ROLLBACK');
+	}
+
+	for my $sql ('SHOW in_hot_standby', 'SHOW transaction_read_only',
+		'SHOW default_transaction_read_only')
+	{
+		$mr = $m->{c}->query($sql);
+		$pr = $s->{c}->query($sql);
+		is(summarize($pr), summarize($mr), "$tag: '$sql' after the promotion");
+	}
+
+	# and now it writes: rows, a sequence, a temp table
+	$id++;
+	$mr = $m->{c}->query("INSERT INTO t VALUES ($id, 'main')");
+	$id++;
+	$pr = $s->{c}->query("INSERT INTO t VALUES ($id, 'pool')");
+	is(summarize($pr), summarize($mr), "$tag: INSERT after the promotion");
+	is(pg_sqlstate($pr) . join(',', @{ $pr->{tags} }), 'INSERT 0 1',
+		"$tag: the pooled session writes");
+	$pr = $s->{c}->query("SELECT nextval('s') > 0, currval('s') = lastval()");
+	is(summarize_rows($pr), 't|t', "$tag: nextval, currval and lastval work");
+	$pr = $s->{c}->query(
+		'CREATE TEMP TABLE tmp AS SELECT 1 AS a; SELECT count(*) FROM tmp; DROP TABLE tmp');
+	is(summarize_rows($pr), '1', "$tag: a temp table works");
+}
+for my $s (@main, @pooled)
+{
+	$s->{c}->terminate;
+}
+
+# new sessions after the promotion
+for my $db (qw(app plain))
+{
+	my ($m, $p) = greeted_pair($db, 'off');
+	my $pr = $p->query("INSERT INTO t VALUES (3000, 'new') RETURNING id");
+	is(summarize_rows($pr), '3000', "$db: a new pooled session writes");
+	$m->terminate;
+	$p->terminate;
+}
+
+is($primary->pool_safe_psql('app', "INSERT INTO t VALUES (5000, 'primary') RETURNING id"),
+	'5000', 'the primary\'s pool still serves writes');
+
+check_no_crash($primary, 'primary');
+check_no_crash($standby, 'standby');
+
+done_testing();
+
+sub pg_sqlstate
+{
+	return PoolTest::Raw::sqlstate($_[0]);
+}
+
+sub summarize_rows
+{
+	my ($r) = @_;
+	return 'error: ' . join(',', map { "$_->{C} $_->{M}" } @{ $r->{errors} })
+	  if @{ $r->{errors} };
+	return join(';', map { join('|', map { $_ // 'NULL' } @$_) } @{ $r->{rows} });
+}
