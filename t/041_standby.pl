@@ -11,7 +11,12 @@
 #      port, gets the same answer (25006 read_only_sql_transaction and
 #      core's message, or core's other refusals), temp tables, sequences,
 #      LISTEN and cursors included;
-#   3. sessions open across a promotion carry on: each of them, pooled or
+#   3. recovery conflicts: a statement cancelled by replay gets core's
+#      40001 and its session carries on; a session idle in its
+#      transaction or in a subtransaction is ended with core's FATAL, the
+#      other sessions of its executor are served on; a dropped database
+#      ends its pooled sessions with 57P04, as the main port's;
+#   4. sessions open across a promotion carry on: each of them, pooled or
 #      not, gets ParameterStatus in_hot_standby = off at its next
 #      ReadyForQuery (also several sessions of one executor, not only the
 #      one it served first), a transaction begun in recovery stays
@@ -55,7 +60,9 @@ my $standby = PoolTest::Node->new('standby');
 $standby->init_from_backup($primary, 'b', has_streaming => 1);
 my $spp = free_port_range(1);
 $standby->{_pool_port} = $spp;
-$standby->append_conf('postgresql.conf', "builtin_pool.port = $spp\n");
+# conflicts with replay cancel sessions soon (section 3)
+$standby->append_conf('postgresql.conf',
+	"builtin_pool.port = $spp\nmax_standby_streaming_delay = 200ms\n");
 $standby->start;
 $primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
 
@@ -206,7 +213,141 @@ for my $db (qw(app plain))
 }
 
 ###########################################################################
-# 3. promotion: sessions carry on, each is told in_hot_standby = off
+# 3. recovery conflicts: each pooled session meets them as a backend's
+#    session does, and no other session of its executor notices
+###########################################################################
+
+# the error fields compared between the ports
+sub error_fields
+{
+	my ($r) = @_;
+	return join(',',
+		map { my $e = $_; join(':', map { $e->{$_} // '' } qw(S C M D H)) }
+		  @{ $r->{errors} });
+}
+
+# an ACCESS EXCLUSIVE lock of t, replayed on the standby: it conflicts
+# with every standby session holding a lock on t
+sub lock_on_primary
+{
+	my ($db) = @_;
+	$primary->safe_psql($db, 'BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE; COMMIT');
+	return;
+}
+
+# waits until n sessions of the standby run sql
+sub wait_running
+{
+	my ($sql, $n) = @_;
+	return wait_until(
+		sub {
+			$standby->safe_psql('postgres',
+				"SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query = '$sql'"
+			) eq $n;
+		},
+		30);
+}
+
+# the pooled session p is ended with FATAL sqlstate, with the messages
+# mr, what its main-port twin read
+sub ended_as_main
+{
+	my ($p, $mr, $sqlstate, $tag) = @_;
+	my $pr = $p->read_result(60);
+	is(($pr->{errors}[0]{S} // '') . ' ' . pg_sqlstate($pr), "FATAL $sqlstate",
+		"$tag: the pooled session gets FATAL $sqlstate");
+	is(error_fields($pr), error_fields($mr),
+		"$tag: the same messages as on the main port");
+	ok($pr->{eof}, "$tag: the pooled session is closed");
+	return;
+}
+
+sub executor_alive
+{
+	my ($pid) = @_;
+	return scalar grep { $_->{pid} eq $pid } $standby->pool_status;
+}
+
+# a: a statement running in a transaction is cancelled (40001), the
+# session carries on in its aborted transaction
+{
+	my ($m, $p) = raw_pair($standby, 'app');
+	for my $c ($m, $p)
+	{
+		my $r = $c->query('BEGIN; SELECT count(*) FROM t');
+		die 'BEGIN failed' unless ($r->{status} // '') eq 'T';
+		$c->send_query('SELECT pg_sleep(60)');
+	}
+	ok(wait_running('SELECT pg_sleep(60)', 2), 'conflict a: both statements run');
+	lock_on_primary('app');
+	my $mr = $m->read_result(60);
+	my $pr = $p->read_result(60);
+	is(pg_sqlstate($pr), '40001', 'conflict a: the pooled statement is cancelled with 40001');
+	is(error_fields($pr), error_fields($mr), 'conflict a: the same error as on the main port');
+	is($pr->{status}, 'E', 'conflict a: the pooled session is left in its aborted transaction');
+	is(summarize($p->query('ROLLBACK')), summarize($m->query('ROLLBACK')),
+		'conflict a: ROLLBACK as on the main port');
+	is($p->query_value('SELECT count(*) FROM t'), '120',
+		'conflict a: the pooled session carries on');
+	$m->terminate;
+	$p->terminate;
+}
+
+# b, c: idle in a transaction, or running a statement in a subtransaction,
+# a session is ended as core ends the backend (FATAL 40001); another
+# session of the pool is served on, and the executor lives on
+my %setup = (
+	'idle in a transaction' => [ 'BEGIN; SELECT count(*) FROM t', undef ],
+	'in a subtransaction' =>
+	  [ 'BEGIN; SAVEPOINT a; SELECT count(*) FROM t', 'SELECT pg_sleep(61)' ],
+	'idle in a subtransaction' =>
+	  [ 'BEGIN; SAVEPOINT a; SELECT count(*) FROM t', undef ]);
+for my $case (sort keys %setup)
+{
+	my ($begin, $run) = @{ $setup{$case} };
+	my ($m, $p) = raw_pair($standby, 'app');
+	my $other = PoolTest::Raw->new(port => $standby->pool_port);
+	$other->login(user => 'app', database => 'app') or die 'login failed';
+	my $pid;
+	for my $c ($m, $p)
+	{
+		my $r = $c->query($begin);
+		die 'BEGIN failed' unless ($r->{status} // '') eq 'T';
+		$pid = $c->query_value('SELECT pg_backend_pid()') if $c == $p;
+		$c->send_query($run) if defined $run;
+	}
+	ok(wait_running($run, 2), "conflict $case: both statements run") if defined $run;
+	lock_on_primary('app');
+	ended_as_main($p, $m->read_result(60), '40001', "conflict $case");
+	is($other->query_value('SELECT 1'), '1',
+		"conflict $case: another session of the pool is served");
+	ok(executor_alive($pid), "conflict $case: the executor lives on");
+	$other->terminate;
+	$m->close;
+	$p->close;
+}
+
+# d: a database dropped on the primary ends its sessions on the standby,
+# pooled ones as main-port ones (57P04), and nothing else
+$primary->safe_psql('postgres', 'CREATE DATABASE gone OWNER app');
+$primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
+{
+	my ($m, $p) = raw_pair($standby, 'gone');
+	my $p2 = PoolTest::Raw->new(port => $standby->pool_port);
+	$p2->login(user => 'app', database => 'gone') or die 'login failed';
+	$primary->safe_psql('postgres', 'DROP DATABASE gone');
+	my $mr = $m->read_result(60);
+	for my $c ($p, $p2)
+	{
+		ended_as_main($c, $mr, '57P04', 'conflict database');
+		$c->close;
+	}
+	$m->close;
+}
+pool_serves_ok($standby, 'after the conflicts the standby\'s pool serves');
+
+###########################################################################
+# 4. promotion: sessions carry on, each is told in_hot_standby = off
 ###########################################################################
 
 # open across the promotion: per database one main-port session and
