@@ -33,6 +33,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use PoolTest;
 use Test::More;
+use IPC::Run;
 use Time::HiRes qw(usleep);
 
 # size 2 and no reserve executors: the app sessions below share executors
@@ -344,6 +345,48 @@ $primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
 	}
 	$m->close;
 }
+# e: each login's catalog lookup in the listener meets replay of pg_authid
+# rewrites, at once with max_standby_streaming_delay = 0: a login may
+# fail, as a backend's would, but the listener (and every pooled session
+# with it) must not
+{
+	my $listener = sub {
+		$standby->safe_psql('postgres',
+			q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'builtin_pool listener'});
+	};
+	my $held = PoolTest::Raw->new(port => $standby->pool_port);
+	$held->login(user => 'app', database => 'app') or die 'login failed';
+	my $before = $listener->();
+	$standby->append_conf('postgresql.conf', "max_standby_streaming_delay = 0\n");
+	$standby->reload;
+	my $select = $standby->basedir . '/select1.sql';
+	append_to_file($select, "SELECT 1;\n");
+	my $vacuum = $primary->basedir . '/vacuum_authid.sql';
+	append_to_file($vacuum, "VACUUM FULL pg_authid;\n");
+	my ($lo, $le, $vo, $ve) = ('', '', '', '');
+	my $logins = IPC::Run::start(
+		[ 'pgbench', '-n', '-C', '-c', '8', '-j', '2', '-T', '8', '-f', $select,
+			'-h', '127.0.0.1', '-p', $standby->pool_port, '-U', 'app', 'app' ],
+		'<', '/dev/null', '>', \$lo, '2>', \$le, IPC::Run::timeout(60));
+	IPC::Run::run(
+		[ 'pgbench', '-n', '-c', '1', '-T', '6', '-f', $vacuum,
+			'-h', $primary->host, '-p', $primary->port, 'postgres' ],
+		'<', '/dev/null', '>', \$vo, '2>', \$ve, IPC::Run::timeout(60));
+	eval { $logins->finish; };
+	note "logins through the standby's pool:\n$lo\n$le";
+	my ($rewrites) = $vo =~ /actually processed: (\d+)/;
+	my ($logged_in) = $lo =~ /actually processed: (\d+)/;
+	ok(($rewrites // 0) > 10 && ($logged_in // 0) > 10,
+		'listener conflicts: pg_authid rewritten ' . ($rewrites // 0)
+		  . ' times during ' . ($logged_in // 0) . ' logins');
+	is($listener->(), $before, 'listener conflicts: the listener lived through them');
+	is($held->query_value('SELECT 1'), '1',
+		'listener conflicts: a session open meanwhile is served on');
+	$held->terminate;
+	$standby->append_conf('postgresql.conf', "max_standby_streaming_delay = 200ms\n");
+	$standby->reload;
+}
+
 pool_serves_ok($standby, 'after the conflicts the standby\'s pool serves');
 
 ###########################################################################
