@@ -376,7 +376,7 @@ $primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
 	note "logins through the standby's pool:\n$lo\n$le";
 	my ($rewrites) = $vo =~ /actually processed: (\d+)/;
 	my ($logged_in) = $lo =~ /actually processed: (\d+)/;
-	ok(($rewrites // 0) > 10 && ($logged_in // 0) > 10,
+	ok(($rewrites // 0) > 10 && ($logged_in // 0) > 0,
 		'listener conflicts: pg_authid rewritten ' . ($rewrites // 0)
 		  . ' times during ' . ($logged_in // 0) . ' logins');
 	is($listener->(), $before, 'listener conflicts: the listener lived through them');
