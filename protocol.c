@@ -457,10 +457,32 @@ bp_send_ready_if_needed(void)
 		pgstat_report_activity(STATE_IDLE, NULL);
 	}
 
+	begin_reporting_once();
 	bp_session_report_promotion();
 	ReportChangedGUCOptions();
 	ReadyForQuery(DestRemote);
 	s->send_ready_for_query = false;
+}
+
+/*
+ * guc.c reports changed settings only once reporting has begun, which
+ * bp_send_greeting does for a new session.  An executor that has served
+ * only sessions moved from others (one started in place of a held or
+ * retiring executor) begins it here, with such a session switched in:
+ * guc.c then sends only what differs from what that client was told (its
+ * last_reported values are switched in), in_hot_standby after a
+ * promotion for one.  Without it none of its sessions would ever get a
+ * ParameterStatus.
+ */
+static void
+begin_reporting_once(void)
+{
+	static bool begun = false;
+
+	if (begun || whereToSendOutput != DestRemote)
+		return;
+	BeginReportingGUCOptions();
+	begun = true;
 }
 
 /*

@@ -293,6 +293,9 @@ sub pgbench_bounded
 	is($v, '42', 'B is served while A is idle in its transaction');
 	cmp_ok($dt, '<', 2, 'B within 2 s');
 	isnt($b->query_value('SELECT pg_backend_pid()'), $a_pid, 'B runs on another executor');
+	is_deeply($b->query("SET application_name = 'moved_b'")->{param_status},
+		[ [ 'application_name', 'moved_b' ] ],
+		'B gets its ParameterStatus there, where only moved sessions were served');
 	is(scalar($node->pool_status("database = 'app'")), 2,
 		'the held executor is outside the pool size: a second one started');
 	my $c = raw_session($node, 'C');
