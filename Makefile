@@ -2,6 +2,7 @@
 
 MODULE_big = builtin_pool
 OBJS = \
+	admin.o \
 	auth.o \
 	builtin_pool.o \
 	channel.o \

@@ -22,6 +22,7 @@
 #include "utils/guc.h"
 #include "utils/varlena.h"
 
+#include "admin.h"
 #include "builtin_pool.h"
 #include "pool_shmem.h"
 #include "sockets.h"
@@ -87,7 +88,7 @@ define_gucs(void)
 							NULL,
 							&bp_session_pool_size,
 							10, 1, MAX_BACKENDS,
-							PGC_POSTMASTER, 0,
+							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("builtin_pool.max_sessions",
 							"Maximum number of client sessions one executor holds.",
@@ -251,6 +252,7 @@ shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	bp_shmem_request();
+	bp_admin_shmem_request();
 }
 
 static void
@@ -259,6 +261,7 @@ shmem_startup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	bp_shmem_startup();
+	bp_admin_shmem_startup();
 }
 
 void

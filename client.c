@@ -44,6 +44,7 @@
 #include "utils/timestamp.h"
 
 #include "auth.h"
+#include "admin.h"
 #include "builtin_pool.h"
 #include "listener.h"
 #include "pool_shmem.h"
@@ -216,6 +217,7 @@ conn_refuse(PoolConn *c, int elevel, int sqlstate, const char *msg,
 			 logdetail ? errdetail_log("%s", logdetail) : 0,
 			 hint ? errhint("%s", hint) : 0);
 	pg_atomic_fetch_add_u64(&bp_shared->n_rejected, 1);
+	bp_admin_count_refusal(sqlstate);
 	conn_close(c);
 }
 
@@ -877,5 +879,6 @@ conn_expire(PoolConn *c)
 			 errcode(ERRCODE_PROTOCOL_VIOLATION),
 			 errmsg("timeout expired while reading the startup packet"));
 	pg_atomic_fetch_add_u64(&bp_shared->n_rejected, 1);
+	bp_admin_count_refusal_cause(PR_TIMEOUT);
 	conn_close(c);
 }

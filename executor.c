@@ -58,6 +58,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timeout.h"
 
+#include "admin.h"
 #include "builtin_pool.h"
 #include "channel.h"
 #include "command.h"
@@ -144,6 +145,7 @@ static void set_pinned(PoolSession *s, bool pinned);
 static void switch_in(PoolSession *s);
 static void switch_out(void);
 static void examine_session(PoolSession *s, bool hangup);
+static bool harvest_while_serving(PoolSession *s);
 
 /* ---------------------------------------------------------------------
  * Signals
@@ -904,26 +906,20 @@ expire_idle_sessions(void)
 	return next;
 }
 
-/* Blocks until the channel, a session or the latch has something */
+/*
+ * The executor's wait between turns: up to timeout ms (-1: none) for the
+ * latch, the channel or an idle session's socket, noting which of the last
+ * two has something (channel_readable, sessions_readable).
+ */
 static void
-wait_for_work(void)
+wait_idle(long timeout, uint32 wait_event_info)
 {
 	WaitEvent	events[4];
-	long		timeout;
-	long		idle_timeout;
 	int			n;
 	int			i;
 
-	set_ps_display("idle");
-	pgstat_report_activity(STATE_IDLE, NULL);
-	pg_atomic_write_u32(&bp_my_slot->activity, PEA_IDLE);
-
-	timeout = idle_duties();
-	idle_timeout = expire_idle_sessions();
-	if (idle_timeout >= 0 && (timeout < 0 || idle_timeout < timeout))
-		timeout = idle_timeout;
 	n = WaitEventSetWait(main_wes, timeout, events, lengthof(events),
-						 PG_WAIT_CLIENT);
+						 wait_event_info);
 	for (i = 0; i < n; i++)
 	{
 		if (events[i].events & WL_LATCH_SET)
@@ -933,7 +929,87 @@ wait_for_work(void)
 		if (events[i].fd == idle_epoll_fd)
 			sessions_readable = true;
 	}
+}
+
+/* Blocks until the channel, a session or the latch has something */
+static void
+wait_for_work(void)
+{
+	long		timeout;
+	long		idle_timeout;
+
+	set_ps_display("idle");
+	pgstat_report_activity(STATE_IDLE, NULL);
+	pg_atomic_write_u32(&bp_my_slot->activity, PEA_IDLE);
+
+	timeout = idle_duties();
+	idle_timeout = expire_idle_sessions();
+	if (idle_timeout >= 0 && (timeout < 0 || idle_timeout < timeout))
+		timeout = idle_timeout;
+	wait_idle(timeout, PG_WAIT_CLIENT);
 	CHECK_FOR_INTERRUPTS();
+}
+
+/*
+ * A pool_pause() covers our pool (admin.c): no request is served until it
+ * is lifted.  The sessions stay: handoffs are held unopened, readiness is
+ * harvested (a client that hangs up is closed, one that sends is queued),
+ * idle duties go on.  current is the pinned session whose next transaction
+ * waits, or NULL between turns.  Time spent paused does not count towards
+ * builtin_pool.queue_wait_timeout, nor in the pool's wait counters.
+ */
+static void
+hold_while_paused(PoolSession *current)
+{
+	TimestampTz held_from = GetCurrentTimestamp();
+	TimestampTz now;
+	dlist_iter	it;
+
+	bp_admin_hold_begin();
+	set_ps_display("paused");
+	if (current == NULL)
+	{
+		pgstat_report_activity(STATE_IDLE, NULL);
+		pg_atomic_write_u32(&bp_my_slot->activity, PEA_IDLE);
+	}
+	while (bp_admin_hold_continue())
+	{
+		long		timeout = idle_duties();
+
+		if (pool_dismissed())
+		{
+			bp_admin_hold_end();	/* its sessions end at once */
+			break;
+		}
+		if (channel_readable ||
+			pg_atomic_read_u32(&bp_my_slot->channel_sends) != channel_sends_seen)
+		{
+			channel_sends_seen = pg_atomic_read_u32(&bp_my_slot->channel_sends);
+			channel_readable = false;
+			drain_channel(true);
+		}
+		/* pool_resume() sets our latch; the timeout is a safety net */
+		if (timeout < 0 || timeout > 1000)
+			timeout = 1000;
+		wait_idle(timeout, PG_WAIT_EXTENSION);
+		if (sessions_readable)
+		{
+			sessions_readable = false;
+			if (current != NULL)
+				(void) harvest_while_serving(current);
+			else
+				poll_sessions();
+		}
+	}
+
+	now = GetCurrentTimestamp();
+	dlist_foreach(it, &run_queue)
+	{
+		PoolSession *s = dlist_container(PoolSession, run_node, it.cur);
+
+		s->queued_at = s->queued_at < held_from ?
+			s->queued_at + (now - held_from) : now;
+	}
 }
 
 /* ---------------------------------------------------------------------
@@ -998,6 +1074,7 @@ hand_back(PoolSession *s, long waited_ms)
 	s->dead = true;
 	s->moved = true;
 	close_session(s);
+	bp_admin_count_move();
 
 	/*
 	 * What it did here is in this process's pending statistics: flush them
@@ -1112,6 +1189,7 @@ bounce_handoff(HeldHandoff *h, long waited_ms)
 	if (!ok)
 		return false;
 	bp_channel_close_fds(h->fds);
+	bp_admin_count_move();
 	dlist_delete(&h->node);
 	explicit_bzero(&h->handoff.tls, sizeof(h->handoff.tls));
 	pfree(h);
@@ -1254,7 +1332,10 @@ set_pinned(PoolSession *s, bool pinned)
 	s->pinned = pinned;
 	pg_atomic_write_u32(&bp_my_slot->n_pinned, pinned ? 1 : 0);
 	if (pinned && !was)
+	{
+		bp_admin_count_pin();
 		hand_back_others(s);
+	}
 }
 
 /*
@@ -1343,6 +1424,12 @@ wait_session_input(PoolSession *s)
 			{
 				bp_session_send_fatal(ERRCODE_ADMIN_SHUTDOWN, BP_RETIRED_MESSAGE);
 				return false;
+			}
+			/* a pinned session's next transaction waits for pool_resume() */
+			if (!s->ignore_till_sync && bp_admin_hold_wanted())
+			{
+				hold_while_paused(s);
+				continue;		/* its input may have come meanwhile */
 			}
 		}
 		if (s->dead)
@@ -1462,6 +1549,8 @@ serve_current(bool must_read)
 			}
 			if (!pinned)
 				break;
+			if (bp_admin_hold_wanted())
+				hold_while_paused(s);
 			if (!wait_session_input(s))
 				break;
 		}
@@ -1515,6 +1604,7 @@ next_session(void)
 	s = dlist_container(PoolSession, run_node, dlist_pop_head_node(&run_queue));
 	n_queued--;
 	s->state = PS_IDLE;
+	bp_admin_count_wait(s->queued_at, GetCurrentTimestamp());
 	return s;
 }
 
@@ -1750,6 +1840,7 @@ bp_executor_main(Datum main_arg)
 	bp_session_views_init();
 	bp_pinning_init();
 	bp_utility_init();
+	bp_admin_executor_attach(my_slot_index, my_generation, my_pool_id);
 	RegisterXactCallback(count_transaction, NULL);
 	RegisterXactCallback(check_pin_affordable, NULL);
 	say_hello();
@@ -1775,6 +1866,11 @@ bp_executor_main(Datum main_arg)
 
 		if (pool_dismissed() && !dismissal_done)
 			end_dismissed_sessions();
+		if (!pool_dismissed() && bp_admin_hold_wanted())
+		{
+			hold_while_paused(NULL);
+			continue;
+		}
 		start_held_sessions();
 		if (channel_readable ||
 			pg_atomic_read_u32(&bp_my_slot->channel_sends) != channel_sends_seen)
@@ -1806,6 +1902,13 @@ bp_executor_main(Datum main_arg)
 		{
 			ereport(LOG,
 					(errmsg("builtin_pool executor retires: its temp schema was set up again for as many sessions as it can")));
+			worn_out = true;
+			my_reserve = true;
+		}
+		if (!worn_out && bp_admin_recycle_wanted())
+		{
+			ereport(LOG,
+					(errmsg("builtin_pool executor retires: pool_reconnect() asked for fresh executors")));
 			worn_out = true;
 			my_reserve = true;
 		}

@@ -53,6 +53,7 @@
 #include "utils/timestamp.h"
 
 #include "auth.h"
+#include "admin.h"
 #include "builtin_pool.h"
 #include "channel.h"
 #include "listener.h"
@@ -216,6 +217,9 @@ exec_choose(int pool_id, int exclude, PoolChoice *pc)
 
 		if (ex->pool_id != pool_id ||
 			(ex->state != PE_STARTING && ex->state != PE_READY))
+			continue;
+		/* pool_reconnect() retires it: fresh executors take its place */
+		if (bp_admin_recycling(i, ex->generation))
 			continue;
 		if (pg_atomic_read_u32(&ex->n_pinned) > 0)
 		{
@@ -446,6 +450,8 @@ conn_route(PoolConn *c)
 			return;
 		}
 	}
+	else if (fresh >= 0)
+		bp_admin_count_exec_started(pool_id, want_reserve);
 	if (park || (c->exec_slot < 0 && c->resumed))
 	{
 		/* wait here for an executor that is free to serve it */
@@ -624,6 +630,7 @@ exec_lost(int slot, bool failed_start)
 	PoolExecLocal *e = &bp_exec[slot];
 	dlist_head	moved;
 
+	bp_admin_count_exec_lost(slot, failed_start);
 	LWLockAcquire(bp_shared->lock, LW_EXCLUSIVE);
 	bp_executor_release(slot);
 	LWLockRelease(bp_shared->lock);
