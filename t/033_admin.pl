@@ -16,7 +16,9 @@
 #     their state, and after ALTER ROLE ... RESET their next RESET gives
 #     what a fresh backend gives;
 #   - pool_reload() applies a changed reloadable setting
-#     (builtin_pool.idle_executor_timeout) in the listener and executors;
+#     (builtin_pool.idle_executor_timeout) in the listener and executors,
+#     and builtin_pool.session_pool_size: the pool grows to a larger size,
+#     its surplus executor retires at a smaller one, sessions kept;
 #   - pool_pools and pool_listener_stats() count pins, moves, executors
 #     started, refused logins by cause;
 #   - and the server log free of crashes.
@@ -270,6 +272,33 @@ is($s3->query_value('SHOW builtin_pool.idle_executor_timeout'), '1s',
 $s3->terminate;
 $node->safe_psql('postgres', q{ALTER SYSTEM RESET builtin_pool.idle_executor_timeout});
 $res->query('SELECT pool_reload()');
+
+# builtin_pool.session_pool_size is reloadable: the pool grows to a larger
+# size, and its surplus executors retire (sessions kept) at a smaller one
+$node->safe_psql('postgres', q{ALTER SYSTEM SET builtin_pool.session_pool_size = 3});
+$res->query('SELECT pool_reload()');
+ok( wait_until(
+		sub { $node->safe_psql('postgres', 'SHOW builtin_pool.session_pool_size') eq '3' },
+		10),
+	'session_pool_size is 3 after pool_reload()');
+my @grow = map { pool_session("rc session R$_", user => 'rc') } 1 .. 3;
+is(join(',', map { $_->query_value('SELECT 1') // 'undef' } @grow), '1,1,1',
+	'three rc sessions are served');
+is($node->safe_psql('postgres',
+		q{SELECT count(*) FROM pool_status() WHERE role = 'rc' AND state <> 'exiting'}),
+	'3', 'the pool grew to the reloaded size of 3 executors');
+$node->safe_psql('postgres', q{ALTER SYSTEM RESET builtin_pool.session_pool_size});
+$res->query('SELECT pool_reload()');
+ok( wait_until(
+		sub {
+			$node->safe_psql('postgres',
+				q{SELECT count(*) FROM pool_status() WHERE role = 'rc' AND state <> 'exiting'}) le '2';
+		},
+		40),
+	'back at 2, the surplus executor retires');
+is(join(',', map { $_->query_value('SELECT 2') // 'undef' } @grow), '2,2,2',
+	'and its session goes on elsewhere');
+$_->terminate for @grow;
 
 ###########################################################################
 # Counters
