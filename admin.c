@@ -49,6 +49,7 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/postmaster.h"
+#include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
@@ -128,6 +129,17 @@ static uint32 my_admin_generation = 0;
 static Oid	my_dboid = InvalidOid;
 static Oid	my_roleid = InvalidOid;
 static PoolMetrics *my_metrics = NULL;
+
+/*
+ * Waits are counted here and added to the pool's shared entry every
+ * BP_WAIT_FLUSH turns, when the executor goes idle and at its exit: the
+ * entry is shared by all executors of the pool, and one shared add per
+ * turn would bounce its cache line between them under load.
+ */
+#define BP_WAIT_FLUSH		64
+static uint64 pending_waits = 0;
+static uint64 pending_wait_us = 0;
+static int	pending_turns = 0;
 
 /* ---------------------------------------------------------------------
  * Shared memory
@@ -274,6 +286,13 @@ metrics_of_pool(int pool_id)
 	return metrics_entry(p.port_index, p.dboid, p.roleid, p.dbname, p.rolname);
 }
 
+/* before_shmem_exit: the last waits counted reach the pool's entry */
+static void
+flush_at_exit(int code, Datum arg)
+{
+	bp_admin_flush();
+}
+
 /*
  * An executor is connected: remembers its slot and pool, and clears what
  * a previous executor of the slot may have left.
@@ -289,19 +308,38 @@ bp_admin_executor_attach(int slot, uint32 generation, int pool_id)
 	my_dboid = MyDatabaseId;
 	my_roleid = GetAuthenticatedUserId();
 	my_metrics = metrics_of_pool(pool_id);
+	before_shmem_exit(flush_at_exit, (Datum) 0);
 }
 
-/* A queued request is served after waiting since queued_at */
+/* Adds the waits counted since the last flush to the pool's entry */
+void
+bp_admin_flush(void)
+{
+	if (my_metrics != NULL && pending_turns > 0)
+	{
+		if (pending_wait_us > 0)
+			pg_atomic_fetch_add_u64(&my_metrics->wait_us, pending_wait_us);
+		if (pending_waits > 0)
+			pg_atomic_fetch_add_u64(&my_metrics->waits, pending_waits);
+	}
+	pending_waits = pending_wait_us = 0;
+	pending_turns = 0;
+}
+
+/* A queued request is served at now after waiting since queued_at */
 void
 bp_admin_count_wait(TimestampTz queued_at, TimestampTz now)
 {
 	int64		us = now - queued_at;
 
-	if (my_metrics == NULL || us <= 0)
-		return;
-	pg_atomic_fetch_add_u64(&my_metrics->wait_us, (uint64) us);
-	if (us >= 1000)
-		pg_atomic_fetch_add_u64(&my_metrics->waits, 1);
+	if (us > 0)
+	{
+		pending_wait_us += (uint64) us;
+		if (us >= 1000)
+			pending_waits++;
+	}
+	if (++pending_turns >= BP_WAIT_FLUSH)
+		bp_admin_flush();
 }
 
 void

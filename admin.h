@@ -48,6 +48,7 @@ extern bool bp_admin_recycling(int slot, uint32 generation);
 
 /* Executor-side counters of its pool */
 extern void bp_admin_count_wait(TimestampTz queued_at, TimestampTz now);
+extern void bp_admin_flush(void);	/* publishes the waits counted locally */
 extern void bp_admin_count_pin(void);
 extern void bp_admin_count_move(void);
 

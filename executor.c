@@ -941,6 +941,7 @@ wait_for_work(void)
 	set_ps_display("idle");
 	pgstat_report_activity(STATE_IDLE, NULL);
 	pg_atomic_write_u32(&bp_my_slot->activity, PEA_IDLE);
+	bp_admin_flush();
 
 	timeout = idle_duties();
 	idle_timeout = expire_idle_sessions();
@@ -1509,6 +1510,8 @@ serve_current(bool must_read)
 	/* a plain store each: the listener reads them to place sessions */
 	last_turn_end = GetCurrentTimestamp();
 	pg_atomic_write_u64(&bp_my_slot->busy_since, (uint64) last_turn_end);
+	if (must_read)
+		bp_admin_count_wait(s->queued_at, last_turn_end);	/* from the queue */
 	pg_atomic_write_u32(&bp_my_slot->activity, PEA_RUNNING);
 	if (s->moved_statements != NIL)
 		bp_restore_statements(s);
@@ -1604,7 +1607,6 @@ next_session(void)
 	s = dlist_container(PoolSession, run_node, dlist_pop_head_node(&run_queue));
 	n_queued--;
 	s->state = PS_IDLE;
-	bp_admin_count_wait(s->queued_at, GetCurrentTimestamp());
 	return s;
 }
 
