@@ -491,10 +491,12 @@ bp_admin_hold_continue(void)
 	return true;
 }
 
+/* Also called by error recovery, which may have left a hold by longjmp */
 void
 bp_admin_hold_end(void)
 {
-	pg_atomic_write_u32(&my_admin_slot->holding, 0);
+	if (my_admin_slot != NULL)
+		pg_atomic_write_u32(&my_admin_slot->holding, 0);
 }
 
 bool

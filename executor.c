@@ -1642,6 +1642,7 @@ recover_from_error(void)
 	FlushErrorState();
 	bp_protocol_error_cleanup();
 	bp_switching = false;
+	bp_admin_hold_end();		/* an error in a pause's idle duties */
 
 	if (s != NULL)
 	{

@@ -6,8 +6,8 @@
 #     transactions of the pool (an idle session's query, a pinned session's
 #     next transaction, a new login) while other pools and the main port
 #     are served; pool_resume() releases them all;
-#   - pool_pause() with a timeout, or cancelled by statement_timeout, fails
-#     with 57014 and lifts its pause;
+#   - pool_pause() with a timeout, or cancelled (statement_timeout, a
+#     CancelRequest), fails with 57014 and lifts its pause;
 #   - unknown databases and roles give core's errors (3D000, 42704);
 #   - permissions: a role without EXECUTE cannot pause, resume, reconnect
 #     or reload (42501); a role granted EXECUTE can, through the pool too,
@@ -152,6 +152,14 @@ is(PoolTest::Raw::sqlstate($r), '57014', 'pool_pause() cancelled by statement_ti
 $res->query('RESET statement_timeout');
 is(paused('app', 'app'), 'f', 'the cancelled pause is lifted');
 is($b->query_value('SELECT 46', 5), '46', 'a session is served after the cancelled pause');
+# a cancel (CancelRequest, as psql's Ctrl-C sends) ends the wait
+$res->send_query(q{SELECT pool_pause('app', 'app')});
+ok(!$res->read_result(0.5)->{complete}, 'pool_pause() waits again for A');
+PoolTest::Raw->cancel(port => $node->port, pid => $res->{pid}, key => $res->{key});
+$r = $res->read_result(10);
+is(PoolTest::Raw::sqlstate($r), '57014', 'a cancelled pool_pause() fails with 57014');
+is(paused('app', 'app'), 'f', 'the cancelled pause is lifted');
+is($b->query_value('SELECT 47', 5), '47', 'a session is served after the cancel');
 $a->query('COMMIT');
 
 ###########################################################################
