@@ -507,6 +507,13 @@ bp_admin_recycle_wanted(void)
 }
 
 bool
+bp_admin_slot_holding(int slot)
+{
+	return admin != NULL && slot >= 0 && slot < admin->max_slots &&
+		pg_atomic_read_u32(&admin->slots[slot].holding) != 0;
+}
+
+bool
 bp_admin_recycling(int slot, uint32 generation)
 {
 	return admin != NULL && slot >= 0 && slot < admin->max_slots &&

@@ -46,6 +46,9 @@ extern bool bp_admin_recycle_wanted(void);
  */
 extern bool bp_admin_recycling(int slot, uint32 generation);
 
+/* For pool_status(): the executor in slot holds for a pause */
+extern bool bp_admin_slot_holding(int slot);
+
 /* Executor-side counters of its pool */
 extern void bp_admin_count_wait(TimestampTz queued_at, TimestampTz now);
 extern void bp_admin_flush(void);	/* publishes the waits counted locally */

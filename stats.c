@@ -34,6 +34,7 @@ typedef struct ExecutorRow
 	pid_t		pid;
 	PoolExecutorState state;
 	uint32		activity;
+	bool		paused;			/* holding for a pool_pause() (admin.c) */
 	bool		dedicated;
 	uint32		sessions;
 	uint32		waiting;
@@ -79,6 +80,7 @@ copy_executors(int *count)
 		r->pid = ex->pid;
 		r->state = ex->state;
 		r->activity = pg_atomic_read_u32(&ex->activity);
+		r->paused = bp_admin_slot_holding(i);
 		r->sessions = pg_atomic_read_u32(&ex->n_sessions);
 		r->waiting = pg_atomic_read_u32(&ex->n_waiting);
 		r->pinned = pg_atomic_read_u32(&ex->n_pinned);
@@ -101,6 +103,8 @@ state_name(const ExecutorRow *r)
 		case PE_STARTING:
 			return "starting";
 		case PE_READY:
+			if (r->paused)
+				return "paused";
 			return r->activity == PEA_RUNNING ? "running" : "idle";
 		case PE_EXITING:
 			return "exiting";

@@ -96,6 +96,9 @@ $r = $adm->read_result(10);
 ok($r->{complete} && !@{ $r->{errors} }, 'pool_pause() returns once the transaction ended')
   or diag(explain($r->{errors}));
 
+is($node->safe_psql('postgres',
+		q{SELECT count(*) FILTER (WHERE state <> 'paused') FROM pool_status() WHERE database = 'app' AND role = 'app'}),
+	'0', 'pool_status() shows every executor of the pool paused');
 $b->send_query('SELECT 42');
 $p->send_query('SELECT count(*) FROM t');
 $a->send_query('SELECT 43');
