@@ -204,8 +204,15 @@ ok($r->{complete} && !@{ $r->{errors} }, 'a role granted EXECUTE pauses another 
   or diag(explain($r->{errors}));
 $d->send_query('SELECT 9');
 ok(!$d->read_result(1)->{complete}, 'the other pool (a database without the extension) is held');
+# a second login spreads to a new executor, which starts paused
+my $e = PoolTest::Raw->new(port => $pp, timeout => 10);
+$e->send_startup(user => 'app', database => 'plain');
+ok(!$e->read_startup_response(1)->{ok}, 'a login needing a new executor waits while paused');
 is($b->query_value(q{SELECT pool_resume('plain', 'app')}), 't', 'and resumes it');
 is($d->read_result(10)->{rows}[0][0], '9', 'its held query runs');
+ok($e->read_startup_response(10)->{ok}, 'the waiting login completes after resume');
+is($e->query_value('SELECT 10'), '10', 'and is served');
+$e->terminate;
 
 ###########################################################################
 # pool_reconnect: fresh executors, sessions and their state kept; a
