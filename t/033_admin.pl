@@ -6,6 +6,8 @@
 #     transactions of the pool (an idle session's query, a pinned session's
 #     next transaction, a new login) while other pools and the main port
 #     are served; pool_resume() releases them all;
+#   - pause/resume cycles under pgbench TPC-B load: every pause returns,
+#     no client error, no hang;
 #   - pool_pause() with a timeout, or cancelled (statement_timeout, a
 #     CancelRequest), fails with 57014 and lifts its pause;
 #   - unknown databases and roles give core's errors (3D000, 42704);
@@ -29,6 +31,7 @@ use warnings;
 use FindBin;
 use lib $FindBin::RealBin;
 
+use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use PoolTest;
@@ -164,6 +167,45 @@ is(PoolTest::Raw::sqlstate($r), '57014', 'a cancelled pool_pause() fails with 57
 is(paused('app', 'app'), 'f', 'the cancelled pause is lifted');
 is($b->query_value('SELECT 47', 5), '47', 'a session is served after the cancel');
 $a->query('COMMIT');
+
+###########################################################################
+# Pause and resume in a loop under pgbench load: no client error, no hang
+###########################################################################
+$node->command_ok(
+	[ 'pgbench', '-i', '-q', '-s', '1', '-h', $node->host, '-p', $node->port,
+	  '-U', 'app', 'app' ],
+	'pgbench -i through the main port');
+{
+	my ($out, $err) = ('', '');
+	my @cmd = (
+		'pgbench', '-n', '-c', '16', '-j', '2', '-T', '6', '-M', 'extended',
+		'-h', '127.0.0.1', '-p', $pp, '-U', 'app', 'app');
+	my $h = IPC::Run::start(\@cmd, '<', '/dev/null', '>', \$out, '2>', \$err);
+	my ($cycles, $bad) = (0, 0);
+	my $deadline = time() + 5;
+	while (time() < $deadline)
+	{
+		$h->pump_nb;
+		my $r1 = $res->query(q{SELECT pool_pause('app', 'app', 5000)}, 10);
+		sleep(0.05);
+		my $r2 = $res->query(q{SELECT pool_resume('app', 'app')}, 10);
+		$bad++ if !$r1->{complete} || @{ $r1->{errors} } || ($r2->{rows}[0][0] // '') ne 't';
+		$cycles++;
+		sleep(0.1);
+	}
+	# bounded by the clock: IPC::Run's own timers are not checked by pump_nb
+	my $ended = wait_until(sub { $h->pump_nb; !$h->pumpable }, 30);
+	$ended ? $h->finish : $h->kill_kill;
+	note "pgbench stdout:\n$out\nstderr:\n" . substr($err, 0, 3000);
+	ok($ended, "pgbench (TPC-B, 16 clients) ends in time across $cycles pause/resume cycles");
+	is($bad, 0, 'every pause returned and every resume lifted it');
+	cmp_ok($cycles, '>=', 5, 'several cycles ran');
+	my ($processed) = $out =~ /number of transactions actually processed: (\d+)/;
+	cmp_ok($processed // 0, '>', 0, 'pgbench made progress');
+	my ($failed) = $out =~ /number of failed transactions: (\d+)/;
+	is($failed // 0, 0, 'no failed transaction');
+	unlike($err, qr/error|FATAL|aborted/i, 'no client error');
+}
 
 ###########################################################################
 # Bad input
