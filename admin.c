@@ -42,7 +42,6 @@
 
 #include <signal.h>
 
-#include "catalog/pg_authid.h"
 #include "commands/dbcommands.h"
 #include "fmgr.h"
 #include "funcapi.h"
