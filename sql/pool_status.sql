@@ -73,6 +73,26 @@ SELECT pool_reconnect();
 SELECT pool_pause('no_such_database');
 SELECT pool_reconnect(NULL, 'no_such_role');
 SELECT pool_pause(NULL, NULL, -1);
+-- at most 64 pauses at once; pausing the same pool twice is one pause
+DO $$
+BEGIN
+  FOR i IN 1..64 LOOP
+    EXECUTE format('CREATE ROLE pool_pr%s', i);
+    PERFORM pool_pause(NULL, ('pool_pr' || i)::name);
+  END LOOP;
+END $$;
+SELECT pool_pause(NULL, 'pool_pr1');
+CREATE ROLE pool_pr65;
+SELECT pool_pause(NULL, 'pool_pr65');
+SELECT pool_resume(NULL, 'pool_pr65');
+SELECT pool_resume();
+SELECT pool_resume();
+DO $$
+BEGIN
+  FOR i IN 1..65 LOOP
+    EXECUTE format('DROP ROLE pool_pr%s', i);
+  END LOOP;
+END $$;
 SELECT name, type
   FROM (SELECT unnest(proargnames) AS name,
                format_type(unnest(proallargtypes), NULL) AS type
