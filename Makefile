@@ -6,6 +6,7 @@ OBJS = \
 	builtin_pool.o \
 	channel.o \
 	client.o \
+	conn.o \
 	command.o \
 	executor.o \
 	extended.o \
