@@ -9,6 +9,7 @@ OBJS = \
 	conn.o \
 	command.o \
 	executor.o \
+	greeting.o \
 	extended.o \
 	pool_io.o \
 	pool_shmem.o \

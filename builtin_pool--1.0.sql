@@ -39,14 +39,16 @@ CREATE VIEW pool_pools AS
 
 -- Connections the listener accepted, refused before a session started,
 -- cancel requests it forwarded, TLS handshakes it completed, and the TLS
--- sessions whose client input it relays now
+-- sessions whose client input it relays now, and the logins it greeted
+-- itself (from what an executor sent for the same login)
 CREATE FUNCTION pool_listener_stats(
     OUT accepted bigint,
     OUT rejected bigint,
     OUT cancels bigint,
     OUT tls_handshakes bigint,
     OUT tls_sessions integer,
-    OUT cancels_unmatched bigint)
+    OUT cancels_unmatched bigint,
+    OUT greeted bigint)
 RETURNS record
 AS 'MODULE_PATHNAME', 'pool_listener_stats'
 LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;

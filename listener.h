@@ -67,7 +67,10 @@ typedef struct PoolConn
 	int			exec_slot;		/* executor it is queued for, or -1 */
 	uint32		exec_gen;
 	uint32		cancel_key;		/* in the cancel key table while non-zero */
-	pid_t		key_pid;		/* resumed: the pid its client knows */
+	pid_t		key_pid;		/* the pid its client was told in
+								 * BackendKeyData, 0 until it was told */
+	bool		greeted;		/* the listener sent its login greeting */
+	uint32		greeting_hash;	/* of the settings that greeting reported */
 	bool		handed_over;	/* was PC_HANDED: the executor has it */
 
 	/* the password exchange, while PC_AUTH */

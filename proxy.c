@@ -37,6 +37,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "access/xlog.h"
 #include "common/ip.h"
 #include "lib/ilist.h"
 #include "libpq/pqformat.h"
@@ -56,6 +57,7 @@
 #include "auth.h"
 #include "builtin_pool.h"
 #include "channel.h"
+#include "greeting.h"
 #include "listener.h"
 #include "pool_io.h"
 #include "pool_shmem.h"
@@ -106,6 +108,7 @@ static dlist_head bp_new_chans = DLIST_STATIC_INIT(bp_new_chans);
 static char bp_handoff_buf[BP_HANDOFF_MAX];
 static char bp_chan_buf[BP_HANDOFF_MAX];
 static bool bp_smart_shutdown = false;	/* see shutdown.c */
+static bool in_recovery = true;	/* until RecoveryInProgress() says not */
 
 static void chan_close(PoolChan *ch);
 static void chan_writable(PoolChan *ch);
@@ -284,6 +287,47 @@ conn_new_cancel_key(PoolConn *c)
 }
 
 /*
+ * A login about to be queued for slot: if the listener knows what its
+ * executor would greet it with (greeting.c), it greets it now, so that the
+ * login is complete whether or not the executor is free.  Only while the
+ * executor's pid is known (it goes into BackendKeyData), and never for a
+ * session greeted before.  Returns false if c was closed (the send failed).
+ */
+static bool
+conn_greet(PoolConn *c, int slot)
+{
+	PoolExecutor *ex = &bp_shared->executors[slot];
+	StringInfoData buf;
+	bool		ok;
+
+	if (c->greeted || c->state_len > 0 || c->key_pid != 0 ||
+		ex->state != PE_READY || ex->pid <= 0)
+		return true;
+	initStringInfo(&buf);
+	if (!bp_greeting_build(&buf, c->port_index, c->dboid, c->roleid,
+						   c->pkt + 4, c->pktlen - 8, (int32) ex->pid,
+						   c->cancel_key, &c->greeting_hash))
+	{
+		pfree(buf.data);
+		return true;
+	}
+	ok = bp_tls_send_quick(&c->tls, c->io.fd, buf.data, buf.len);
+	pfree(buf.data);
+	if (!ok)
+	{
+		conn_log(c, COMMERROR,
+				 errcode_for_socket_access(),
+				 errmsg("could not send data to client: %m"));
+		conn_close(c);
+		return false;
+	}
+	c->greeted = true;
+	c->key_pid = ex->pid;
+	pg_atomic_fetch_add_u64(&bp_shared->n_greetings, 1);
+	return true;
+}
+
+/*
  * Picks the executor for an admitted client, starting one if the pool
  * rules say so, queues the client there and hands it over if the executor
  * is ready.  Parks it while only pinned executors could take it.  Refuses
@@ -400,6 +444,8 @@ conn_route(PoolConn *c)
 
 	if (c->cancel_key == 0 && !conn_new_cancel_key(c))
 		return;					/* c was refused */
+	if (!conn_greet(c, target))
+		return;					/* c was closed */
 	c->exec_slot = target;
 	c->exec_gen = bp_shared->executors[target].generation;
 	(void) conn_set_state(c, PC_QUEUED);
@@ -470,7 +516,7 @@ exec_flush(int slot)
 
 		/* cancels reach it there from now on (its pid: the first executor's) */
 		bp_cancel_key_place(c->cancel_key,
-							c->resumed ? c->key_pid : bp_shared->executors[slot].pid,
+							c->key_pid != 0 ? c->key_pid : bp_shared->executors[slot].pid,
 							slot, bp_shared->executors[slot].generation);
 
 		memset(&h, 0, sizeof(h));
@@ -483,6 +529,8 @@ exec_flush(int slot)
 		h.tls = c->tls.w;
 		h.roleid = c->roleid;
 		h.dboid = c->dboid;
+		h.greeted = c->greeted;
+		h.greeting_hash = c->greeting_hash;
 		if (c->plain_fd >= 0)
 			fds[nfds++] = c->plain_fd;
 		fds[nfds++] = c->io.fd;
@@ -785,6 +833,11 @@ chan_handback(PoolChan *ch, char *msg, ssize_t n, int *fds)
 	c->proto = h.proto;
 	c->cancel_key = h.cancel_key;
 	c->key_pid = bp_cancel_key_detach(h.cancel_key);
+	c->greeted = h.greeted != 0;
+	c->greeting_hash = h.greeting_hash;
+	/* given back unopened and never greeted: its client knows no pid yet */
+	if (h.state_len == 0 && !c->greeted)
+		c->key_pid = 0;
 	c->pktlen = h.startup_len + 8;
 	c->pkt = MemoryContextAllocZero(bp_conn_cxt, h.startup_len + 5);
 	memcpy(c->pkt + 4, msg + sizeof(h), h.startup_len);
@@ -850,6 +903,14 @@ chan_read(PoolChan *ch)
 			continue;
 		}
 		bp_channel_close_fds(fds);	/* only handbacks carry descriptors */
+		if (ch->slot >= 0 && magic == BP_GREETING_MAGIC)
+		{
+			PoolDesc   *p = &bp_shared->pools[bp_shared->executors[ch->slot].pool_id];
+
+			bp_greeting_receive(msg, n, ch->slot, p->port_index, p->dboid,
+								p->roleid);
+			continue;
+		}
 		if (ch->slot < 0 && !ch->hello_pending)
 		{
 			if (n != sizeof(PoolHello) || magic != BP_HELLO_MAGIC)
@@ -1001,7 +1062,7 @@ tick(void)
 	{
 		PoolConn   *c = dlist_container(PoolConn, all_node, it.cur);
 
-		if (c->resumed)
+		if (c->resumed || c->greeted)
 			continue;			/* an established session: no deadline */
 		if (c->deadline > now)
 		{
@@ -1079,6 +1140,11 @@ tick(void)
 		pgstat_report_stat(false);
 		bp_sockets_tick(now);
 		retire_stale_pools();
+		if (in_recovery && !RecoveryInProgress())
+		{
+			in_recovery = false;
+			bp_greeting_invalidate();	/* in_hot_standby is off now */
+		}
 
 		/* a smart shutdown waits for the pool's sessions (shutdown.c) */
 		bp_smart_shutdown = bp_guard_tick();
@@ -1190,6 +1256,7 @@ bp_listener_main(Datum main_arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			bp_greeting_invalidate();	/* logins may report other values */
 			bp_auth_load_hba(bp_listener_cxt);
 			bp_tls_configure(false);
 		}

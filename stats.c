@@ -162,8 +162,8 @@ Datum
 pool_listener_stats(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
-	Datum		values[6];
-	bool		nulls[6] = {false, false, false, false, false, false};
+	Datum		values[7];
+	bool		nulls[7] = {false, false, false, false, false, false, false};
 
 	pool_shmem_check();
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
@@ -175,6 +175,7 @@ pool_listener_stats(PG_FUNCTION_ARGS)
 	values[3] = Int64GetDatum(pg_atomic_read_u64(&bp_shared->n_tls_handshakes));
 	values[4] = Int32GetDatum((int32) pg_atomic_read_u32(&bp_shared->n_tls_sessions));
 	values[5] = Int64GetDatum(pg_atomic_read_u64(&bp_shared->n_cancels_unmatched));
+	values[6] = Int64GetDatum(pg_atomic_read_u64(&bp_shared->n_greetings));
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc),
 													  values, nulls)));
 }
