@@ -10,6 +10,8 @@
 #     with and without the extension;
 #   - ALTER ROLE/DATABASE ... SET and a reload
 #     change what the next pool login is told, as on the main port;
+#   - a session the listener greeted is cancelled by its BackendKeyData,
+#     and pg_backend_pid() is the pid it was told;
 #   - a bad setting in the startup packet gets the main port's error, every
 #     time (never a cached greeting);
 #   - pool of 1 held by a session idle in a transaction: a new login
@@ -92,6 +94,28 @@ for my $case (@cases)
 	same_login("$what (again)", @kv);
 	cmp_ok(greeted(), '>', $g0, "$what: the listener greeted the second login");
 	same_login("$what (third)", @kv);
+}
+
+###########################################################################
+# A session the listener greeted: its BackendKeyData cancels, its
+# pg_backend_pid() is the pid it was told
+###########################################################################
+{
+	my $g0 = greeted();
+	my $c = PoolTest::Raw->new(port => $node->pool_port, timeout => 10);
+	ok($c->login(user => 'app', database => 'app'), 'a greeted login');
+	cmp_ok(greeted(), '>', $g0, 'the listener greeted it');
+	my ($pid, $key) = ($c->{startup}{pid}, $c->{startup}{key});
+	is($c->query_value('SELECT pg_backend_pid()'), $pid,
+		'pg_backend_pid() is the pid in BackendKeyData');
+	ok($c->send_query('SELECT pg_sleep(30)'), 'a long statement');
+	sleep(0.5);
+	my $t0 = time();
+	PoolTest::Raw->cancel(port => $node->pool_port, pid => $pid, key => $key);
+	my $r = $c->read_result(10);
+	is(PoolTest::Raw::sqlstate($r), '57014', 'its cancel key cancels it');
+	cmp_ok(time() - $t0, '<', 5, 'at once');
+	$c->terminate;
 }
 
 ###########################################################################
