@@ -8,6 +8,7 @@ OBJS = \
 	client.o \
 	conn.o \
 	command.o \
+	conflict.o \
 	executor.o \
 	greeting.o \
 	extended.o \
