@@ -7,9 +7,11 @@ OBJS = \
 	builtin_pool.o \
 	channel.o \
 	client.o \
+	conn.o \
 	command.o \
 	conflict.o \
 	executor.o \
+	greeting.o \
 	extended.o \
 	pool_io.o \
 	pool_shmem.o \

@@ -24,7 +24,8 @@ LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
 
 -- Connections the listener accepted, refused before a session started,
 -- cancel requests it forwarded, TLS handshakes it completed, and the TLS
--- sessions whose client input it relays now
+-- sessions whose client input it relays now, and the logins it greeted
+-- itself (from what an executor sent for the same login)
 CREATE FUNCTION pool_listener_stats(
     OUT accepted bigint,
     OUT rejected bigint,
@@ -40,7 +41,9 @@ CREATE FUNCTION pool_listener_stats(
     OUT refused_unavailable bigint,
     OUT refused_timeout bigint,
     OUT refused_protocol bigint,
-    OUT refused_other bigint)
+    OUT refused_other bigint,
+    -- logins the listener greeted itself (greeting.c)
+    OUT greeted bigint)
 RETURNS record
 AS 'MODULE_PATHNAME', 'pool_listener_stats'
 LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;

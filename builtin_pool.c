@@ -24,6 +24,7 @@
 
 #include "admin.h"
 #include "builtin_pool.h"
+#include "greeting.h"
 #include "pool_shmem.h"
 #include "sockets.h"
 #include "tls.h"
@@ -285,6 +286,7 @@ _PG_init(void)
 	ClientAuthentication_hook = client_authentication;
 
 	register_listener();
+	bp_greeting_init();
 
 	/*
 	 * The pool's sockets belong to the postmaster, so that no listener

@@ -65,6 +65,7 @@
 #include "conflict.h"
 #include "pinning.h"
 #include "extended.h"
+#include "greeting.h"
 #include "pool_shmem.h"
 #include "prepared.h"
 #include "protocol.h"
@@ -333,6 +334,47 @@ update_counters(void)
 }
 
 /*
+ * A new session's greeting up to BackendKeyData was just written to its
+ * output from start on (ReadyForQuery flushes, so it comes after).  If the
+ * listener greeted the client already (greeting.c), it goes unsent, and so
+ * does ReadyForQuery -- but the bookkeeping of what was reported stays --
+ * unless it reports other settings than the listener did: then its
+ * ParameterStatus messages go, to correct the client at once.  A greeting the listener did not
+ * know, or knew wrong, is noted back to it for the next login.
+ */
+static void
+settle_greeting(PoolSession *s, const PoolHandoff *handoff, const char *body,
+				int start, uint32 epoch)
+{
+	int			off;
+	int			len;
+	bool		plain;
+	bool		same = false;
+
+	plain = start == 0 &&
+		bp_greeting_split(s->outbuf.data, start, s->outbuf.len, &off, &len);
+	if (plain && handoff->greeted)
+		same = bp_greeting_hash(s->outbuf.data + off, len) == handoff->greeting_hash;
+	if (plain && !same)
+		bp_greeting_send_note(channel_fd, my_slot_index, epoch,
+							  handoff->port_index, body, handoff->startup_len,
+							  s->outbuf.data + off, len);
+	if (!handoff->greeted)
+		return;
+	s->send_ready_for_query = false;
+	if (plain && !same)
+	{
+		memmove(s->outbuf.data, s->outbuf.data + off, len);
+		s->outbuf.len = len;
+	}
+	else if (plain)
+		s->outbuf.len = 0;
+	else
+		s->outbuf.len = start;	/* what came before, if anything */
+	s->outbuf.data[s->outbuf.len] = '\0';
+}
+
+/*
  * Takes a client from a handoff: builds the session, applies its startup
  * options and greets it.  A failure here (bad option) is reported to that
  * client by the error handler, which then closes the session.
@@ -343,6 +385,8 @@ start_session(int sock, int client_fd, const PoolHandoff *handoff,
 {
 	PoolSession *s;
 	struct epoll_event ev;
+	uint32		epoch;
+	int			start;
 
 	s = bp_session_create(sock, client_fd, handoff, body);
 	s->id = ++last_session_id;
@@ -366,6 +410,9 @@ start_session(int sock, int client_fd, const PoolHandoff *handoff,
 
 	switch_in(s);
 
+	/* read before the catalogs: a change committed after it makes it old */
+	epoch = bp_greeting_epoch();
+
 	/* privilege checks of the options read the catalogs */
 	bp_switching = true;
 	StartTransactionCommand();
@@ -374,7 +421,9 @@ start_session(int sock, int client_fd, const PoolHandoff *handoff,
 	bp_switching = false;
 	bp_session_report_start(s);
 
+	start = s->outbuf.len;
 	bp_send_greeting(s);
+	settle_greeting(s, handoff, body, start, epoch);
 	bp_send_ready_if_needed();
 	switch_out();
 	if (s->dead || s->closing)
@@ -732,6 +781,7 @@ idle_duties(void)
 	{
 		ConfigReloadPending = false;
 		ProcessConfigFile(PGC_SIGHUP);
+		bp_greeting_invalidate();	/* logins may report other values */
 	}
 	if (catchupInterruptPending)
 		ProcessCatchupInterrupt();
@@ -1188,6 +1238,8 @@ bounce_handoff(HeldHandoff *h, long waited_ms)
 	hb.state_len = h->handoff.state_len;
 	hb.tls = h->handoff.tls;
 	hb.waited_ms = (int32) Min(waited_ms, PG_INT32_MAX);
+	hb.greeted = h->handoff.greeted;	/* greeted by the listener: not again */
+	hb.greeting_hash = h->handoff.greeting_hash;
 	initStringInfo(&buf);
 	appendBinaryStringInfo(&buf, (char *) &hb, sizeof(hb));
 	appendBinaryStringInfo(&buf, h->body, hb.startup_len + hb.state_len);
