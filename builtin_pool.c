@@ -22,7 +22,9 @@
 #include "utils/guc.h"
 #include "utils/varlena.h"
 
+#include "admin.h"
 #include "builtin_pool.h"
+#include "greeting.h"
 #include "pool_shmem.h"
 #include "sockets.h"
 #include "tls.h"
@@ -90,7 +92,7 @@ define_gucs(void)
 							NULL,
 							&bp_session_pool_size,
 							10, 1, MAX_BACKENDS,
-							PGC_POSTMASTER, 0,
+							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("builtin_pool.max_sessions",
 							"Maximum number of client sessions one executor holds.",
@@ -279,6 +281,7 @@ shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	bp_shmem_request();
+	bp_admin_shmem_request();
 }
 
 static void
@@ -287,6 +290,7 @@ shmem_startup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	bp_shmem_startup();
+	bp_admin_shmem_startup();
 }
 
 void
@@ -309,6 +313,7 @@ _PG_init(void)
 	ClientAuthentication_hook = client_authentication;
 
 	register_listener();
+	bp_greeting_init();
 
 	/*
 	 * The pool's sockets belong to the postmaster, so that no listener

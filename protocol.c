@@ -422,6 +422,27 @@ bp_dispatch_message(int firstchar, StringInfo msg)
 }
 
 /*
+ * guc.c reports changed settings only once reporting has begun, which
+ * bp_send_greeting does for a new session.  An executor that has served
+ * only sessions moved from others (one started in place of a held or
+ * retiring executor) begins it here, with such a session switched in:
+ * guc.c then sends only what differs from what that client was told (its
+ * last_reported values are switched in), in_hot_standby after a
+ * promotion for one.  Without it none of its sessions would ever get a
+ * ParameterStatus.
+ */
+static void
+begin_reporting_once(void)
+{
+	static bool begun = false;
+
+	if (begun || whereToSendOutput != DestRemote)
+		return;
+	BeginReportingGUCOptions();
+	begun = true;
+}
+
+/*
  * Owed ReadyForQuery: first report settings that changed, then the
  * transaction status, then flush, as PostgresMain does before it reads.
  */
@@ -462,27 +483,6 @@ bp_send_ready_if_needed(void)
 	ReportChangedGUCOptions();
 	ReadyForQuery(DestRemote);
 	s->send_ready_for_query = false;
-}
-
-/*
- * guc.c reports changed settings only once reporting has begun, which
- * bp_send_greeting does for a new session.  An executor that has served
- * only sessions moved from others (one started in place of a held or
- * retiring executor) begins it here, with such a session switched in:
- * guc.c then sends only what differs from what that client was told (its
- * last_reported values are switched in), in_hot_standby after a
- * promotion for one.  Without it none of its sessions would ever get a
- * ParameterStatus.
- */
-static void
-begin_reporting_once(void)
-{
-	static bool begun = false;
-
-	if (begun || whereToSendOutput != DestRemote)
-		return;
-	BeginReportingGUCOptions();
-	begun = true;
 }
 
 /*

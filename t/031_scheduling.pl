@@ -54,29 +54,6 @@ sub timed_value
 	return ($v, time() - $t0);
 }
 
-# run pgbench through the pool port with these arguments, for at most
-# limit seconds (IPC::Run's timer is never checked by is_expired, so the
-# clock bounds it); returns (timed_out, stdout, stderr)
-sub pgbench_bounded
-{
-	my ($node, $limit, @args) = @_;
-	my ($out, $err) = ('', '');
-	my @cmd = ('pgbench', '-n', @args, '-h', '127.0.0.1', '-p', $node->pool_port,
-		'-U', 'app', 'app');
-	my $h = IPC::Run::start(\@cmd, '<', '/dev/null', '>', \$out, '2>', \$err);
-	my $deadline = time() + $limit;
-	while ($h->pumpable && time() < $deadline)
-	{
-		$h->pump_nb;
-		sleep(0.1);
-	}
-	my $timed_out = $h->pumpable;
-	$h->kill_kill if $timed_out;
-	$h->finish unless $timed_out;
-	note "pgbench stdout:\n$out\nstderr:\n" . substr($err, 0, 3000);
-	return ($timed_out, $out, $err);
-}
-
 ###########################################################################
 # Pool of 2, one session idle in a transaction
 ###########################################################################
@@ -154,9 +131,12 @@ sub pgbench_bounded
 	}
 	sleep(0.5);
 
+	my @cmd = (
+		'pgbench', '-n', '-S', '-c', '200', '-j', '2', '-T', '3',
+		'-h', '127.0.0.1', '-p', $node->pool_port, '-U', 'app', 'app');
 	my $t0 = time();
-	my ($timed_out, $out, $err) =
-	  pgbench_bounded($node, 15, '-S', '-c', '200', '-j', '2', '-T', '3');
+	my ($out, $err, $timed_out) = run_bounded(\@cmd, 15);
+	note "pgbench stdout:\n$out\nstderr:\n" . substr($err, 0, 3000);
 	ok(!$timed_out, 'pgbench -S -c 200 ends in time beside the long transactions');
 	cmp_ok(time() - $t0, '<', 15, 'well before the long transactions end');
 	my ($processed) = $out =~ /number of transactions actually processed: (\d+)/;
@@ -337,8 +317,11 @@ sub pgbench_bounded
 			},
 			10),
 		'idle transactions hold both executors');
-	my ($timed_out, $out, $err) =
-	  pgbench_bounded($node, 20, '-S', '-c', '20', '-j', '2', '-T', '3');
+	my @cmd = (
+		'pgbench', '-n', '-S', '-c', '20', '-j', '2', '-T', '3',
+		'-h', '127.0.0.1', '-p', $node->pool_port, '-U', 'app', 'app');
+	my ($out, $err, $timed_out) = run_bounded(\@cmd, 20);
+	note "pgbench stdout:\n$out\nstderr:\n" . substr($err, 0, 3000);
 	ok(!$timed_out, 'pgbench beside idlers on every executor ends in time');
 	my ($processed) = $out =~ /number of transactions actually processed: (\d+)/;
 	cmp_ok($processed // 0, '>', 0, 'pgbench makes progress');
