@@ -19,6 +19,7 @@ OBJS = \
 	relay.o \
 	sequences.o \
 	session.o \
+	session_table.o \
 	session_views.o \
 	shutdown.o \
 	sockets.o \

@@ -50,6 +50,8 @@ typedef struct PoolHandoff
 								 * refuses a client not of its own role and
 								 * database */
 	Oid			dboid;
+	int32		stab_slot;		/* its pool_sessions slot, or -1 */
+	uint64		session_id;		/* the id that slot must still hold */
 } PoolHandoff;
 
 /*
@@ -71,6 +73,8 @@ typedef struct PoolHandback
 	BpTlsWriter tls;			/* as in PoolHandoff */
 	int32		waited_ms;		/* how long its request waited there, 0 if
 								 * it had none (the executor was pinned) */
+	int32		stab_slot;		/* as in PoolHandoff */
+	uint64		session_id;
 } PoolHandback;
 
 /* Largest serialized session state that may move */

@@ -250,8 +250,6 @@ conn_cancel(PoolConn *c)
 	uint32		key;
 	int			slot;
 	uint32		generation;
-	pid_t		target = 0;
-	bool		stored = false;
 
 	memcpy(&canc, c->pkt, sizeof(canc));
 	pid = (pid_t) pg_ntoh32(canc.backendPID);
@@ -266,35 +264,15 @@ conn_cancel(PoolConn *c)
 	}
 	if (slot < 0)
 		return;					/* moving between executors: nothing runs */
-
-	/* the listener writes slot states: no lock needed to read them here */
-	if (bp_shared->executors[slot].generation == generation &&
-		(bp_shared->executors[slot].state == PE_READY ||
-		 bp_shared->executors[slot].state == PE_EXITING))
-	{
-		PoolExecutor *ex = &bp_shared->executors[slot];
-		int			i;
-
-		target = ex->pid;
-		for (i = 0; i < BP_CANCEL_SLOTS && !stored && target > 0; i++)
-		{
-			uint32		expected = 0;
-
-			stored = pg_atomic_compare_exchange_u32(&ex->cancel_keys[i],
-													&expected, key) ||
-				expected == key;
-		}
-	}
-	if (!stored)
+	if (!bp_cancel_forward(slot, generation, key))
 	{
 		conn_log(c, LOG,
 				 errmsg("could not forward a cancel request to the pool executor of PID %d",
 						(int) pid),
-				 errdetail("Its executor has not taken the cancel requests sent before."));
+				 errdetail("Its executor is gone or has not taken the cancel requests sent before."));
 		return;
 	}
-	if (kill(target, SIGUSR2) == 0)
-		pg_atomic_fetch_add_u64(&bp_shared->n_cancels, 1);
+	pg_atomic_fetch_add_u64(&bp_shared->n_cancels, 1);
 }
 
 /* Sends NegotiateProtocolVersion as core does; false if the send failed */
@@ -801,6 +779,7 @@ conn_accept(int fd, int port_index, bool is_unix)
 
 	pg_atomic_fetch_add_u64(&bp_shared->n_accepted, 1);
 	c = MemoryContextAllocZero(bp_conn_cxt, sizeof(PoolConn));
+	c->stab_slot = -1;
 	c->raddr.salen = sizeof(c->raddr.addr);
 	if (getpeername(fd, (struct sockaddr *) &c->raddr.addr, &c->raddr.salen) < 0)
 	{

@@ -64,6 +64,9 @@ typedef struct PoolConn
 	uint32		cancel_key;		/* in the cancel key table while non-zero */
 	pid_t		key_pid;		/* resumed: the pid its client knows */
 	bool		handed_over;	/* sent to an executor: no longer ours */
+	int			stab_slot;		/* its pool_sessions slot while ours, or -1
+								 * (session_table.h) */
+	uint64		session_id;
 
 	/* the password exchange, while PC_AUTH */
 	PoolAuthExchange *auth;

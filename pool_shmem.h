@@ -171,4 +171,13 @@ extern void bp_cancel_keys_purge(int slot);
 extern bool bp_cancel_key_lookup(pid_t pid, uint32 key, int *slot,
 								 uint32 *generation);
 
+/*
+ * Leaves key in one of the cancel_keys entries of executor slot (if it is
+ * still that generation and running) and sends it SIGUSR2; the executor
+ * cancels only if key is its running session's.  false if the executor is
+ * gone, its entries are full or the signal failed (errno set).  Used by
+ * the listener for CancelRequests and by pool_*_session().
+ */
+extern bool bp_cancel_forward(int slot, uint32 generation, uint32 key);
+
 #endif							/* POOL_SHMEM_H */

@@ -45,6 +45,7 @@
 #include "extended.h"
 #include "pool_shmem.h"
 #include "protocol.h"
+#include "session_table.h"
 
 static bool
 is_transaction_exit_stmt(Node *parsetree)
@@ -179,7 +180,7 @@ exec_simple_query(const char *query_string)
 	MemoryContext old;
 
 	debug_query_string = query_string;
-	pgstat_report_activity(STATE_RUNNING, query_string);
+	bp_stab_report_activity(STATE_RUNNING, query_string);
 
 	bp_start_xact_command();
 	bp_drop_unnamed_statement();
@@ -240,7 +241,7 @@ exec_simple_query(const char *query_string)
 static void
 exec_function_call(StringInfo msg)
 {
-	pgstat_report_activity(STATE_FASTPATH, NULL);
+	bp_stab_report_activity(STATE_FASTPATH, NULL);
 	set_ps_display("<FASTPATH>");
 	bp_start_xact_command();
 	HandleFunctionRequest(msg);
@@ -333,6 +334,7 @@ bp_read_message(StringInfo buf)
 		return EOF;
 	}
 	pg_atomic_fetch_add_u64(&bp_my_slot->bytes_in, buf->len + 5);
+	s->bytes_in += buf->len + 5;
 	return type;
 }
 
@@ -457,6 +459,7 @@ bp_send_ready_if_needed(void)
 		pgstat_report_activity(STATE_IDLE, NULL);
 	}
 
+	bp_stab_report(s, PST_IDLE);
 	ReportChangedGUCOptions();
 	ReadyForQuery(DestRemote);
 	s->send_ready_for_query = false;

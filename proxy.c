@@ -59,6 +59,7 @@
 #include "pool_io.h"
 #include "pool_shmem.h"
 #include "relay.h"
+#include "session_table.h"
 #include "shutdown.h"
 #include "sockets.h"
 #include "startup.h"
@@ -112,6 +113,7 @@ static dlist_head bp_parked = DLIST_STATIC_INIT(bp_parked);
 static void chan_close(PoolChan *ch);
 static void chan_writable(PoolChan *ch);
 static void exec_flush(int slot);
+static void conn_track(PoolConn *c, PoolSessionTabState state);
 
 /* ---------------------------------------------------------------------
  * Clients leaving the listener
@@ -142,6 +144,8 @@ conn_close(PoolConn *c)
 	conn_unqueue(c);
 	/* a client we still hold that never reached an executor, or came back */
 	bp_cancel_key_remove(c->cancel_key, -1, 0);
+	bp_stab_release(c->stab_slot);
+	c->stab_slot = -1;
 	/* a TLS session ending here, not handed over, ends with close_notify */
 	if (!c->handed_over && c->tls.w.suite != 0)
 		(void) bp_tls_send_goodbye(&c->tls, c->io.fd, NULL, 0);
@@ -450,6 +454,7 @@ conn_route(PoolConn *c)
 	{
 		/* wait here for an executor that is free to serve it */
 		c->state = PC_PARKED;
+		conn_track(c, PST_PARKED);
 		c->io.want = 0;
 		bp_io_update(&c->io);
 		dlist_push_tail(&bp_parked, &c->queue_node);
@@ -477,9 +482,57 @@ conn_route(PoolConn *c)
 	if (c->cancel_key == 0 && !conn_new_cancel_key(c))
 		return;					/* c was refused */
 	c->state = PC_QUEUED;
+	conn_track(c, PST_WAITING);
 	c->io.want = 0;
 	bp_io_update(&c->io);
 	exec_flush(c->exec_slot);
+}
+
+/*
+ * An admitted client waits here, queued for an executor or parked:
+ * pool_sessions lists it from now on (its slot, claimed once, follows it
+ * to its executors).
+ */
+static void
+conn_track(PoolConn *c, PoolSessionTabState state)
+{
+	if (c->stab_slot < 0 && !c->resumed)
+	{
+		char	   *tls = c->ssl ? (char *) bp_tls_describe(c->ssl) : NULL;
+
+		c->stab_slot = bp_stab_claim(c->port_index, c->dbname, c->user,
+									 c->dboid, c->roleid, &c->raddr, NULL, tls);
+		c->session_id = bp_stab_session_id(c->stab_slot);
+		if (tls)
+			pfree(tls);
+	}
+	bp_stab_listener_state(c->stab_slot, state);
+}
+
+/*
+ * pool_terminate_session() for clients the listener holds: each ends with
+ * core's FATAL.  Returns true if any did.
+ */
+static bool
+conn_end_terminated(void)
+{
+	dlist_mutable_iter it;
+	bool		any = false;
+
+	dlist_foreach_modify(it, &bp_conns)
+	{
+		PoolConn   *c = dlist_container(PoolConn, all_node, it.cur);
+
+		if (c->stab_slot >= 0 &&
+			(bp_stab_requests(c->stab_slot) & BP_STAB_TERMINATE) != 0)
+		{
+			conn_refuse(c, LOG, ERRCODE_ADMIN_SHUTDOWN,
+						"terminating connection due to administrator command",
+						NULL, NULL, NULL);
+			any = true;
+		}
+	}
+	return any;
 }
 
 /*
@@ -547,6 +600,9 @@ exec_flush(int slot)
 		h.tls = c->tls.w;
 		h.roleid = c->roleid;
 		h.dboid = c->dboid;
+		h.stab_slot = c->stab_slot;
+		h.session_id = c->session_id;
+		bp_stab_handed(c->stab_slot, slot, bp_shared->executors[slot].generation);
 		if (c->plain_fd >= 0)
 			fds[nfds++] = c->plain_fd;
 		fds[nfds++] = c->io.fd;
@@ -582,6 +638,7 @@ exec_flush(int slot)
 		dlist_delete(&c->queue_node);
 		c->exec_slot = -1;		/* the executor counts it from now on */
 		c->cancel_key = 0;		/* and removes its key when it ends */
+		c->stab_slot = -1;		/* and frees its pool_sessions slot */
 		c->handed_over = true;
 		conn_close(c);
 	}
@@ -883,6 +940,9 @@ chan_handback(PoolChan *ch, char *msg, ssize_t n, int *fds)
 	c->proto = h.proto;
 	c->cancel_key = h.cancel_key;
 	c->key_pid = bp_cancel_key_detach(h.cancel_key);
+	c->stab_slot = h.stab_slot >= 0 && h.session_id != 0 &&
+		bp_stab_session_id(h.stab_slot) == h.session_id ? h.stab_slot : -1;
+	c->session_id = h.session_id;
 	c->pktlen = h.startup_len + 8;
 	c->pkt = MemoryContextAllocZero(bp_conn_cxt, h.startup_len + 5);
 	memcpy(c->pkt + 4, msg + sizeof(h), h.startup_len);
@@ -1159,6 +1219,7 @@ tick(void)
 
 	/* clients whose lookup met a DDL's lock try again */
 	busy |= conn_retry_lookups();
+	(void) conn_end_terminated();
 	busy |= bp_guard_connecting();
 
 	/* parked clients try again: an executor may have been unpinned */
@@ -1251,6 +1312,7 @@ bp_listener_main(Datum main_arg)
 	pqsignal(SIGINT, SIG_IGN);	/* a cancel has nothing to cancel here */
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	bp_stab_set_listener_latch();
 
 	bp_listener_cxt = AllocSetContextCreate(TopMemoryContext,
 											"builtin_pool listener",

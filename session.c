@@ -255,6 +255,7 @@ send_buffer(PoolSession *s, bool block)
 		{
 			sent += n;
 			pg_atomic_fetch_add_u64(&bp_my_slot->bytes_out, n);
+			s->bytes_out += n;
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
@@ -488,6 +489,9 @@ bp_session_report_start(PoolSession *s)
 	ListCell   *ln,
 			   *lv;
 	BackendType save_type = MyBackendType;
+	char	   *save_user;
+	char	   *save_db;
+	char	   *save_app;
 
 	MyBackendType = B_BACKEND;
 	pgstat_report_connect(MyDatabaseId);
@@ -495,6 +499,18 @@ bp_session_report_start(PoolSession *s)
 
 	if (!Log_connections)
 		return;
+
+	/*
+	 * A backend logs these before it knows its user and database (the
+	 * first) and before it applies its startup options (both): %u, %d and
+	 * %a show "[unknown]" there, as in core.
+	 */
+	save_user = s->port->user_name;
+	save_db = s->port->database_name;
+	save_app = application_name;
+	s->port->user_name = NULL;
+	s->port->database_name = NULL;
+	application_name = NULL;
 	if (s->port->remote_port[0])
 		ereport(LOG,
 				(errmsg("connection received: host=%s port=%s",
@@ -502,6 +518,8 @@ bp_session_report_start(PoolSession *s)
 	else
 		ereport(LOG,
 				(errmsg("connection received: host=%s", s->port->remote_host)));
+	s->port->user_name = save_user;
+	s->port->database_name = save_db;
 
 	initStringInfo(&msg);
 	appendStringInfo(&msg, "connection authorized: user=%s database=%s",
@@ -512,6 +530,7 @@ bp_session_report_start(PoolSession *s)
 			appendStringInfo(&msg, " application_name=%s", (char *) lfirst(lv));
 	}
 	ereport(LOG, errmsg_internal("%s", msg.data));
+	application_name = save_app;
 	pfree(msg.data);
 }
 
