@@ -368,11 +368,14 @@ bp_stab_report(PoolSession *s, PoolSessionTabState state)
 {
 	PoolSessionSlot *e;
 	volatile PgBackendStatus *be = MyBEEntry;
-	TimestampTz now = GetCurrentTimestamp();
 	bool		served = state != PST_WAITING && state != PST_STARTING;
+	TimestampTz now;
 
 	if (s->stab_slot < 0)
 		return;
+	/* a served state changed when the backend entry's did: no clock read */
+	now = served && be != NULL && be->st_state_start_timestamp != 0 ?
+		be->st_state_start_timestamp : GetCurrentTimestamp();
 	e = &stab->slots[s->stab_slot];
 	if (served)
 		state = backend_state();

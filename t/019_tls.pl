@@ -147,6 +147,18 @@ is($ret, 0, 'sslmode=require through the pool port');
 like($out, qr/^tls ok/, 'sslmode=require: query answered');
 like($out, qr/SSL connection \(protocol: TLSv1\.3/, 'psql reports a TLSv1.3 connection');
 
+# pool_sessions shows the TLS version and cipher a backend's pg_stat_ssl shows
+my $main_ssl = $node->safe_psql('app',
+	'SELECT version, cipher FROM pg_stat_ssl WHERE pid = pg_backend_pid()',
+	connstr => "host=127.0.0.1 port=$mp dbname=app user=app $require");
+($ret, $out) = tls_psql(
+	q{SELECT tls_version, tls_cipher FROM pool_sessions WHERE query LIKE '%tls-self%'});
+is($out, $main_ssl, "pool_sessions: TLS version and cipher as pg_stat_ssl's ($main_ssl)");
+($ret, $out) = tls_psql(
+	q{SELECT tls_version IS NULL AND tls_cipher IS NULL FROM pool_sessions WHERE query LIKE '%plain-self%'},
+	extra => 'sslmode=disable');
+is($out, 't', 'pool_sessions: no TLS columns for a plain session');
+
 ($ret, $out, $err) = tls_psql('SELECT 42', host => 'localhost', extra => $verify);
 is($ret, 0, 'sslmode=verify-full (host localhost, our CA) works') or diag($err);
 is($out, '42', 'verify-full: query answered');
