@@ -278,6 +278,18 @@ ends_with_fatal($O, '57P01', 'terminating connection due to administrator comman
 $S->terminate;
 
 ###########################################################################
+# an executor that ends takes its sessions' rows with it
+my $K = session('app');
+my $kpid = ps('executor_pid', "session_id = $K->{id}");
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($kpid)");
+ok($K->wait_eof(10), 'executor terminated: its client is closed');
+ok(wait_until(sub { ps('count(*)', "session_id = $K->{id}") eq '0' }, 10),
+	'executor terminated: its sessions leave pool_sessions');
+my $L = session('app');
+is($L->query_value('SELECT 5'), '5', 'a new session is served and listed');
+$L->terminate;
+
+###########################################################################
 # 4. connection log lines: a pooled session's as a backend's
 my $log_from = -s $node->logfile;
 $node->psql('app', 'SELECT 1', extra_params => [ '-h', '127.0.0.1' ],
