@@ -361,13 +361,10 @@ start_session(int sock, int client_fd, const PoolHandoff *handoff,
 
 	s = bp_session_create(sock, client_fd, handoff, body);
 	s->id = ++last_session_id;
+	/* pool_terminate_session() may have come while it travelled */
 	if (bp_stab_adopt(s, handoff->stab_slot, handoff->session_id,
-					  my_slot_index, my_generation))
-	{
-		bp_stab_report(s, handoff->state_len > 0 ? PST_IDLE : PST_STARTING);
-		/* pool_terminate_session() may have come while it travelled */
+					  my_slot_index, my_generation, handoff->state_len > 0))
 		terminate_check = true;
-	}
 	dlist_push_tail(&all_sessions, &s->all_node);
 	n_sessions++;
 	served_any = true;
@@ -1568,6 +1565,12 @@ serve_current(bool must_read)
 		}
 
 		running_key = s->cancel_key;
+		/* pool_cancel_session() of the request it had queued */
+		if (bp_stab_take_cancel(s))
+		{
+			QueryCancelPending = true;
+			InterruptPending = true;
+		}
 		bp_dispatch_message(type, &msg);
 		running_key = 0;
 	}

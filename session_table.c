@@ -71,6 +71,9 @@ typedef struct PoolSessionSlot
 	TimestampTz state_change;
 	TimestampTz wait_start;		/* while waiting or parked */
 	PoolSessionTabState state;
+	bool		request_queued; /* a complete request waits to be served:
+								 * from its executor's queue on, while it
+								 * moves or parks, until it is served */
 	int			exec_slot;		/* executor holding it, or sent to; -1 */
 	uint32		exec_gen;
 	pid_t		exec_pid;		/* 0 while the listener holds it */
@@ -193,6 +196,7 @@ bp_stab_claim(int port_index, const char *dbname, const char *rolname,
 		e->xact_start = e->query_start = e->wait_start = 0;
 		e->state_change = now;
 		e->state = PST_STARTING;
+		e->request_queued = false;
 		e->exec_slot = -1;
 		e->exec_gen = 0;
 		e->exec_pid = 0;
@@ -314,7 +318,7 @@ bp_stab_purge_executor(int exec_slot, uint32 generation)
 
 bool
 bp_stab_adopt(PoolSession *s, int slot, uint64 session_id, int exec_slot,
-			  uint32 generation)
+			  uint32 generation, bool moved)
 {
 	PoolSessionSlot *e;
 
@@ -331,6 +335,9 @@ bp_stab_adopt(PoolSession *s, int slot, uint64 session_id, int exec_slot,
 	e->exec_gen = generation;
 	e->exec_pid = MyProcPid;
 	e->cancel_key = s->cancel_key;
+	set_state(e, !moved ? PST_STARTING :
+			  e->request_queued ? PST_WAITING : PST_IDLE,
+			  GetCurrentTimestamp());
 	STAB_END_WRITE(e);
 	return true;
 }
@@ -378,9 +385,16 @@ bp_stab_report(PoolSession *s, PoolSessionTabState state)
 		be->st_state_start_timestamp : GetCurrentTimestamp();
 	e = &stab->slots[s->stab_slot];
 	if (served)
+	{
 		state = backend_state();
+		/* a cancel left for the queued request is spent once it is served */
+		if (state != PST_ACTIVE && state != PST_FASTPATH &&
+			(pg_atomic_read_u32(&e->requests) & BP_STAB_CANCEL) != 0)
+			pg_atomic_fetch_and_u32(&e->requests, ~BP_STAB_CANCEL);
+	}
 	STAB_BEGIN_WRITE(e);
 	set_state(e, state, now);
+	e->request_queued = state == PST_WAITING;
 	if (served && be != NULL)
 	{
 		e->xact_start = be->st_xact_start_timestamp;
@@ -435,6 +449,18 @@ bp_stab_terminating(PoolSession *s)
 	return s->stab_slot >= 0 &&
 		(pg_atomic_read_u32(&stab->slots[s->stab_slot].requests) &
 		 BP_STAB_TERMINATE) != 0;
+}
+
+bool
+bp_stab_take_cancel(PoolSession *s)
+{
+	pg_atomic_uint32 *req;
+
+	if (s->stab_slot < 0)
+		return false;
+	req = &stab->slots[s->stab_slot].requests;
+	return (pg_atomic_read_u32(req) & BP_STAB_CANCEL) != 0 &&
+		(pg_atomic_fetch_and_u32(req, ~BP_STAB_CANCEL) & BP_STAB_CANCEL) != 0;
 }
 
 /* ---------------------------------------------------------------------
@@ -686,19 +712,27 @@ PG_FUNCTION_INFO_V1(pool_cancel_session);
 
 /*
  * Cancels the session's running statement, as a CancelRequest with its key
- * would: only a statement running on an executor can be canceled; a
- * session idle or waiting has none running, and core ignores a cancel while
- * a backend reads a command too.
+ * would, or the request it has queued (waiting for an executor, moving,
+ * parked): that one fails with the same error once it starts.  A session
+ * idle has nothing to cancel, as core ignores a cancel while a backend
+ * reads a command.  The request bit is spent at the session's next
+ * ReadyForQuery whatever happens, so it never reaches a later statement.
  */
 Datum
 pool_cancel_session(PG_FUNCTION_ARGS)
 {
 	PoolSessionSlot e;
+	int			slot = signal_target(PG_GETARG_INT64(0), &e, false);
 
-	if (signal_target(PG_GETARG_INT64(0), &e, false) < 0)
+	if (slot < 0)
 		PG_RETURN_BOOL(false);
+	if (e.request_queued &&
+		(e.state == PST_WAITING || e.state == PST_PARKED))
+		pg_atomic_fetch_or_u32(&stab->slots[slot].requests, BP_STAB_CANCEL);
+	/* it may be running it already: the executor cancels only if so */
 	if (e.exec_pid != 0 && e.cancel_key != 0 &&
-		(e.state == PST_ACTIVE || e.state == PST_FASTPATH) &&
+		(e.state == PST_ACTIVE || e.state == PST_FASTPATH ||
+		 e.state == PST_WAITING) &&
 		!bp_cancel_forward(e.exec_slot, e.exec_gen, e.cancel_key))
 		ereport(WARNING,
 				(errmsg("could not send signal to process %d: %m",

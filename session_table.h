@@ -39,6 +39,7 @@ typedef enum PoolSessionTabState
 
 /* Request bits a pool_*_session() call leaves in a slot */
 #define BP_STAB_TERMINATE	0x01
+#define BP_STAB_CANCEL		0x02	/* cancel the request it has queued */
 
 /* Sizes of the text fields (the query has track_activity_query_size) */
 #define BP_STAB_TLS_LEN		64
@@ -76,10 +77,12 @@ extern void bp_stab_purge_executor(int exec_slot, uint32 generation);
 
 /*
  * Executor: takes the slot a handoff named; false (and the session goes
- * unlisted) if it no longer holds that session id.
+ * unlisted) if it no longer holds that session id.  A moved session is
+ * idle, or still waiting if it moved with a request queued; a new one is
+ * starting.
  */
 extern bool bp_stab_adopt(struct PoolSession *s, int slot, uint64 session_id,
-						  int exec_slot, uint32 generation);
+						  int exec_slot, uint32 generation, bool moved);
 /* Executor: the session's state as its backend entry and s say now */
 extern void bp_stab_report(struct PoolSession *s, PoolSessionTabState state);
 /*
@@ -91,5 +94,10 @@ extern void bp_stab_report_activity(int state, const char *query);
 extern void bp_stab_moving(struct PoolSession *s);
 /* Executor: did pool_terminate_session() ask to end s? */
 extern bool bp_stab_terminating(struct PoolSession *s);
+/*
+ * Executor, about to serve a message of s: did pool_cancel_session() ask to
+ * cancel the request s had queued?  Clears the request.
+ */
+extern bool bp_stab_take_cancel(struct PoolSession *s);
 
 #endif							/* SESSION_TABLE_H */

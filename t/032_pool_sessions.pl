@@ -172,10 +172,17 @@ for my $db ('app', 'plain')
 	like($cst, qr/^(waiting for executor|parked)$/, "$db: C waits ($cst)");
 	is(ps('wait_start IS NOT NULL AND wait_duration >= interval \'0\'', "session_id = $C->{id}"),
 		't', "$db: wait start and duration");
+	# a cancel of the waiting request: it fails once it starts, as the
+	# same cancel would fail it once running
+	is($node->safe_psql('postgres', "SELECT pool_cancel_session($C->{id})"), 't',
+		"$db: cancel a waiting session");
 	$A->query('COMMIT');
-	is($C->read_result(10)->{rows}[0][0], '42',
-		"$db: C served once an executor is free");
+	$r = $C->read_result(10);
+	is(PoolTest::Raw::sqlstate($r) . ' ' . ($r->{errors}[0]{M} // '') . ' ' . $r->{complete},
+		'57014 canceling statement due to user request 1',
+		"$db: C's waiting request cancelled once an executor is free");
 	$B->query('COMMIT');
+	is($C->query_value('SELECT 42'), '42', "$db: C's next request runs");
 
 	# moves: C's executor pins to another session; C moves, keeps its id
 	my $cpid = ps('executor_pid', "session_id = $C->{id}");
