@@ -1191,10 +1191,10 @@ bp_session_apply_startup_options(PoolSession *s)
  */
 
 /*
- * pg_stat_activity's client_addr, client_hostname and client_port of the
- * executor are those of the session it serves, as a backend's are its
- * client's (application_name follows the session's setting by itself).
- * Written only when they change.
+ * pg_stat_activity's client_addr, client_hostname, client_port and
+ * backend_start of the executor are those of the session it serves, as a
+ * backend's are its client's and its own start (application_name follows
+ * the session's setting by itself).  Written only when they change.
  */
 static void
 report_client(PoolSession *s)
@@ -1205,11 +1205,13 @@ report_client(PoolSession *s)
 	if (beentry == NULL ||
 		(memcmp((const void *) &beentry->st_clientaddr, &s->port->raddr,
 				sizeof(SockAddr)) == 0 &&
-		 strcmp((const char *) beentry->st_clienthostname, host) == 0))
+		 strcmp((const char *) beentry->st_clienthostname, host) == 0 &&
+		 beentry->st_proc_start_timestamp == s->started_at))
 		return;
 	PGSTAT_BEGIN_WRITE_ACTIVITY(beentry);
 	memcpy((void *) &beentry->st_clientaddr, &s->port->raddr, sizeof(SockAddr));
 	strlcpy((char *) beentry->st_clienthostname, host, NAMEDATALEN);
+	beentry->st_proc_start_timestamp = s->started_at;
 	PGSTAT_END_WRITE_ACTIVITY(beentry);
 }
 

@@ -138,6 +138,9 @@ for my $db ('app', 'plain')
 		"appA " . $A->sock->sockport . " builtin_pool executor true true",
 		"$db: executor row shows A's application_name and client port");
 	is($node->safe_psql('postgres',
+			"SELECT a.backend_start BETWEEN s.session_start AND s.session_start + interval '10 s' FROM pg_stat_activity a, pool_sessions s WHERE a.pid = $epid AND s.session_id = $A->{id}"),
+		't', "$db: executor row's backend_start is A's start");
+	is($node->safe_psql('postgres',
 			"SELECT string_agg(application_name || '=' || n, ',' ORDER BY application_name) FROM (SELECT application_name, count(*) AS n FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT pg_sleep(30) /* A */' GROUP BY 1) s"),
 		'appA=1,mainA=1', "$db: a monitoring query grouping by application_name");
 
