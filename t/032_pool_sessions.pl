@@ -113,6 +113,17 @@ for my $db ('app', 'plain')
 	is(ps('query', "session_id = $A->{id}"), 'ROLLBACK', "$db: last query");
 	is(ps('bytes_in > 0 AND bytes_out > 0', "session_id = $A->{id}"), 't',
 		"$db: bytes counted");
+	$A->query('PREPARE p1 AS SELECT 1');
+	$A->query('PREPARE p2 AS SELECT 2');
+	is(ps('statements', "session_id = $A->{id}"), '2', "$db: statements held");
+	$A->query('DEALLOCATE ALL');
+	is(ps('statements', "session_id = $A->{id}"), '0', "$db: statements released");
+	$A->query('SELECT pg_advisory_lock(1)');
+	is(ps('pinned::text || \' \' || pin_reason', "session_id = $A->{id}"),
+		'true advisory lock', "$db: pinned by an advisory lock");
+	$A->query('SELECT pg_advisory_unlock(1)');
+	is(ps('pinned::text || coalesce(pin_reason, \'-\')', "session_id = $A->{id}"),
+		'false-', "$db: unpinned");
 
 	# active, and pg_stat_activity of its executor beside a main-port backend
 	$A->send_query('SELECT pg_sleep(30) /* A */');
