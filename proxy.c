@@ -1312,7 +1312,7 @@ bp_listener_main(Datum main_arg)
 	pqsignal(SIGINT, SIG_IGN);	/* a cancel has nothing to cancel here */
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
-	bp_stab_set_listener_latch();
+	bp_stab_listener_start();
 
 	bp_listener_cxt = AllocSetContextCreate(TopMemoryContext,
 											"builtin_pool listener",

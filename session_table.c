@@ -151,9 +151,20 @@ bp_stab_shmem_init(void)
 }
 
 void
-bp_stab_set_listener_latch(void)
+bp_stab_listener_start(void)
 {
+	int			i;
+
 	stab->listener_latch = MyLatch;
+	for (i = 0; i < stab->n_slots; i++)
+	{
+		PoolSessionSlot *e = &stab->slots[i];
+
+		/* held by no executor, nor sent to one: it was the listener's */
+		if (pg_atomic_read_u32(&e->in_use) != 0 &&
+			e->exec_pid == 0 && e->exec_slot < 0)
+			bp_stab_release(i);
+	}
 }
 
 /* ---------------------------------------------------------------------
@@ -629,7 +640,8 @@ build_row(const PoolSessionSlot *e, const char *query, bool visible,
 		values[16] = DirectFunctionCall2(timestamp_mi,
 										 TimestampTzGetDatum(Max(now, e->wait_start)),
 										 TimestampTzGetDatum(e->wait_start));
-	values[COL_QUERY] = CStringGetTextDatum(query);
+	/* cut where a character ends, as pg_stat_activity's query is */
+	values[COL_QUERY] = CStringGetTextDatum(pgstat_clip_activity(query));
 	values[19] = BoolGetDatum(e->pinned);
 	values[20] = CStringGetTextDatum(e->pin_reason);
 	nulls[20] = !e->pinned || e->pin_reason[0] == '\0';

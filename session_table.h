@@ -49,8 +49,11 @@ struct PoolSession;
 extern Size bp_stab_shmem_size(void);
 extern void bp_stab_shmem_init(void);
 
-/* Listener: where pool_terminate_session() wakes it */
-extern void bp_stab_set_listener_latch(void);
+/*
+ * Listener, as it starts: where pool_terminate_session() wakes it; frees
+ * the slots of clients an earlier listener held (they went with it)
+ */
+extern void bp_stab_listener_start(void);
 
 /*
  * Listener: claims a slot for an admitted client and fills in who it is;

@@ -308,7 +308,20 @@ ok(wait_until(sub { ps('count(*)', "session_id = $K->{id}") eq '0' }, 10),
 	'executor terminated: its sessions leave pool_sessions');
 my $L = session('app');
 is($L->query_value('SELECT 5'), '5', 'a new session is served and listed');
-$L->terminate;
+
+# the listener restarts: no row outlives the sessions that went with it
+my $lpid = $node->safe_psql('postgres',
+	q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'builtin_pool listener'});
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($lpid)");
+ok(wait_until(sub {
+			my $p = $node->safe_psql('postgres',
+				q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'builtin_pool listener'});
+			$p =~ /^\d+$/ && $p ne $lpid }, 20),
+	'listener restarted');
+pool_serves_ok($node, 'pool serves after the listener restarted');
+ok(wait_until(sub { ps('count(*)', "session_id <= $L->{id}") eq '0' }, 20),
+	'no row of a session from before the listener restart');
+$L->close;
 
 ###########################################################################
 # 4. connection log lines: a pooled session's as a backend's
