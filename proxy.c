@@ -501,7 +501,8 @@ conn_track(PoolConn *c, PoolSessionTabState state)
 		char	   *tls = c->ssl ? (char *) bp_tls_describe(c->ssl) : NULL;
 
 		c->stab_slot = bp_stab_claim(c->port_index, c->dbname, c->user,
-									 c->dboid, c->roleid, &c->raddr, NULL, tls);
+									 c->dboid, c->roleid, &c->raddr, NULL, tls,
+									 c->ssl ? bp_tls_cipher_bits(c->ssl) : 0);
 		c->session_id = bp_stab_session_id(c->stab_slot);
 		if (tls)
 			pfree(tls);

@@ -66,6 +66,7 @@
 #include "prepared.h"
 #include "sequences.h"
 #include "session.h"
+#include "session_table.h"
 #include "startup.h"
 
 PoolSession *bp_current = NULL;
@@ -529,6 +530,7 @@ bp_session_report_start(PoolSession *s)
 		if (strcmp(lfirst(ln), "application_name") == 0)
 			appendStringInfo(&msg, " application_name=%s", (char *) lfirst(lv));
 	}
+	bp_stab_append_tls(s, &msg);
 	ereport(LOG, errmsg_internal("%s", msg.data));
 	application_name = save_app;
 	pfree(msg.data);

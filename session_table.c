@@ -65,6 +65,7 @@ typedef struct PoolSessionSlot
 	char		appname[NAMEDATALEN];
 	SockAddr	raddr;
 	char		tls[BP_STAB_TLS_LEN];	/* "version cipher", or empty */
+	int			tls_bits;
 	TimestampTz started;
 	TimestampTz xact_start;
 	TimestampTz query_start;
@@ -175,7 +176,7 @@ bp_stab_listener_start(void)
 int
 bp_stab_claim(int port_index, const char *dbname, const char *rolname,
 			  Oid dboid, Oid roleid, const SockAddr *raddr,
-			  const char *appname, const char *tls)
+			  const char *appname, const char *tls, int tls_bits)
 {
 	int			n;
 
@@ -203,6 +204,7 @@ bp_stab_claim(int port_index, const char *dbname, const char *rolname,
 		strlcpy(e->appname, appname ? appname : "", NAMEDATALEN);
 		e->raddr = *raddr;
 		strlcpy(e->tls, tls ? tls : "", BP_STAB_TLS_LEN);
+		e->tls_bits = tls_bits;
 		e->started = now;
 		e->xact_start = e->query_start = e->wait_start = 0;
 		e->state_change = now;
@@ -452,6 +454,22 @@ bp_stab_moving(PoolSession *s)
 	e->bytes_in = s->bytes_in;
 	e->bytes_out = s->bytes_out;
 	STAB_END_WRITE(e);
+}
+
+void
+bp_stab_append_tls(PoolSession *s, StringInfo buf)
+{
+	PoolSessionSlot *e;
+	const char *space;
+
+	if (s->stab_slot < 0)
+		return;
+	/* written by the listener before the handoff, read by the holder */
+	e = &stab->slots[s->stab_slot];
+	space = strchr(e->tls, ' ');
+	if (space != NULL)
+		appendStringInfo(buf, " SSL enabled (protocol=%.*s, cipher=%s, bits=%d)",
+						 (int) (space - e->tls), e->tls, space + 1, e->tls_bits);
 }
 
 bool

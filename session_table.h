@@ -20,6 +20,7 @@
 #define SESSION_TABLE_H
 
 #include "datatype/timestamp.h"
+#include "lib/stringinfo.h"
 #include "libpq/pqcomm.h"
 #include "port/atomics.h"
 
@@ -62,7 +63,7 @@ extern void bp_stab_listener_start(void);
  */
 extern int	bp_stab_claim(int port_index, const char *dbname, const char *rolname,
 						  Oid dboid, Oid roleid, const SockAddr *raddr,
-						  const char *appname, const char *tls);
+						  const char *appname, const char *tls, int tls_bits);
 /* Listener: the client waits in its queue (PST_WAITING) or is parked */
 extern void bp_stab_listener_state(int slot, PoolSessionTabState state);
 /* Listener: the session is about to be sent to that executor */
@@ -95,6 +96,11 @@ extern void bp_stab_report(struct PoolSession *s, PoolSessionTabState state);
 extern void bp_stab_report_activity(int state, const char *query);
 /* Executor: the session leaves for another executor; it waits meanwhile */
 extern void bp_stab_moving(struct PoolSession *s);
+/*
+ * Executor: appends log_connections' " SSL enabled (...)" for a TLS
+ * session, as core's "connection authorized" line has it
+ */
+extern void bp_stab_append_tls(struct PoolSession *s, StringInfo buf);
 /* Executor: did pool_terminate_session() ask to end s? */
 extern bool bp_stab_terminating(struct PoolSession *s);
 /*
