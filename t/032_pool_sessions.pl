@@ -124,6 +124,16 @@ for my $db ('app', 'plain')
 	$A->query('SELECT pg_advisory_unlock(1)');
 	is(ps('pinned::text || coalesce(pin_reason, \'-\')', "session_id = $A->{id}"),
 		'false-', "$db: unpinned");
+	$A->query('LISTEN pool_sessions_channel');
+	is(ps('pin_reason', "session_id = $A->{id}"), 'LISTEN', "$db: pinned by LISTEN");
+	$A->query('UNLISTEN *');
+	$A->query('BEGIN');
+	$A->query('DECLARE held CURSOR WITH HOLD FOR SELECT 1');
+	$A->query('COMMIT');
+	is(ps('pin_reason', "session_id = $A->{id}"), 'WITH HOLD cursor',
+		"$db: pinned by a WITH HOLD cursor");
+	$A->query('CLOSE held');
+	is(ps('pinned', "session_id = $A->{id}"), 'f', "$db: unpinned again");
 
 	# active, and pg_stat_activity of its executor beside a main-port backend
 	$A->send_query('SELECT pg_sleep(30) /* A */');
