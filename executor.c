@@ -1067,7 +1067,13 @@ hand_back(PoolSession *s, long waited_ms)
 	explicit_bzero(buf.data, sizeof(h));
 	pfree(buf.data);
 	if (!ok)
+	{
+		/* it stays: its slot is ours again */
+		if (s->stab_slot >= 0)
+			(void) bp_stab_adopt(s, s->stab_slot, s->session_id,
+								 my_slot_index, my_generation, true);
 		return false;
+	}
 
 	/*
 	 * The listener holds the socket now; drop our side quietly.  The
