@@ -619,6 +619,8 @@ exec_flush(int slot)
 		explicit_bzero(bp_handoff_buf, sizeof(h));
 		if (sent < 0)
 		{
+			/* still ours: an executor that dies now must not free its slot */
+			bp_stab_handed(c->stab_slot, -1, 0);
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK)

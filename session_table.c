@@ -276,13 +276,14 @@ bp_stab_handed(int slot, int exec_slot, uint32 generation)
 uint64
 bp_stab_session_id(int slot)
 {
-	return slot < 0 ? 0 : stab->slots[slot].session_id;
+	return slot < 0 || slot >= stab->n_slots ? 0 : stab->slots[slot].session_id;
 }
 
 uint32
 bp_stab_requests(int slot)
 {
-	return slot < 0 ? 0 : pg_atomic_read_u32(&stab->slots[slot].requests);
+	return slot < 0 || slot >= stab->n_slots ? 0 :
+		pg_atomic_read_u32(&stab->slots[slot].requests);
 }
 
 void
