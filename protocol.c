@@ -459,6 +459,7 @@ bp_send_ready_if_needed(void)
 		pgstat_report_activity(STATE_IDLE, NULL);
 	}
 
+	bp_session_report_promotion();
 	bp_stab_report(s, PST_IDLE);
 	ReportChangedGUCOptions();
 	ReadyForQuery(DestRemote);

@@ -32,6 +32,7 @@
 
 #include "access/table.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "access/genam.h"
 #include "catalog/pg_db_role_setting.h"
 #include "catalog/pg_type.h"
@@ -77,6 +78,7 @@ bool		bp_switching = false;
 /* GUC_REPORT variables, found once: their set never changes */
 static struct config_generic **report_vars = NULL;
 static int	n_report_vars = 0;
+static struct config_generic *hot_standby_var = NULL;	/* in_hot_standby */
 
 static bool send_busy = false;
 
@@ -115,7 +117,29 @@ bp_session_module_init(void)
 	{
 		if (vars[i]->flags & GUC_REPORT)
 			report_vars[n_report_vars++] = vars[i];
+		if (strcmp(vars[i]->name, "in_hot_standby") == 0)
+			hot_standby_var = vars[i];
 	}
+}
+
+/*
+ * in_hot_standby after a promotion, called before the current session's
+ * ReadyForQuery.  A backend reports "off" at its next ReadyForQuery once
+ * recovery has ended; core notices that by its process-wide value, which
+ * changes once per executor, for whichever session it serves then.  Each
+ * session whose client was last told "on" (in its last_reported, switched
+ * in) must be told too, also one that moved from another executor: mark
+ * the setting for report again, and ReportChangedGUCOptions sends "off"
+ * to this session only.  On a primary this costs a pointer test.
+ */
+void
+bp_session_report_promotion(void)
+{
+	const char *told = hot_standby_var ? hot_standby_var->last_reported : NULL;
+
+	if (told != NULL && strcmp(told, "on") == 0 && !RecoveryInProgress())
+		SetConfigOption("in_hot_standby", "false", PGC_INTERNAL,
+						PGC_S_OVERRIDE);
 }
 
 /* ---------------------------------------------------------------------
@@ -405,18 +429,28 @@ bp_putmessage_noblock(char msgtype, const char *s, size_t len)
 void
 bp_session_send_fatal(int sqlstate, const char *message)
 {
+	bp_session_send_fatal_detail(sqlstate, message, NULL, NULL);
+}
+
+/* The same with a detail and a hint, either may be NULL */
+void
+bp_session_send_fatal_detail(int sqlstate, const char *message,
+							 const char *detail, const char *hint)
+{
 	StringInfoData buf;
 
 	ereport(COMMERROR,
 			(errcode(sqlstate),
-			 errmsg_internal("%s", message)));
+			 errmsg_internal("%s", message),
+			 detail ? errdetail_internal("%s", detail) : 0,
+			 hint ? errhint("%s", hint) : 0));
 	if (bp_current == NULL)
 		return;
 	bp_current->closing = true;
 	if (bp_current->dead)
 		return;
 	initStringInfo(&buf);
-	bp_build_error(&buf, "FATAL", sqlstate, message, NULL, NULL);
+	bp_build_error(&buf, "FATAL", sqlstate, message, detail, hint);
 	/* bp_build_error wrote type and length; putmessage adds its own */
 	(void) bp_putmessage(buf.data[0], buf.data + 5, buf.len - 5);
 	(void) bp_flush();
