@@ -305,7 +305,8 @@ bp_read_message(StringInfo buf)
 	type = pq_getbyte();
 	if (type == EOF)
 	{
-		if (IsTransactionOrTransactionBlock())
+		/* not the client's EOF but pool_terminate_session()'s (executor.c) */
+		if (IsTransactionOrTransactionBlock() && !bp_stab_terminating(s))
 			ereport(COMMERROR,
 					(errcode(ERRCODE_PROTOCOL_VIOLATION),
 					 errmsg("unexpected EOF on client connection with an open transaction")));

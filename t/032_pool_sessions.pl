@@ -384,6 +384,11 @@ for my $what ('connection received', 'connection authorized', 'disconnection')
 	is($prest, $mrest, "log: $what: the message as a backend's");
 }
 
+# the idle-in-transaction terminate ends the client's input: not its EOF
+unlike(slurp_file($node->logfile),
+	qr/unexpected EOF on client connection with an open transaction/,
+	'a terminated session is not logged as a client that went away');
+
 check_no_crash($node);
 $node->stop;
 done_testing();
