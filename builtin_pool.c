@@ -22,7 +22,9 @@
 #include "utils/guc.h"
 #include "utils/varlena.h"
 
+#include "admin.h"
 #include "builtin_pool.h"
+#include "greeting.h"
 #include "pool_shmem.h"
 #include "sockets.h"
 #include "tls.h"
@@ -87,7 +89,7 @@ define_gucs(void)
 							NULL,
 							&bp_session_pool_size,
 							10, 1, MAX_BACKENDS,
-							PGC_POSTMASTER, 0,
+							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("builtin_pool.max_sessions",
 							"Maximum number of client sessions one executor holds.",
@@ -252,6 +254,7 @@ shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	bp_shmem_request();
+	bp_admin_shmem_request();
 }
 
 static void
@@ -260,6 +263,7 @@ shmem_startup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	bp_shmem_startup();
+	bp_admin_shmem_startup();
 }
 
 void
@@ -282,6 +286,7 @@ _PG_init(void)
 	ClientAuthentication_hook = client_authentication;
 
 	register_listener();
+	bp_greeting_init();
 
 	/*
 	 * The pool's sockets belong to the postmaster, so that no listener
