@@ -457,7 +457,7 @@ bp_send_ready_if_needed(void)
 		pgstat_report_activity(STATE_IDLE, NULL);
 	}
 
-	ReportChangedGUCOptions();
+	bp_session_report_settings();
 	ReadyForQuery(DestRemote);
 	s->send_ready_for_query = false;
 }

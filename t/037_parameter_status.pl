@@ -21,7 +21,8 @@
 #     each client's view with SHOW.  PST_SEED=N replays a run (the seed is
 #     printed); PST_STEPS sets the length;
 #   - psycopg: the same kind of run through python3-psycopg, checking
-#     conn.info.parameter_status() against SHOW after each statement;
+#     conn.info.parameter_status() against SHOW after each statement
+#     (test/clients/psycopg_paramstatus.py, on both ports);
 #   - and the server log free of crashes.
 
 use strict;
@@ -63,6 +64,8 @@ sub view_mismatch
 	}
 	return join('; ', @bad);
 }
+
+my $seed = $ENV{PST_SEED} // (time() ^ $$) % 1000000;
 
 sub ps_list
 {
@@ -181,8 +184,7 @@ sub greeting_ok
 ###########################################################################
 {
 	$node = make_node('random', 2);
-	my $seed = $ENV{PST_SEED} // (time() ^ $$) % 1000000;
-	my $steps = $ENV{PST_STEPS} // 400;
+	my $steps = $ENV{PST_STEPS} // 1000;
 	diag("t/037 random run: PST_SEED=$seed PST_STEPS=$steps");
 	srand($seed);
 
@@ -286,8 +288,34 @@ sub greeting_ok
 		$p->{pool}->terminate;
 		$p->{main}->terminate;
 	}
+	check_no_crash($node, 'random: no crash');
+	$node->stop;
 }
 
-check_no_crash($node, 'no crash');
-$node->stop;
+###########################################################################
+# The client's view through psycopg 3 (libpq)
+###########################################################################
+SKIP:
+{
+	skip 'psycopg 3 not installed (apt-get install python3-psycopg)', 4
+	  unless system('python3', '-c', 'import psycopg') == 0;
+	# a fresh pool: the executors a pin starts take only moved sessions
+	$node = make_node('psycopg', 2);
+	my $script = "$FindBin::RealBin/../test/clients/psycopg_paramstatus.py";
+	for my $port ($node->pool_port, $node->port)
+	{
+		my $label = $port == $node->pool_port ? 'pool' : 'main';
+		my ($out, $err) = ('', '');
+		my $ok = IPC::Run::run(
+			[ 'python3', $script, '--seed', $seed, '--steps', 300,
+				'--dsn', "host=127.0.0.1 port=$port dbname=plain user=app" ],
+			'>', \$out, '2>', \$err, IPC::Run::timeout(180));
+		ok($ok, "psycopg on the $label port (seed $seed): parameter_status() equals SHOW")
+		  or diag($out . $err);
+	}
+
+	check_no_crash($node, 'psycopg: no crash');
+	$node->stop;
+}
+
 done_testing();
