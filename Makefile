@@ -7,6 +7,7 @@ OBJS = \
 	channel.o \
 	client.o \
 	command.o \
+	conflict.o \
 	executor.o \
 	extended.o \
 	pool_io.o \

@@ -236,7 +236,8 @@ register_listener(void)
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	/* a hot standby serves read-only pooled sessions, as its backends */
+	worker.bgw_start_time = BgWorkerStart_ConsistentState;
 	worker.bgw_restart_time = 1;
 	strlcpy(worker.bgw_library_name, "builtin_pool", BGW_MAXLEN);
 	strlcpy(worker.bgw_function_name, "bp_listener_main", BGW_MAXLEN);

@@ -61,6 +61,7 @@
 #include "builtin_pool.h"
 #include "channel.h"
 #include "command.h"
+#include "conflict.h"
 #include "pinning.h"
 #include "extended.h"
 #include "pool_shmem.h"
@@ -212,6 +213,7 @@ executor_sigint(SIGNAL_ARGS)
 static void
 switch_in(PoolSession *s)
 {
+	bp_conflict_reset();
 	bp_session_switch_in(s);
 	bp_temp_namespace_switch_in(s);
 }
@@ -1317,7 +1319,7 @@ harvest_while_serving(PoolSession *s)
  * Returns false if the session must end.
  */
 static bool
-wait_session_input(PoolSession *s)
+wait_session_input_loop(PoolSession *s)
 {
 	bool		in_xact = IsTransactionOrTransactionBlock();
 	int			timeout = in_xact ? IdleInTransactionSessionTimeout : IdleSessionTimeout;
@@ -1400,6 +1402,21 @@ wait_session_input(PoolSession *s)
 }
 
 /*
+ * A recovery conflict met while the session is idle in its transaction
+ * ends it, as core ends a backend reading a command (conflict.c).
+ */
+static bool
+wait_session_input(PoolSession *s)
+{
+	bool		ready;
+
+	bp_conflict_waiting(IsTransactionOrTransactionBlock());
+	ready = wait_session_input_loop(s);
+	bp_conflict_waiting(false);
+	return ready;
+}
+
+/*
  * The session may be left for another once its ReadyForQuery is sent: no
  * transaction open, nothing of it buffered or half read.
  */
@@ -1477,7 +1494,8 @@ serve_current(bool must_read)
 				 (!IsTransactionOrTransactionBlock() ||
 				  n_sessions > 1 ||
 				  IdleInTransactionSessionTimeout > 0 ||
-				  bp_queue_wait_timeout > 0) &&
+				  bp_queue_wait_timeout > 0 ||
+				  bp_conflict_possible()) &&
 				 !wait_session_input(s))
 			break;				/* else (alone here) the read blocks in
 								 * secure_read */
@@ -1541,7 +1559,10 @@ recover_from_error(void)
 	QueryCancelPending = false;
 	running_key = 0;
 	pq_comm_reset();
-	EmitErrorReport();
+	/* a recovery conflict may end the session instead (conflict.c) */
+	if (s == NULL || !bp_conflict_end_session())
+		EmitErrorReport();
+	bp_conflict_reset();
 	debug_query_string = NULL;
 	AbortCurrentTransaction();
 	PortalErrorCleanup();
@@ -1593,7 +1614,7 @@ notify_clients_at_exit(int code, Datum arg)
 		bp_build_error(&msg, "FATAL", ERRCODE_ADMIN_SHUTDOWN,
 					   "terminating connection due to administrator command",
 					   NULL, NULL);
-	else
+	else if (!bp_conflict_exit_message(&msg))	/* a database dropped? */
 		bp_build_error(&msg, "FATAL", ERRCODE_CONNECTION_FAILURE,
 					   "terminating connection because its pool executor exited",
 					   NULL, "See the server log for the executor's error.");
@@ -1734,6 +1755,7 @@ bp_executor_main(Datum main_arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGINT, executor_sigint);
 	pqsignal(SIGUSR2, executor_sigusr2);
+	pqsignal(SIGUSR1, bp_conflict_sigusr1);
 
 	bp_sockets_close_inherited();
 	attach_slot(main_arg, &dboid, &roleid);

@@ -36,6 +36,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "access/xact.h"
 #include "common/ip.h"
 #include "lib/ilist.h"
 #include "libpq/pqformat.h"
@@ -285,7 +286,7 @@ exec_start(int slot, const char *dbname, const char *rolname)
 
 	memset(&w, 0, sizeof(w));
 	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	w.bgw_start_time = BgWorkerStart_ConsistentState;	/* see the listener's */
 	w.bgw_restart_time = BGW_NEVER_RESTART;
 	strlcpy(w.bgw_library_name, "builtin_pool", BGW_MAXLEN);
 	strlcpy(w.bgw_function_name, "bp_executor_main", BGW_MAXLEN);
@@ -1199,6 +1200,23 @@ tick(void)
 	return busy ? Min(timeout, BP_BUSY_TICK_MS) : timeout;
 }
 
+/*
+ * On a hot standby, replay that needs a lock or a row version a login's
+ * catalog lookup holds cancels the lookup's transaction (a recovery
+ * conflict; core's handler asks for a cancel only while a transaction is
+ * open).  Inside the lookup the cancel is an error for that login alone
+ * (auth.c catches it); one noticed only here, after the transaction ended,
+ * has nothing left to cancel, and raising it would end the listener, and
+ * with it every pooled session.  Nothing else cancels the listener: it
+ * ignores SIGINT and runs no timed statement.
+ */
+static void
+listener_drop_stale_cancel(void)
+{
+	if (QueryCancelPending && !IsTransactionOrTransactionBlock())
+		QueryCancelPending = false;
+}
+
 /* Tells clients still in our hands that we stop, then exits */
 static void
 listener_shutdown(void)
@@ -1296,6 +1314,7 @@ bp_listener_main(Datum main_arg)
 
 		MemoryContextSwitchTo(bp_scratch_cxt);
 		MemoryContextReset(bp_scratch_cxt);
+		listener_drop_stale_cancel();
 		CHECK_FOR_INTERRUPTS();
 		if (ShutdownRequestPending)
 			listener_shutdown();

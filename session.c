@@ -418,18 +418,28 @@ bp_putmessage_noblock(char msgtype, const char *s, size_t len)
 void
 bp_session_send_fatal(int sqlstate, const char *message)
 {
+	bp_session_send_fatal_detail(sqlstate, message, NULL, NULL);
+}
+
+/* The same with a detail and a hint, either may be NULL */
+void
+bp_session_send_fatal_detail(int sqlstate, const char *message,
+							 const char *detail, const char *hint)
+{
 	StringInfoData buf;
 
 	ereport(COMMERROR,
 			(errcode(sqlstate),
-			 errmsg_internal("%s", message)));
+			 errmsg_internal("%s", message),
+			 detail ? errdetail_internal("%s", detail) : 0,
+			 hint ? errhint("%s", hint) : 0));
 	if (bp_current == NULL)
 		return;
 	bp_current->closing = true;
 	if (bp_current->dead)
 		return;
 	initStringInfo(&buf);
-	bp_build_error(&buf, "FATAL", sqlstate, message, NULL, NULL);
+	bp_build_error(&buf, "FATAL", sqlstate, message, detail, hint);
 	/* bp_build_error wrote type and length; putmessage adds its own */
 	(void) bp_putmessage(buf.data[0], buf.data + 5, buf.len - 5);
 	(void) bp_flush();
@@ -1003,7 +1013,11 @@ bp_session_report_settings(void)
 
 	Assert(bp_current != NULL);
 
-	/* as core: in_hot_standby turns off when recovery ends, never on */
+	/*
+	 * As core: in_hot_standby turns off when recovery ends, never on.  Each
+	 * session still told "on" then gets "off" below, also one that moved
+	 * here after this executor's value changed.
+	 */
 	if (in_hot_standby_var != NULL && *in_hot_standby_var->variable &&
 		!RecoveryInProgress())
 		SetConfigOption("in_hot_standby", "false", PGC_INTERNAL, PGC_S_OVERRIDE);

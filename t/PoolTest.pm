@@ -72,11 +72,12 @@ sub free_port_range
 #   ports   => builtin_pool.session_pool_ports (default: not set, i.e. 1)
 #   max_worker_processes => (default 20)
 #   conf    => extra postgresql.conf text
+#   init    => { options of Cluster::init, e.g. allows_streaming => 1 }
 sub pool_node
 {
 	my ($name, %o) = @_;
 	my $node = PoolTest::Node->new($name);
-	$node->init;
+	$node->init(%{ $o{init} // {} });
 	my $nports = $o{ports} // 1;
 	my $pp = $o{pool_port} // free_port_range($nports);
 	$node->{_pool_port} = $pp;
