@@ -10,7 +10,8 @@
 #     B is moved to an executor the pin makes the listener start, which never
 #     greeted a session of its own; B's SETs there must still be reported;
 #   - random: 8 sessions on a pool of 2 (database without the extension),
-#     each paired with a main-port session running the same statements;
+#     two of them superusers that also switch session authorization and
+#     role (is_superuser, session_authorization), each paired with a main-port session running the same statements;
 #     seeded random SET / RESET / SET LOCAL / BEGIN .. COMMIT / ROLLBACK /
 #     aborted transactions / functions with SET clauses / RESET ALL /
 #     DISCARD ALL of reported settings, with forced moves: one session at a
@@ -99,14 +100,15 @@ my $node;
 
 sub login_pair
 {
-	my ($name) = @_;
+	my ($name, $user) = @_;
+	$user //= 'app';
 	my $p = PoolTest::Raw->new(port => $node->pool_port, timeout => 15);
 	my $m = PoolTest::Raw->new(port => $node->port, timeout => 15);
-	ok($p->login(user => 'app', database => 'plain', application_name => $name),
+	ok($p->login(user => $user, database => 'plain', application_name => $name),
 		"$name logs in through the pool");
-	ok($m->login(user => 'app', database => 'plain', application_name => $name),
+	ok($m->login(user => $user, database => 'plain', application_name => $name),
 		"$name logs in through the main port");
-	return { name => $name, pool => $p, main => $m };
+	return { name => $name, pool => $p, main => $m, su => $user ne 'app' };
 }
 
 # Runs SQL on both clients of a pair; returns '' if the two ports answered
@@ -199,7 +201,12 @@ sub greeting_ok
 	my @names = sort keys %values;
 	my $pick = sub { $_[ int(rand(@_)) ] };
 
-	my @pairs = map { login_pair("r$_") } 1 .. 8;
+	# two of them superusers: session_authorization and is_superuser change
+	my $su = $node->safe_psql('postgres', 'SELECT current_user');
+	my @pairs = ((map { login_pair("r$_") } 1 .. 6),
+		(map { login_pair("s$_", $su) } 1 .. 2));
+	my @auth = ('SET SESSION AUTHORIZATION app', 'RESET SESSION AUTHORIZATION',
+		'SET ROLE app', 'RESET ROLE', 'SET SESSION AUTHORIZATION DEFAULT');
 	my $holder;			# the pair inside an open transaction
 	my $pinned;			# the pair holding a temp table
 	my $failures = 0;
@@ -217,7 +224,8 @@ sub greeting_ok
 		{
 			my $n = $pick->(@names);
 			$sql =
-			    $r < 0.30 ? "SET LOCAL $n = " . $pick->(@{ $values{$n} })
+			    $pair->{su} && $r < 0.08 ? 'SET LOCAL ROLE app'
+			  : $r < 0.30 ? "SET LOCAL $n = " . $pick->(@{ $values{$n} })
 			  : $r < 0.50 ? "SET $n = " . $pick->(@{ $values{$n} })
 			  : $r < 0.55 ? "RESET $n"
 			  : $r < 0.60 ? 'SELECT pst_german()'
@@ -231,7 +239,8 @@ sub greeting_ok
 		{
 			my $n = $pick->(@names);
 			$sql =
-			    $r < 0.40 ? "SET $n = " . $pick->(@{ $values{$n} })
+			    $pair->{su} && $r < 0.15 ? $pick->(@auth)
+			  : $r < 0.40 ? "SET $n = " . $pick->(@{ $values{$n} })
 			  : $r < 0.50 ? "RESET $n"
 			  : $r < 0.54 ? 'RESET ALL'
 			  : $r < 0.57 ? 'DISCARD ALL'
