@@ -21,6 +21,8 @@
 #     step compares the ParameterStatus messages of the two ports and then
 #     each client's view with SHOW.  PST_SEED=N replays a run (the seed is
 #     printed); PST_STEPS sets the length;
+#     Greetings (also of sessions that log in after the run) must carry the
+#     ParameterStatus messages of a backend, in its order;
 #   - psycopg: the same kind of run through python3-psycopg, checking
 #     conn.info.parameter_status() against SHOW after each statement
 #     (test/clients/psycopg_paramstatus.py, on both ports);
@@ -134,14 +136,12 @@ sub run_pair
 	return join('; ', @diff);
 }
 
-# the two ports' greetings report the same values (but the pool's order)
+# the two ports' greetings report the same settings, values and order
 sub greeting_ok
 {
 	my ($pair) = @_;
-	my %p = map { $_->[0] => $_->[1] } @{ $pair->{pool}{startup}{param_status} };
-	my %m = map { $_->[0] => $_->[1] } @{ $pair->{main}{startup}{param_status} };
-	delete $p{$_} for grep { !exists $m{$_} } keys %p;
-	is_deeply(\%p, \%m, "$pair->{name}: greeting reports the values of a backend");
+	is(ps_list($pair->{pool}{startup}), ps_list($pair->{main}{startup}),
+		"$pair->{name}: greeting's ParameterStatus as a backend's");
 	return;
 }
 
@@ -205,6 +205,7 @@ sub greeting_ok
 	my $su = $node->safe_psql('postgres', 'SELECT current_user');
 	my @pairs = ((map { login_pair("r$_") } 1 .. 6),
 		(map { login_pair("s$_", $su) } 1 .. 2));
+	greeting_ok($_) for @pairs;
 	my @auth = ('SET SESSION AUTHORIZATION app', 'RESET SESSION AUTHORIZATION',
 		'SET ROLE app', 'RESET ROLE', 'SET SESSION AUTHORIZATION DEFAULT');
 	my $holder;			# the pair inside an open transaction
@@ -292,6 +293,15 @@ sub greeting_ok
 	}
 	is($failures, 0, "random run (PST_SEED=$seed): every step as on the main port");
 	cmp_ok($moves_seen, '>', 0, "sessions moved between executors during the run ($moves_seen seen)");
+
+	# new sessions greeted on executors whose sessions changed everything
+	for my $i (1 .. 3)
+	{
+		my $late = login_pair("late$i");
+		greeting_ok($late);
+		is(view_mismatch($late->{pool}), '', "late$i: view agrees with SHOW");
+		push @pairs, $late;
+	}
 	for my $p (@pairs)
 	{
 		$p->{pool}->terminate;
