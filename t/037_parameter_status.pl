@@ -11,18 +11,18 @@
 #     greeted a session of its own; B's SETs there must still be reported;
 #   - random: 8 sessions on a pool of 2 (database without the extension),
 #     two of them superusers that also switch session authorization and
-#     role (is_superuser, session_authorization), each paired with a main-port session running the same statements;
-#     seeded random SET / RESET / SET LOCAL / BEGIN .. COMMIT / ROLLBACK /
-#     aborted transactions / functions with SET clauses / RESET ALL /
-#     DISCARD ALL of reported settings, with forced moves: one session at a
-#     time holds its transaction open over several steps (the sessions queued
-#     behind it are handed back after 20 ms), and one at a time pins its
-#     executor with a temp table (its executor's other sessions move).  Each
-#     step compares the ParameterStatus messages of the two ports and then
-#     each client's view with SHOW.  PST_SEED=N replays a run (the seed is
-#     printed); PST_STEPS sets the length;
-#     Greetings (also of sessions that log in after the run) must carry the
-#     ParameterStatus messages of a backend, in its order;
+#     role (is_superuser, session_authorization), each paired with a
+#     main-port session running the same statements: seeded random SET /
+#     RESET / SET LOCAL / BEGIN .. COMMIT / ROLLBACK / aborted transactions /
+#     functions with SET clauses / RESET ALL / DISCARD ALL of reported
+#     settings, with forced moves: one session at a time holds its
+#     transaction open over several steps (the sessions queued behind it are
+#     handed back after 20 ms), and one at a time pins its executor with a
+#     temp table (its executor's other sessions move).  Each step compares
+#     the ParameterStatus messages of the two ports and then each client's
+#     view with SHOW.  PST_SEED=N replays a run (the seed is printed),
+#     PST_STEPS sets its length.  Greetings, also of sessions that log in
+#     after the run, carry a backend's ParameterStatus messages in its order;
 #   - psycopg: the same kind of run through python3-psycopg, checking
 #     conn.info.parameter_status() against SHOW after each statement
 #     (test/clients/psycopg_paramstatus.py, on both ports);
