@@ -9,6 +9,7 @@ OBJS = \
 	command.o \
 	executor.o \
 	extended.o \
+	mainport.o \
 	pool_io.o \
 	pool_shmem.o \
 	pinning.o \

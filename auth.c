@@ -440,7 +440,7 @@ lookup_locked(PoolAuthRequest *req, AuthFacts *f, MemoryContext cxt)
 	if (OidIsValid(f->roleid) && OidIsValid(f->dboid))
 		f->canconnect = f->rolsuper ||
 			pg_database_aclcheck(f->dboid, f->roleid, ACL_CONNECT) == ACLCHECK_OK;
-	f->hba = hba_find(req, f->roleid);
+	f->hba = req->authenticated ? NULL : hba_find(req, f->roleid);
 	if (f->hba && method_wants_password(f->hba->auth_method))
 	{
 		const char *logdetail = NULL;
@@ -733,7 +733,7 @@ bp_auth_begin(PoolAuthRequest *req, MemoryContext parent, PoolAuthExchange **ex,
 	bool		busy;
 
 	*ex = NULL;
-	if (hba_cxt == NULL)
+	if (hba_cxt == NULL && !req->authenticated)
 		return refuse(why, ERRCODE_CONFIG_FILE_ERROR,
 					  psprintf("could not load %s", HbaFileName), NULL,
 					  pstrdup("Fix the file and reload the server configuration."),
@@ -742,6 +742,8 @@ bp_auth_begin(PoolAuthRequest *req, MemoryContext parent, PoolAuthExchange **ex,
 		return refuse_error(why, edata);
 	if (busy)
 		return PA_BUSY;
+	if (req->authenticated)
+		return admit_checks(req, &f, why, ident);
 	if (f.hba)
 		line = psprintf("Connection matched pg_hba.conf line %d: \"%s\"",
 						f.hba->linenumber, f.hba->rawline);

@@ -64,6 +64,8 @@ typedef struct PoolConn
 	uint32		cancel_key;		/* in the cancel key table while non-zero */
 	pid_t		key_pid;		/* resumed: the pid its client knows */
 	bool		handed_over;	/* sent to an executor: no longer ours */
+	bool		main_port;		/* authenticated by a main port backend
+								 * (mainport.c) */
 
 	/* the password exchange, while PC_AUTH */
 	PoolAuthExchange *auth;
@@ -88,7 +90,7 @@ extern MemoryContext bp_conn_cxt;
 #define conn_log(c, elevel, ...) \
 	ereport((elevel), (__VA_ARGS__, \
 					   errcontext("pool connection from %s on port %d", \
-								  (c)->remote_host, bp_port + (c)->port_index)))
+								  (c)->remote_host, bp_port_for_index((c)->port_index))))
 
 /* client.c */
 extern void conn_accept(int fd, int port_index, bool is_unix);
@@ -99,6 +101,9 @@ extern void conn_refuse(PoolConn *c, int elevel, int sqlstate, const char *msg,
 extern void conn_expire(PoolConn *c);
 extern void conn_end_pending(PoolConn *c);
 extern bool conn_retry_lookups(void);
+extern void conn_forward_cancel(pid_t pid, uint32 key, const char *from);
+extern void conn_adopt_main(int fd, ProtocolVersion proto, const char *body,
+							int len);
 
 /* proxy.c */
 extern void conn_close(PoolConn *c);

@@ -61,6 +61,7 @@
 #include "utils/plancache.h"
 #include "utils/snapmgr.h"
 
+#include "builtin_pool.h"
 #include "pool_shmem.h"
 #include "pinning.h"
 #include "prepared.h"
@@ -495,7 +496,9 @@ bp_session_report_start(PoolSession *s)
 
 	if (!Log_connections)
 		return;
-	if (s->port->remote_port[0])
+	if (bp_main_port_pooled())
+		;						/* its backend logged it (mainport.c) */
+	else if (s->port->remote_port[0])
 		ereport(LOG,
 				(errmsg("connection received: host=%s port=%s",
 						s->port->remote_host, s->port->remote_port)));
