@@ -282,6 +282,30 @@ my $other_backends = q{SELECT count(*) FROM pg_stat_activity
 }
 
 ###########################################################################
+# the first logins after a start, before any backend wrote the shared
+# relcache init file: a login while a pooled session exists must not need
+# a database (it once failed with "cannot read pg_class without having
+# selected a database")
+###########################################################################
+{
+	$node->append_conf('postgresql.conf', "builtin_pool.smart_shutdown_guard = off\n");
+	$node->restart;
+	# many logins at once: the first ones count as pooled sessions while
+	# their executor starts, and the others log in meanwhile
+	my @c = map { PoolTest::Raw->new(path => $sock) } 1 .. 30;
+	$_->send_startup(user => 'app', database => 'app') for @c;
+	my @bad;
+	for my $c (@c)
+	{
+		my $r = $c->read_startup_response(30);
+		push @bad, ($r->{errors}[0]{M} // 'no answer') unless $r->{ok};
+		$c->terminate;
+	}
+	is(scalar @bad, 0, '30 simultaneous logins right after a restart')
+	  or diag(join("\n", @bad));
+}
+
+###########################################################################
 # the server log
 ###########################################################################
 {
