@@ -63,6 +63,7 @@
 #include "command.h"
 #include "pinning.h"
 #include "extended.h"
+#include "mainport.h"
 #include "pool_shmem.h"
 #include "prepared.h"
 #include "protocol.h"
@@ -1728,6 +1729,7 @@ bp_executor_main(Datum main_arg)
 	pqsignal(SIGUSR2, executor_sigusr2);
 
 	bp_sockets_close_inherited();
+	bp_mainport_forget();
 	attach_slot(main_arg, &dboid, &roleid);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dboid, roleid, 0);

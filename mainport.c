@@ -96,6 +96,22 @@ bp_mainport_create(void)
 	main_recv_fd = sv[1];
 }
 
+/*
+ * See mainport.h.  Whoever holds the sending end can hand the listener a
+ * client as authenticated, so every process that will run queries closes
+ * both ends: a dedicated backend once it knows it is one, executors at
+ * start.  Only postmaster children ever held them.
+ */
+void
+bp_mainport_forget(void)
+{
+	if (main_send_fd >= 0)
+		close(main_send_fd);
+	if (main_recv_fd >= 0)
+		close(main_recv_fd);
+	main_send_fd = main_recv_fd = -1;
+}
+
 /* ---------------------------------------------------------------------
  * The backend's half
  * ---------------------------------------------------------------------
@@ -207,8 +223,13 @@ bp_mainport_client_auth(Port *port, int status)
 	PoolMainClient h;
 	int			fd = port->sock;
 
-	if (status != STATUS_OK || !client_is_pooled(port))
+	if (status != STATUS_OK)
 		return;
+	if (!client_is_pooled(port))
+	{
+		bp_mainport_forget();
+		return;
+	}
 
 	initStringInfo(&buf);
 	memset(&h, 0, sizeof(h));
@@ -225,6 +246,7 @@ bp_mainport_client_auth(Port *port, int status)
 				(errcode_for_socket_access(),
 				 errmsg("builtin_pool could not hand a main port client to the pool listener, serving it with its own backend: %m")));
 		pfree(buf.data);
+		bp_mainport_forget();
 		return;
 	}
 

@@ -45,6 +45,9 @@ extern void bp_mainport_create(void);
  */
 extern void bp_mainport_client_auth(struct Port *port, int status);
 
+/* Closes the inherited channel: for processes that run queries */
+extern void bp_mainport_forget(void);
+
 /* Every process, from emit_log_hook: routes main port cancels (mainport.c) */
 extern void bp_mainport_log_hook(ErrorData *edata);
 
