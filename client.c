@@ -206,6 +206,9 @@ conn_refuse(PoolConn *c, int elevel, int sqlstate, const char *msg,
 	StringInfoData buf;
 
 	initStringInfo(&buf);
+	/* core refuses an authenticated client after AuthenticationOk */
+	if (c->main_port)
+		appendBinaryStringInfo(&buf, "R\0\0\0\x08\0\0\0\0", 9);
 	bp_build_error(&buf, "FATAL", sqlstate, msg, detail, hint);
 	(void) conn_send(c, buf.data, buf.len);
 	pfree(buf.data);

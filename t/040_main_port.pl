@@ -123,6 +123,20 @@ sub raw_login
 	$d->terminate;
 }
 
+# a refusal after authentication: AuthenticationOk, then the error, as core
+{
+	my $p = PoolTest::Raw->new(path => $sock);
+	$p->login(user => 'app', database => 'nosuchdb');
+	my $d = PoolTest::Raw->new(path => $sock);
+	$d->login(user => $os_user, database => 'nosuchdb');
+	is($p->{startup}{types}, $d->{startup}{types},
+		'missing database: the messages of a dedicated backend ('
+		  . $d->{startup}{types} . ')');
+	is(PoolTest::Raw::sqlstate($p->{startup}), '3D000', 'missing database: 3D000');
+	$p->close;
+	$d->close;
+}
+
 ###########################################################################
 # cancel through the main port
 ###########################################################################
