@@ -962,6 +962,21 @@ hand_back(PoolSession *s, long waited_ms)
 	Assert(bp_current != s && s->greeted && !s->dead);
 	if (bp_session_output_pending(s))
 		return false;			/* the client is slow: it stays here */
+
+	/*
+	 * What it did here is in this process's pending statistics: flush them
+	 * before the listener can pass it on, as its own backend would have them
+	 * counted by the time it reads them elsewhere (pg_stat_force_next_flush()
+	 * there cannot reach here).  Flushed after the send, they raced the
+	 * session's next query on its new executor.  Not inside the current
+	 * session's transaction (sessions queued behind it leave meanwhile):
+	 * core flushes only outside one, so they go at its end.
+	 */
+	if (IsTransactionOrTransactionBlock())
+		pgstat_force_next_flush();
+	else
+		(void) pgstat_report_stat(true);
+
 	initStringInfo(&buf);
 	memset(&h, 0, sizeof(h));
 	appendBinaryStringInfo(&buf, (char *) &h, sizeof(h));
@@ -999,13 +1014,6 @@ hand_back(PoolSession *s, long waited_ms)
 	s->dead = true;
 	s->moved = true;
 	close_session(s);
-
-	/*
-	 * What it did here is in this process's pending statistics: flush them
-	 * now, as its own backend would have them counted by the time it reads
-	 * them elsewhere (pg_stat_force_next_flush() there cannot reach here).
-	 */
-	(void) pgstat_report_stat(true);
 	return true;
 }
 

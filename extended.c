@@ -315,7 +315,7 @@ static void
 note_result_change(PoolSession *s, PoolStatement *st)
 {
 	TupleDesc	desc;
-	char	   *sig;
+	TupleDesc	was;
 
 	if (st->name[0] == '\0')
 		desc = s->unnamed_psrc ? s->unnamed_psrc->resultDesc : NULL;
@@ -326,15 +326,106 @@ note_result_change(PoolSession *s, PoolStatement *st)
 
 		desc = entry ? entry->plansource->resultDesc : NULL;
 	}
-	sig = bp_result_signature(desc);
-	if (st->result_sig && strcmp(sig, st->result_sig) != 0)
+	was = bp_statement_result_desc(st);
+	if ((desc == NULL) != (was == NULL) ||
+		(desc != NULL && !equalTupleDescs(desc, was)))
 	{
 		if (st->name[0] == '\0')
 			s->unnamed_changed = true;
 		else if (bp_statement_find(st->name))
 			bp_statement_find(st->name)->result_changed = true;
 	}
-	pfree(sig);
+}
+
+/*
+ * A moved statement that cannot be prepared again here (its table was
+ * dropped meanwhile) is stored as core's plan cache keeps it after such an
+ * invalidation: its raw parse tree and its result columns, marked invalid.
+ * Core then does the rest as in the session's own backend: EXECUTE, Bind
+ * and Describe analyze it again and fail with the analysis's error until
+ * the table is back, pg_prepared_statements lists it, DEALLOCATE drops it,
+ * and result columns that came back changed fail with "cached plan must
+ * not change result type".
+ */
+static void
+keep_unprepared(PoolSession *s, PoolStatement *st)
+{
+	RawStmt    *raw = NULL;
+	ListCell   *lc;
+	CachedPlanSource *psrc;
+	MemoryContext old;
+
+	foreach(lc, pg_parse_query(st->query))
+	{
+		RawStmt    *r = lfirst_node(RawStmt, lc);
+
+		if (!st->from_sql)
+		{
+			raw = r;
+			break;
+		}
+		if (r->stmt_location == st->stmt_location && IsA(r->stmt, PrepareStmt))
+		{
+			/* PrepareQuery's cached plan holds the PREPARE's inner query */
+			raw = makeNode(RawStmt);
+			raw->stmt = ((PrepareStmt *) r->stmt)->query;
+			raw->stmt_location = st->stmt_location;
+			raw->stmt_len = st->stmt_len;
+			break;
+		}
+	}
+	if (raw == NULL)
+		elog(ERROR, "statement \"%s\" not found in its source text", st->name);
+
+	psrc = CreateCachedPlan(raw, st->query, CreateCommandTag(raw->stmt));
+	CompleteCachedPlan(psrc, NIL, NULL, st->param_types, st->num_params,
+					   NULL, NULL, CURSOR_OPT_PARALLEL_OK, true);
+	old = MemoryContextSwitchTo(psrc->context);
+	psrc->resultDesc = bp_statement_result_desc(st);
+	MemoryContextSwitchTo(old);
+	psrc->is_valid = false;
+
+	if (st->name[0] == '\0')
+	{
+		SaveCachedPlan(psrc);
+		s->unnamed_psrc = psrc;
+	}
+	else
+	{
+		PoolStatement *kept;
+
+		StorePreparedStatement(bp_statement_key(s, st->name), psrc, st->from_sql);
+		kept = bp_statement_remember(st->name, st->query, st->param_types,
+									 st->num_params, st->from_sql);
+		kept->stmt_location = st->stmt_location;
+		kept->stmt_len = st->stmt_len;
+		bp_statement_restore_history(s, st);
+	}
+}
+
+/* Runs keep_unprepared in a transaction of its own; false if that failed */
+static bool
+try_keep_unprepared(PoolSession *s, PoolStatement *st)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	bool		kept = true;
+
+	PG_TRY();
+	{
+		bp_start_xact_command();
+		keep_unprepared(s, st);
+		bp_finish_xact_command();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		AbortCurrentTransaction();
+		bp_xact_started = false;
+		kept = false;
+	}
+	PG_END_TRY();
+	return kept;
 }
 
 void
@@ -361,6 +452,7 @@ bp_restore_statements(PoolSession *s)
 				parse_statement(st->name, st->query, st->param_types,
 								st->num_params, false);
 			note_result_change(s, st);
+			bp_statement_restore_history(s, st);
 			bp_finish_xact_command();
 		}
 		PG_CATCH();
@@ -372,9 +464,10 @@ bp_restore_statements(PoolSession *s)
 			FlushErrorState();
 			AbortCurrentTransaction();
 			bp_xact_started = false;
-			ereport(LOG,
-					(errmsg("could not prepare statement \"%s\" again after moving its session: %s",
-							st->name, edata->message)));
+			if (!try_keep_unprepared(s, st))
+				ereport(LOG,
+						(errmsg("could not prepare statement \"%s\" again after moving its session: %s",
+								st->name, edata->message)));
 			FreeErrorData(edata);
 		}
 		PG_END_TRY();

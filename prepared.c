@@ -523,24 +523,118 @@ bp_prepared_init(void)
  * ---------------------------------------------------------------------
  */
 
+/*
+ * Result columns as core's plan cache compares them (equalTupleDescs on
+ * what ExecCleanTypeFromTL builds: name, type, typmod, collation), so that
+ * a statement kept unprepared after a move fails as core's would when its
+ * columns come back changed.  -1 for none.
+ */
+static void
+put_result_desc(StringInfo buf, TupleDesc desc)
+{
+	int			i;
+
+	bp_put_int32(buf, desc ? desc->natts : -1);
+	for (i = 0; desc && i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		bp_put_string(buf, NameStr(att->attname));
+		bp_put_int32(buf, (int32) att->atttypid);
+		bp_put_int32(buf, att->atttypmod);
+		bp_put_int32(buf, (int32) att->attcollation);
+	}
+}
+
+/* Reads put_result_desc's output into st (no catalog access here) */
+static void
+get_result_desc(StringInfo in, PoolStatement *st)
+{
+	StringInfoData sig;
+	int			i;
+
+	st->result_natts = bp_get_int32(in);
+	initStringInfo(&sig);
+	if (st->result_natts >= 0)
+	{
+		st->result_names = palloc(Max(st->result_natts, 1) * sizeof(char *));
+		st->result_types = palloc(Max(st->result_natts, 1) * sizeof(Oid));
+		st->result_typmods = palloc(Max(st->result_natts, 1) * sizeof(int32));
+		st->result_colls = palloc(Max(st->result_natts, 1) * sizeof(Oid));
+		appendStringInfo(&sig, "%d:", st->result_natts);
+	}
+	for (i = 0; i < st->result_natts; i++)
+	{
+		st->result_names[i] = pstrdup(bp_get_string(in));
+		st->result_types[i] = (Oid) bp_get_int32(in);
+		st->result_typmods[i] = bp_get_int32(in);
+		st->result_colls[i] = (Oid) bp_get_int32(in);
+		/* as bp_result_signature writes it */
+		appendStringInfo(&sig, "%u/%d,", st->result_types[i], st->result_typmods[i]);
+	}
+	st->result_sig = sig.data;
+}
+
+/*
+ * Core's statement table keeps when a statement was prepared and how many
+ * generic and custom plans it made; a move prepares it again, so they are
+ * given back here.
+ */
+void
+bp_statement_restore_history(PoolSession *s, const PoolStatement *st)
+{
+	PreparedStatement *entry;
+
+	if (st->name[0] == '\0')
+		return;
+	entry = FetchPreparedStatement(bp_statement_key(s, st->name), false);
+	if (entry == NULL)
+		return;
+	entry->prepare_time = st->prepare_time;
+	entry->plansource->num_generic_plans = st->generic_plans;
+	entry->plansource->num_custom_plans = st->custom_plans;
+}
+
+/* Built as ExecCleanTypeFromTL builds core's, in the current context */
+TupleDesc
+bp_statement_result_desc(const PoolStatement *st)
+{
+	TupleDesc	desc;
+	int			i;
+
+	if (st->result_natts < 0)
+		return NULL;
+	desc = CreateTemplateTupleDesc(st->result_natts);
+	for (i = 0; i < st->result_natts; i++)
+	{
+		TupleDescInitEntry(desc, i + 1, st->result_names[i],
+						   st->result_types[i], st->result_typmods[i], 0);
+		TupleDescInitEntryCollation(desc, i + 1, st->result_colls[i]);
+	}
+	return desc;
+}
+
 /* One statement: enough to prepare it again, and its result columns */
 static void
 put_statement(StringInfo buf, const char *name, const char *query,
 			  const Oid *param_types, int num_params, bool from_sql,
-			  int stmt_location, TupleDesc result)
+			  int stmt_location, int stmt_len, PreparedStatement *entry,
+			  TupleDesc result)
 {
 	int			i;
-	char	   *sig = bp_result_signature(result);
 
 	bp_put_string(buf, name);
 	bp_put_string(buf, query);
 	appendStringInfoChar(buf, from_sql ? 1 : 0);
 	bp_put_int32(buf, stmt_location);
+	bp_put_int32(buf, stmt_len);
 	bp_put_int32(buf, num_params);
 	for (i = 0; i < num_params; i++)
 		bp_put_int32(buf, (int32) param_types[i]);
-	bp_put_string(buf, sig);
-	pfree(sig);
+	put_result_desc(buf, result);
+	bp_put_int64(buf, entry ? entry->prepare_time : 0);
+	bp_put_int64(buf, entry ? entry->plansource->num_generic_plans : 0);
+	bp_put_int64(buf, entry ? entry->plansource->num_custom_plans : 0);
 }
 
 /* Reads put_statement's output, in the current memory context */
@@ -554,12 +648,16 @@ get_statement(StringInfo in)
 	st->query = pstrdup(bp_get_string(in));
 	st->from_sql = pq_getmsgbyte(in) != 0;
 	st->stmt_location = bp_get_int32(in);
+	st->stmt_len = bp_get_int32(in);
 	st->num_params = bp_get_int32(in);
 	if (st->num_params > 0)
 		st->param_types = palloc(st->num_params * sizeof(Oid));
 	for (j = 0; j < st->num_params; j++)
 		st->param_types[j] = (Oid) bp_get_int32(in);
-	st->result_sig = pstrdup(bp_get_string(in));
+	get_result_desc(in, st);
+	st->prepare_time = bp_get_int64(in);
+	st->generic_plans = bp_get_int64(in);
+	st->custom_plans = bp_get_int64(in);
 	return st;
 }
 
@@ -578,7 +676,7 @@ bp_statements_serialize(PoolSession *s, StringInfo buf)
 
 		put_statement(buf, st->name, st->query, st->param_types,
 					  st->num_params, st->from_sql, st->stmt_location,
-					  entry ? entry->plansource->resultDesc : NULL);
+					  st->stmt_len, entry, entry ? entry->plansource->resultDesc : NULL);
 		pfree(key);
 	}
 
@@ -587,7 +685,7 @@ bp_statements_serialize(PoolSession *s, StringInfo buf)
 	if (s->unnamed_psrc)
 		put_statement(buf, "", s->unnamed_psrc->query_string,
 					  s->unnamed_psrc->param_types, s->unnamed_psrc->num_params,
-					  false, 0, s->unnamed_psrc->resultDesc);
+					  false, 0, 0, NULL, s->unnamed_psrc->resultDesc);
 }
 
 /*

@@ -9,6 +9,7 @@
 #define PREPARED_H
 
 #include "access/tupdesc.h"
+#include "datatype/timestamp.h"
 #include "session.h"
 
 /* What a session needs to prepare a statement again elsewhere */
@@ -23,6 +24,16 @@ typedef struct PoolStatement
 	int			stmt_len;
 	char	   *result_sig;		/* result columns when first prepared, for a
 								 * move; NULL if not known */
+	/* moved in: what pg_prepared_statements showed of it */
+	TimestampTz prepare_time;
+	int64		generic_plans;
+	int64		custom_plans;
+	/* moved in: its result columns as core's plan cache compares them */
+	int			result_natts;	/* -1 if it returns no rows */
+	char	  **result_names;
+	Oid		   *result_types;
+	int32	   *result_typmods;
+	Oid		   *result_colls;
 	bool		result_changed; /* prepared again after a move with other
 								 * result columns: Bind fails as core's would */
 } PoolStatement;
@@ -46,6 +57,12 @@ extern PoolStatement *bp_statement_find(const char *name);
 
 /* "n:type/typmod,..." of a statement's result columns ("" for none) */
 extern char *bp_result_signature(TupleDesc desc);
+
+/* Gives a statement prepared again after a move its prepare time and plan counts */
+extern void bp_statement_restore_history(PoolSession *s, const PoolStatement *st);
+
+/* A moved-in statement's result columns (needs a transaction), or NULL */
+extern TupleDesc bp_statement_result_desc(const PoolStatement *st);
 
 /* core's error for a statement whose result columns changed */
 extern void bp_check_result_unchanged(PoolStatement *st);

@@ -121,6 +121,14 @@ bp_put_int32(StringInfo buf, int32 v)
 	appendBinaryStringInfo(buf, (char *) &n, 4);
 }
 
+static inline void
+bp_put_int64(StringInfo buf, int64 v)
+{
+	uint64		n = pg_hton64((uint64) v);
+
+	appendBinaryStringInfo(buf, (char *) &n, 8);
+}
+
 static inline const char *
 bp_get_string(StringInfo in)
 {
@@ -131,6 +139,12 @@ static inline int32
 bp_get_int32(StringInfo in)
 {
 	return (int32) pq_getmsgint(in, 4);
+}
+
+static inline int64
+bp_get_int64(StringInfo in)
+{
+	return pq_getmsgint64(in);
 }
 
 /* The session switched in, or NULL */

@@ -37,13 +37,14 @@ sub new_session
 	return $c;
 }
 
-# wait until the executor PID sleeps in pg_sleep()
+# wait until the executor PID sleeps in pg_sleep() (on NODE, default $node)
 sub wait_sleeping
 {
-	my ($pid) = @_;
+	my ($pid, $on) = @_;
+	$on //= $node;
 	return wait_until(
 		sub {
-			$node->safe_psql('postgres',
+			$on->safe_psql('postgres',
 				"SELECT wait_event FROM pg_stat_activity WHERE pid = $pid") eq
 			  'PgSleep';
 		},
@@ -312,11 +313,7 @@ check_no_crash($node, 'after stop');
 
 	# X's key (with the pid X was given) cancels X where it runs now
 	$X->send_query('SELECT pg_sleep(30)');
-	ok( wait_until(sub {
-				$n2->safe_psql('postgres',
-					"SELECT wait_event FROM pg_stat_activity WHERE pid = $now") eq 'PgSleep';
-			}, 10),
-		'moved X sleeps on its new executor');
+	ok(wait_sleeping($now, $n2), 'moved X sleeps on its new executor');
 	$Y->send_query('SELECT pg_sleep(2)');
 	my $t0 = time();
 	PoolTest::Raw->cancel(port => $pp2, pid => $X->{startup}{pid}, key => $X->{startup}{key});
@@ -328,6 +325,46 @@ check_no_crash($node, 'after stop');
 	$_->terminate for @s;
 	check_no_crash($n2);
 	$n2->stop;
+}
+
+###########################################################################
+# the executor whose pid a session was given has exited (it was started
+# while the pool's only executor was pinned, and retired when the pin ended,
+# its session moved back): the session's pid and key still cancel it where
+# it runs
+###########################################################################
+{
+	my $n3 = pool_node('cancel_retired', size => 1);
+	$n3->start;
+	setup_app($n3);
+	my $pp3 = $n3->pool_port;
+	my $login = sub {
+		my $c = PoolTest::Raw->new(port => $pp3);
+		$c->login(user => 'app', database => 'app') or die 'login failed';
+		return $c;
+	};
+	my $Y = $login->();
+	$Y->query('CREATE TEMP TABLE pin_me (x int)');
+	my $X = $login->();
+	my $given = $X->{startup}{pid};
+	isnt($given, $Y->{startup}{pid}, 'X logs in on an executor started beside the pinned one');
+	$Y->terminate;
+	ok( wait_until(sub {
+				$n3->safe_psql('postgres',
+					"SELECT count(*) FROM pg_stat_activity WHERE pid = $given") eq '0';
+			}, 30),
+		'the executor X was given retired once the pin ended');
+	my $now = $X->query_value('SELECT pg_backend_pid()');
+	isnt($now, $given, "X runs on another executor ($now)");
+	$X->send_query('SELECT pg_sleep(30)');
+	ok(wait_sleeping($now, $n3), 'X sleeps there');
+	PoolTest::Raw->cancel(port => $pp3, pid => $given, key => $X->{startup}{key});
+	my $r = $X->read_result(10);
+	is(PoolTest::Raw::sqlstate($r), '57014',
+		'X canceled by the pid of its retired executor and its key');
+	$X->terminate;
+	check_no_crash($n3);
+	$n3->stop;
 }
 
 done_testing();

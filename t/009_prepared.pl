@@ -519,7 +519,10 @@ ok( wait_until(
 # prepared again there.  They must behave as they did: core keeps a
 # statement's search_path, reports a changed result type of a cached
 # SELECT * (0A000), keeps the unnamed statement until the next Parse or
-# simple Query, and runs the statement last prepared under a name.
+# simple Query, and runs the statement last prepared under a name.  A
+# statement whose table was dropped before the move cannot be prepared
+# again: it stays, failing as core's revalidation fails until the table is
+# back, listed, and with core's 0A000 if its columns came back changed.
 {
 	$node->safe_psql('app', q{
 		CREATE SCHEMA s1 AUTHORIZATION app; CREATE SCHEMA s2 AUTHORIZATION app;
@@ -528,6 +531,8 @@ ok( wait_until(
 		CREATE TABLE chg (a int, b int); INSERT INTO chg VALUES (1, 2);
 		ALTER TABLE s1.tt OWNER TO app; ALTER TABLE s2.tt OWNER TO app;
 		ALTER TABLE chg OWNER TO app;
+		CREATE TABLE gone (a int); CREATE TABLE gone2 (a int);
+		ALTER TABLE gone OWNER TO app; ALTER TABLE gone2 OWNER TO app;
 	});
 
 	# two sessions sharing an executor: among 8 sessions on 4 executors
@@ -554,9 +559,18 @@ ok( wait_until(
 		sq($conn, 'PREPARE typ(numeric) AS SELECT $1 * 2');
 		ext($conn, P('pdecl', 'SELECT $1', 20) . S());
 		ext($conn, P('', q{SELECT 'unnamed kept'}) . S());
+		sq($conn, 'PREPARE gone_sql AS SELECT * FROM gone');
+		ext($conn, P('gone_p', 'SELECT a FROM gone2 WHERE a > $1', 23) . S());
 	}
 	is($before{pool}, $before{main}, "search_path at PREPARE time counts ($before{main})");
 	$node->safe_psql('app', 'ALTER TABLE chg ADD COLUMN c int DEFAULT 3');
+	$node->safe_psql('app', 'DROP TABLE gone, gone2');
+
+	# what pg_prepared_statements shows of them, which the move keeps
+	sq($Bp, 'EXECUTE typ(1.5)') for 1 .. 6;
+	my $history = q{SELECT string_agg(name || ' ' || prepare_time || ' ' || generic_plans
+		|| '/' || custom_plans, ', ' ORDER BY name) FROM pg_prepared_statements};
+	my $history_before = sq($Bp, $history);
 
 	# A pins its executor: B moves
 	is(sq($Ap, 'CREATE TEMP TABLE pin_me (x int)'), '', 'A: CREATE TEMP TABLE (pins)');
@@ -567,6 +581,8 @@ ok( wait_until(
 			},
 			20),
 		'B moved off the pinned executor');
+	is(sq($Bp, $history), $history_before,
+		'moved session: prepare times and plan counts kept');
 
 	my %after;
 	for my $c ([ main => $M2 ], [ pool => $Bp ])
@@ -585,16 +601,44 @@ ok( wait_until(
 		$r = ext($conn, D('S', 'pdecl') . S());
 		push @r, 'pdecl: ' . ($r->{types} // '');
 		push @r, 'names: ' . sq($conn, q{SELECT string_agg(name, ',' ORDER BY name) FROM pool_prepared_statements});
+		push @r, 'gone_sql dropped: ' . sq($conn, 'EXECUTE gone_sql');
+		$r = ext_exec($conn, 'gone_p', 0);
+		push @r, 'gone_p dropped: ' . (err_str($r) || rows_str($r));
+		push @r, 'gone_p described: ' . err_str(ext($conn, D('S', 'gone_p') . S()));
 		$after{$label} = \@r;
+	}
+
+	# the tables come back, gone2 with its column's type changed
+	$node->safe_psql('app', q{
+		CREATE TABLE gone (a int); INSERT INTO gone VALUES (7);
+		CREATE TABLE gone2 (a bigint); INSERT INTO gone2 VALUES (8);
+		ALTER TABLE gone OWNER TO app; ALTER TABLE gone2 OWNER TO app;
+	});
+	for my $c ([ main => $M2 ], [ pool => $Bp ])
+	{
+		my ($label, $conn) = @$c;
+		push @{ $after{$label} }, 'gone_sql back: ' . sq($conn, 'EXECUTE gone_sql');
+		my $r = ext_exec($conn, 'gone_p', 0);
+		push @{ $after{$label} }, 'gone_p back: ' . (err_str($r) || rows_str($r));
+		push @{ $after{$label} }, 'gone dealloc: ' . sq($conn, 'DEALLOCATE gone_sql');
+		push @{ $after{$label} }, 'gone names: '
+		  . sq($conn, q{SELECT string_agg(name, ',' ORDER BY name) FROM pg_prepared_statements WHERE name LIKE 'gone%'});
 	}
 	isnt($after{pool_pid}, $shared, "B runs on another executor now ($after{pool_pid})");
 	for my $i (0 .. $#{ $after{main} })
 	{
-		my ($what) = $after{main}[$i] =~ /^(\w+):/;
+		my ($what) = $after{main}[$i] =~ /^([\w ]+):/;
 		is($after{pool}[$i], $after{main}[$i], "moved session: $what as on the main port");
 	}
 	like($after{main}[2], qr/^pr_star: 0A000: cached plan must not change result type$/,
 		'main: a cached SELECT * reports the changed result type');
+	my %main_gone = map { /^([\w ]+): (.*)$/ ? ($1 => $2) : () } @{ $after{main} };
+	is($main_gone{'gone_sql dropped'}, '42P01: relation "gone" does not exist',
+		'main: a statement whose table was dropped fails');
+	is($main_gone{'gone_sql back'}, '7', 'main: and runs once the table is back');
+	is($main_gone{'gone_p back'}, '0A000: cached plan must not change result type',
+		'main: or fails if its columns came back changed');
+	is($main_gone{'gone names'}, 'gone_p', 'main: listed until deallocated');
 
 	is(sq($Ap, 'DROP TABLE pin_me'), '', 'A: DROP TABLE (unpins)');
 	$Ap->terminate;
