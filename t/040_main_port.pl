@@ -137,6 +137,21 @@ sub raw_login
 	$d->close;
 }
 
+# CONNECTION LIMIT counts pooled main-port sessions, as backends
+{
+	$node->safe_psql('postgres', 'CREATE ROLE limited LOGIN CONNECTION LIMIT 2');
+	my @in = map { my $c = PoolTest::Raw->new(path => $sock);
+		$c->login(user => 'limited', database => 'app'); $c } 1 .. 2;
+	ok($in[0]{startup}{ok} && $in[1]{startup}{ok}, 'two sessions of a role limited to 2');
+	my $third = PoolTest::Raw->new(path => $sock);
+	$third->login(user => 'limited', database => 'app');
+	is(PoolTest::Raw::sqlstate($third->{startup}), '53300', 'the third: 53300');
+	like($third->{startup}{errors}[0]{M} // '', qr/too many connections for role "limited"/,
+		'with core\'s message');
+	$_->terminate for @in;
+	$third->close;
+}
+
 ###########################################################################
 # cancel through the main port
 ###########################################################################
