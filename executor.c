@@ -573,11 +573,15 @@ start_held_sessions(void)
 /*
  * Ends a session: rolls back whatever it left open and releases it.  For
  * the current session this runs outside any error recovery, so its
- * transaction is aborted here.
+ * transaction is aborted here.  Interrupts wait until it is done: a send
+ * failure to this client sets QueryCancelPending, and a cancel raised
+ * halfway (after its disconnection was logged, before the counts drop) left
+ * the session counted in pool_status() and in CONNECTION LIMIT forever.
  */
 static void
 close_session(PoolSession *s)
 {
+	HOLD_INTERRUPTS();
 	if (bp_current == s)
 	{
 		AbortOutOfAnyTransaction();
@@ -605,6 +609,7 @@ close_session(PoolSession *s)
 	update_counters();
 	if (n_sessions == 0)
 		idle_since = GetCurrentTimestamp();
+	RESUME_INTERRUPTS();
 }
 
 /* ---------------------------------------------------------------------

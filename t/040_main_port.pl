@@ -306,6 +306,15 @@ my $other_backends = q{SELECT count(*) FROM pg_stat_activity
 	is($node->safe_psql('postgres',
 			"SELECT count(*) FROM pg_stat_activity WHERE usename = 'vanish' AND backend_type = 'client backend'"),
 		'0', 'no backend of theirs is left');
+	# (a send failure once left sessions counted after they ended)
+	ok( wait_until(
+			sub {
+				$node->safe_psql('postgres',
+					"SELECT coalesce(sum(sessions), 0) FROM pool_status() WHERE role = 'vanish'"
+				) eq '0';
+			},
+			10),
+		'pool_status() counts none of them');
 	is(served_by("host=$sockdir port=$port dbname=app user=app"),
 		'builtin_pool executor', 'the pool still serves');
 }
