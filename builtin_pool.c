@@ -23,7 +23,9 @@
 #include "utils/guc.h"
 #include "utils/varlena.h"
 
+#include "admin.h"
 #include "builtin_pool.h"
+#include "greeting.h"
 #include "mainport.h"
 #include "pool_shmem.h"
 #include "sockets.h"
@@ -90,7 +92,7 @@ define_gucs(void)
 							NULL,
 							&bp_session_pool_size,
 							10, 1, MAX_BACKENDS,
-							PGC_POSTMASTER, 0,
+							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("builtin_pool.max_sessions",
 							"Maximum number of client sessions one executor holds.",
@@ -257,7 +259,8 @@ register_listener(void)
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	/* a hot standby serves read-only pooled sessions, as its backends */
+	worker.bgw_start_time = BgWorkerStart_ConsistentState;
 	worker.bgw_restart_time = 1;
 	strlcpy(worker.bgw_library_name, "builtin_pool", BGW_MAXLEN);
 	strlcpy(worker.bgw_function_name, "bp_listener_main", BGW_MAXLEN);
@@ -272,6 +275,7 @@ shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	bp_shmem_request();
+	bp_admin_shmem_request();
 }
 
 static void
@@ -280,6 +284,7 @@ shmem_startup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	bp_shmem_startup();
+	bp_admin_shmem_startup();
 }
 
 void
@@ -304,6 +309,7 @@ _PG_init(void)
 	emit_log_hook = emit_log;
 
 	register_listener();
+	bp_greeting_init();
 
 	/*
 	 * The pool's sockets belong to the postmaster, so that no listener

@@ -112,6 +112,9 @@ typedef struct PoolShared
 	pg_atomic_uint32 mainport_listener; /* pid of the listener taking main
 										 * port clients (mainport.c), 0 while
 										 * none does */
+	pg_atomic_uint32 login_epoch;	/* bumped when what a login greeting
+									 * reports may change (greeting.c) */
+	pg_atomic_uint64 n_greetings;	/* logins the listener greeted itself */
 	PoolDesc   *pools;			/* max_pools entries */
 	PoolExecutor *executors;	/* max_executors entries */
 } PoolShared;

@@ -457,6 +457,7 @@ bp_send_ready_if_needed(void)
 		pgstat_report_activity(STATE_IDLE, NULL);
 	}
 
+	bp_session_report_promotion();
 	ReportChangedGUCOptions();
 	ReadyForQuery(DestRemote);
 	s->send_ready_for_query = false;

@@ -32,6 +32,7 @@
 
 #include "access/table.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "access/genam.h"
 #include "catalog/pg_db_role_setting.h"
 #include "catalog/pg_type.h"
@@ -66,6 +67,7 @@
 #include "pinning.h"
 #include "prepared.h"
 #include "sequences.h"
+#include "greeting.h"
 #include "session.h"
 #include "startup.h"
 
@@ -77,6 +79,7 @@ bool		bp_switching = false;
 /* GUC_REPORT variables, found once: their set never changes */
 static struct config_generic **report_vars = NULL;
 static int	n_report_vars = 0;
+static struct config_generic *hot_standby_var = NULL;	/* in_hot_standby */
 
 static bool send_busy = false;
 
@@ -115,7 +118,29 @@ bp_session_module_init(void)
 	{
 		if (vars[i]->flags & GUC_REPORT)
 			report_vars[n_report_vars++] = vars[i];
+		if (strcmp(vars[i]->name, "in_hot_standby") == 0)
+			hot_standby_var = vars[i];
 	}
+}
+
+/*
+ * in_hot_standby after a promotion, called before the current session's
+ * ReadyForQuery.  A backend reports "off" at its next ReadyForQuery once
+ * recovery has ended; core notices that by its process-wide value, which
+ * changes once per executor, for whichever session it serves then.  Each
+ * session whose client was last told "on" (in its last_reported, switched
+ * in) must be told too, also one that moved from another executor: mark
+ * the setting for report again, and ReportChangedGUCOptions sends "off"
+ * to this session only.  On a primary this costs a pointer test.
+ */
+void
+bp_session_report_promotion(void)
+{
+	const char *told = hot_standby_var ? hot_standby_var->last_reported : NULL;
+
+	if (told != NULL && strcmp(told, "on") == 0 && !RecoveryInProgress())
+		SetConfigOption("in_hot_standby", "false", PGC_INTERNAL,
+						PGC_S_OVERRIDE);
 }
 
 /* ---------------------------------------------------------------------
@@ -404,18 +429,28 @@ bp_putmessage_noblock(char msgtype, const char *s, size_t len)
 void
 bp_session_send_fatal(int sqlstate, const char *message)
 {
+	bp_session_send_fatal_detail(sqlstate, message, NULL, NULL);
+}
+
+/* The same with a detail and a hint, either may be NULL */
+void
+bp_session_send_fatal_detail(int sqlstate, const char *message,
+							 const char *detail, const char *hint)
+{
 	StringInfoData buf;
 
 	ereport(COMMERROR,
 			(errcode(sqlstate),
-			 errmsg_internal("%s", message)));
+			 errmsg_internal("%s", message),
+			 detail ? errdetail_internal("%s", detail) : 0,
+			 hint ? errhint("%s", hint) : 0));
 	if (bp_current == NULL)
 		return;
 	bp_current->closing = true;
 	if (bp_current->dead)
 		return;
 	initStringInfo(&buf);
-	bp_build_error(&buf, "FATAL", sqlstate, message, NULL, NULL);
+	bp_build_error(&buf, "FATAL", sqlstate, message, detail, hint);
 	/* bp_build_error wrote type and length; putmessage adds its own */
 	(void) bp_putmessage(buf.data[0], buf.data + 5, buf.len - 5);
 	(void) bp_flush();
@@ -1088,12 +1123,25 @@ bp_setting_startup_value(PoolSession *s, const char *name)
 }
 
 /*
- * Appends to the session's defaults the settings pg_db_role_setting holds
- * for (databaseid, roleid), as "name=value" strings.
+ * The role and database settings as last read, with the login epoch read
+ * before (greeting.c): every ALTER ROLE/DATABASE ... SET, DROP ROLE and
+ * DROP DATABASE bumps it once committed, so while it is unchanged the
+ * catalog holds what was read and a new session takes the list from here.
+ * The executor's database and role never change; the lists live in
+ * TopMemoryContext.
+ */
+static List *role_default_names = NIL;
+static List *role_default_values = NIL;
+static uint32 role_defaults_epoch = 0;
+static bool role_defaults_valid = false;
+
+/*
+ * Appends to the cached role defaults the settings pg_db_role_setting
+ * holds for (databaseid, roleid), as names and values.
  */
 static void
-collect_role_settings(PoolSession *s, Relation rel, Snapshot snapshot,
-					  Oid databaseid, Oid roleid)
+collect_role_settings(Relation rel, Snapshot snapshot, Oid databaseid,
+					  Oid roleid)
 {
 	ScanKeyData keys[2];
 	SysScanDesc scan;
@@ -1122,15 +1170,17 @@ collect_role_settings(PoolSession *s, Relation rel, Snapshot snapshot,
 		{
 			char	   *name = NULL;
 			char	   *value = NULL;
-			MemoryContext old = MemoryContextSwitchTo(s->cxt);
+			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
+			/* ParseLongOption mallocs both (guc.c): copied, then freed */
 			ParseLongOption(TextDatumGetCString(items[i]), &name, &value);
 			if (value)
 			{
-				s->option_names = lappend(s->option_names, name);
-				s->option_values = lappend(s->option_values, value);
-				s->n_role_settings++;
+				role_default_names = lappend(role_default_names, pstrdup(name));
+				role_default_values = lappend(role_default_values, pstrdup(value));
+				free(value);
 			}
+			free(name);
 			MemoryContextSwitchTo(old);
 		}
 	}
@@ -1148,16 +1198,39 @@ collect_role_settings(PoolSession *s, Relation rel, Snapshot snapshot,
 static void
 collect_role_defaults(PoolSession *s)
 {
-	Oid			roleid = GetAuthenticatedUserId();
-	Relation	rel = table_open(DbRoleSettingRelationId, AccessShareLock);
-	Snapshot	snapshot = RegisterSnapshot(GetCatalogSnapshot(DbRoleSettingRelationId));
+	uint32		epoch = bp_greeting_epoch();
+	MemoryContext old;
+	ListCell   *ln,
+			   *lv;
 
-	collect_role_settings(s, rel, snapshot, InvalidOid, InvalidOid);
-	collect_role_settings(s, rel, snapshot, MyDatabaseId, InvalidOid);
-	collect_role_settings(s, rel, snapshot, InvalidOid, roleid);
-	collect_role_settings(s, rel, snapshot, MyDatabaseId, roleid);
-	UnregisterSnapshot(snapshot);
-	table_close(rel, AccessShareLock);
+	if (!role_defaults_valid || epoch != role_defaults_epoch)
+	{
+		Oid			roleid = GetAuthenticatedUserId();
+		Relation	rel = table_open(DbRoleSettingRelationId, AccessShareLock);
+		Snapshot	snapshot = RegisterSnapshot(GetCatalogSnapshot(DbRoleSettingRelationId));
+
+		list_free_deep(role_default_names);
+		list_free_deep(role_default_values);
+		role_default_names = role_default_values = NIL;
+		role_defaults_valid = false;
+		collect_role_settings(rel, snapshot, InvalidOid, InvalidOid);
+		collect_role_settings(rel, snapshot, MyDatabaseId, InvalidOid);
+		collect_role_settings(rel, snapshot, InvalidOid, roleid);
+		collect_role_settings(rel, snapshot, MyDatabaseId, roleid);
+		UnregisterSnapshot(snapshot);
+		table_close(rel, AccessShareLock);
+		role_defaults_epoch = epoch;
+		role_defaults_valid = true;
+	}
+
+	old = MemoryContextSwitchTo(s->cxt);
+	forboth(ln, role_default_names, lv, role_default_values)
+	{
+		s->option_names = lappend(s->option_names, pstrdup(lfirst(ln)));
+		s->option_values = lappend(s->option_values, pstrdup(lfirst(lv)));
+		s->n_role_settings++;
+	}
+	MemoryContextSwitchTo(old);
 }
 
 /* First application of the startup settings; see above */

@@ -9,6 +9,7 @@
 #define SESSION_H
 
 #include "datatype/timestamp.h"
+#include "fmgr.h"
 #include "lib/ilist.h"
 #include "lib/stringinfo.h"
 #include "libpq/pqformat.h"
@@ -154,6 +155,7 @@ extern PoolSession *bp_current;
 extern bool bp_switching;
 
 extern void bp_session_module_init(void);
+extern void bp_session_report_promotion(void);
 extern PoolSession *bp_session_create(int sock, int client_fd,
 									  const PoolHandoff *handoff,
 									  const char *body);
@@ -177,6 +179,8 @@ extern void bp_session_apply_startup(PoolSession *s, const char *name, int eleve
 extern void bp_session_discard_input(void);
 extern void bp_session_destroy(PoolSession *s);
 extern void bp_session_send_fatal(int sqlstate, const char *message);
+extern void bp_session_send_fatal_detail(int sqlstate, const char *message,
+										 const char *detail, const char *hint);
 
 /*
  * What a backend reports as its client starts and ends (log_connections,
