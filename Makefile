@@ -2,14 +2,18 @@
 
 MODULE_big = builtin_pool
 OBJS = \
+	admin.o \
 	auth.o \
 	builtin_pool.o \
 	channel.o \
 	client.o \
+	conn.o \
 	command.o \
 	conflict.o \
 	executor.o \
+	greeting.o \
 	extended.o \
+	mainport.o \
 	pool_io.o \
 	pool_shmem.o \
 	pinning.o \

@@ -25,6 +25,7 @@
 #define BP_RETIRE_MAGIC		0x42505231	/* "BPR1" */
 #define BP_RETIRE_ACK_MAGIC	0x42504131	/* "BPA1" */
 #define BP_HANDBACK_MAGIC	0x42504231	/* "BPB1" */
+#define BP_GREETING_MAGIC	0x42504731	/* "BPG1" */
 
 /* executor -> listener, once, right after connect() */
 typedef struct PoolHello
@@ -50,6 +51,9 @@ typedef struct PoolHandoff
 								 * refuses a client not of its own role and
 								 * database */
 	Oid			dboid;
+	int32		greeted;		/* 1: the listener sent the login greeting
+								 * (greeting.c), up to ReadyForQuery */
+	uint32		greeting_hash;	/* greeted: hash of the settings it reported */
 } PoolHandoff;
 
 /*
@@ -71,7 +75,26 @@ typedef struct PoolHandback
 	BpTlsWriter tls;			/* as in PoolHandoff */
 	int32		waited_ms;		/* how long its request waited there, 0 if
 								 * it had none (the executor was pinned) */
+	int32		greeted;		/* as in PoolHandoff, for a session given back
+								 * unopened (state_len 0) */
+	uint32		greeting_hash;
 } PoolHandback;
+
+/*
+ * executor -> listener: the ParameterStatus messages an executor sent to
+ * greet a new session of its pool with these startup pairs, read while
+ * the login epoch was still epoch (greeting.c).  Followed by startup_len
+ * bytes of pairs, then status_len bytes of messages.
+ */
+typedef struct PoolGreetingNote
+{
+	uint32		magic;
+	int32		slot;
+	uint32		epoch;
+	int32		port_index;
+	int32		startup_len;
+	int32		status_len;
+} PoolGreetingNote;
 
 /* Largest serialized session state that may move */
 #define BP_STATE_MAX		(64 * 1024)

@@ -10,7 +10,8 @@
  * GSSENCRequest with 'N'; passes CancelRequests to the executors of the
  * session's pool; asks auth.c whether the client may connect and carries
  * the password exchange auth.c words (PC_AUTH: messages sent and read here
- * as they arrive).  An admitted client goes to proxy.c's conn_route().
+ * as they arrive).  An admitted client is left in PC_ADMITTED, where
+ * proxy.c takes it; every change of state goes through conn.c.
  * Nothing here blocks, every client has a deadline (authentication_timeout),
  * and a client that misbehaves is refused alone.  A client whose catalog
  * lookup finds a DDL holding the catalogs waits in PC_LOOKUP, retried each
@@ -18,9 +19,9 @@
  *
  * Clients not yet admitted hold a descriptor and memory each, for up to
  * authentication_timeout: builtin_pool.max_pending_connections caps them
- * in all and builtin_pool.max_pending_per_address per client address, so
- * that one client cannot exhaust the listener.  One over a cap is refused
- * at once with 53300.
+ * in all and builtin_pool.max_pending_per_address per client address
+ * (counted by conn.c), so that one client cannot exhaust the listener.
+ * One over a cap is refused at once with 53300.
  *
  *-------------------------------------------------------------------------
  */
@@ -44,6 +45,7 @@
 #include "utils/timestamp.h"
 
 #include "auth.h"
+#include "admin.h"
 #include "builtin_pool.h"
 #include "listener.h"
 #include "pool_shmem.h"
@@ -51,106 +53,6 @@
 #include "tls.h"
 
 static void conn_read(PoolConn *c);
-
-/*
- * Clients not yet admitted, in all and per address (PoolConn.pending).  A
- * Unix socket client's address is "[local]": all count as one.
- */
-typedef struct PendingKey
-{
-	sa_family_t family;
-	uint8		addr[16];
-} PendingKey;
-
-typedef struct PendingEntry
-{
-	PendingKey	key;			/* first: the hash key */
-	int			count;
-} PendingEntry;
-
-static HTAB *pending_by_addr = NULL;
-static int	n_pending = 0;
-
-/* The key of c's address: the IP address alone, never the port */
-static void
-pending_key(PoolConn *c, PendingKey *key)
-{
-	memset(key, 0, sizeof(*key));
-	if (c->is_unix)
-	{
-		key->family = AF_UNIX;
-		return;
-	}
-	key->family = c->raddr.addr.ss_family;
-	if (key->family == AF_INET)
-		memcpy(key->addr, &((struct sockaddr_in *) &c->raddr.addr)->sin_addr, 4);
-	else if (key->family == AF_INET6)
-		memcpy(key->addr, &((struct sockaddr_in6 *) &c->raddr.addr)->sin6_addr, 16);
-}
-
-/*
- * Counts a new client as pending, unless that would pass a cap: then
- * returns false with *detail and *hint (palloc'd) saying which.
- */
-static bool
-pending_start(PoolConn *c, char **detail, char **hint)
-{
-	PendingKey	key;
-	PendingEntry *e;
-	bool		found;
-
-	if (pending_by_addr == NULL)
-	{
-		HASHCTL		ctl;
-
-		ctl.keysize = sizeof(PendingKey);
-		ctl.entrysize = sizeof(PendingEntry);
-		ctl.hcxt = TopMemoryContext;
-		pending_by_addr = hash_create("builtin_pool pending clients", 64, &ctl,
-									  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	}
-	if (n_pending >= bp_max_pending_connections)
-	{
-		*detail = psprintf("%d clients are still connecting or authenticating.",
-						   n_pending);
-		*hint = pstrdup("Raise builtin_pool.max_pending_connections.");
-		return false;
-	}
-	pending_key(c, &key);
-	e = hash_search(pending_by_addr, &key, HASH_ENTER, &found);
-	if (!found)
-		e->count = 0;
-	if (e->count >= bp_max_pending_per_address)
-	{
-		*detail = psprintf("%d clients from this address are still connecting or authenticating.",
-						   e->count);
-		*hint = pstrdup("Raise builtin_pool.max_pending_per_address.");
-		if (e->count == 0)
-			(void) hash_search(pending_by_addr, &key, HASH_REMOVE, NULL);
-		return false;
-	}
-	e->count++;
-	n_pending++;
-	c->pending = true;
-	return true;
-}
-
-/* See listener.h: c was admitted or is closed; it no longer counts */
-void
-conn_end_pending(PoolConn *c)
-{
-	PendingKey	key;
-	PendingEntry *e;
-
-	if (!c->pending)
-		return;
-	c->pending = false;
-	n_pending--;
-	pending_key(c, &key);
-	e = hash_search(pending_by_addr, &key, HASH_FIND, NULL);
-	if (e != NULL && --e->count <= 0)
-		(void) hash_search(pending_by_addr, &key, HASH_REMOVE, NULL);
-}
 
 /* Applies core's socket options for TCP clients; failures are harmless */
 static void
@@ -206,6 +108,9 @@ conn_refuse(PoolConn *c, int elevel, int sqlstate, const char *msg,
 	StringInfoData buf;
 
 	initStringInfo(&buf);
+	/* core refuses an authenticated client after AuthenticationOk */
+	if (c->main_port)
+		appendBinaryStringInfo(&buf, "R\0\0\0\x08\0\0\0\0", 9);
 	bp_build_error(&buf, "FATAL", sqlstate, msg, detail, hint);
 	(void) conn_send(c, buf.data, buf.len);
 	pfree(buf.data);
@@ -216,6 +121,7 @@ conn_refuse(PoolConn *c, int elevel, int sqlstate, const char *msg,
 			 logdetail ? errdetail_log("%s", logdetail) : 0,
 			 hint ? errhint("%s", hint) : 0);
 	pg_atomic_fetch_add_u64(&bp_shared->n_rejected, 1);
+	bp_admin_count_refusal(sqlstate);
 	conn_close(c);
 }
 
@@ -235,33 +141,28 @@ conn_recv_failed(PoolConn *c)
 }
 
 /*
- * CancelRequest: if (pid, key) names a live session held by an executor,
- * stores the key in one of that executor's cancel_keys entries and sends
- * it SIGUSR2; the executor cancels only if the key is its running
- * session's (executor.c).  A request naming no live session does nothing
- * but count in cancels_unmatched: a key is never 0, so a 0 never matches.
- * Like core we answer nothing either way.
+ * See listener.h.  A CancelRequest: if (pid, key) names a live session held
+ * by an executor, stores the key in one of that executor's cancel_keys
+ * entries and sends it SIGUSR2; the executor cancels only if the key is its
+ * running session's (executor.c).  A request naming no live session does
+ * nothing but count in cancels_unmatched: a key is never 0, so a 0 never
+ * matches.  Like core we answer nothing either way.
  */
-static void
-conn_cancel(PoolConn *c)
+void
+conn_forward_cancel(pid_t pid, uint32 key, const char *from)
 {
-	CancelRequestPacket canc;
-	pid_t		pid;
-	uint32		key;
 	int			slot;
 	uint32		generation;
 	pid_t		target = 0;
 	bool		stored = false;
 
-	memcpy(&canc, c->pkt, sizeof(canc));
-	pid = (pid_t) pg_ntoh32(canc.backendPID);
-	key = pg_ntoh32(canc.cancelAuthCode);
 	if (!bp_cancel_key_lookup(pid, key, &slot, &generation))
 	{
 		pg_atomic_fetch_add_u64(&bp_shared->n_cancels_unmatched, 1);
-		conn_log(c, DEBUG1,
-				 errmsg_internal("cancel request for PID %d matched no pool session",
-								 (int) pid));
+		ereport(DEBUG1,
+				(errmsg_internal("cancel request for PID %d matched no pool session",
+								 (int) pid),
+				 errcontext("cancel request from %s", from)));
 		return;
 	}
 	if (slot < 0)
@@ -287,14 +188,26 @@ conn_cancel(PoolConn *c)
 	}
 	if (!stored)
 	{
-		conn_log(c, LOG,
-				 errmsg("could not forward a cancel request to the pool executor of PID %d",
+		ereport(LOG,
+				(errmsg("could not forward a cancel request to the pool executor of PID %d",
 						(int) pid),
-				 errdetail("Its executor has not taken the cancel requests sent before."));
+				 errdetail("Its executor has not taken the cancel requests sent before."),
+				 errcontext("cancel request from %s", from)));
 		return;
 	}
 	if (kill(target, SIGUSR2) == 0)
 		pg_atomic_fetch_add_u64(&bp_shared->n_cancels, 1);
+}
+
+/* A CancelRequest on a pool port */
+static void
+conn_cancel(PoolConn *c)
+{
+	CancelRequestPacket canc;
+
+	memcpy(&canc, c->pkt, sizeof(canc));
+	conn_forward_cancel((pid_t) pg_ntoh32(canc.backendPID),
+						pg_ntoh32(canc.cancelAuthCode), c->remote_host);
 }
 
 /* Sends NegotiateProtocolVersion as core does; false if the send failed */
@@ -352,8 +265,7 @@ conn_tls_step(PoolConn *c)
 		return;
 	}
 	pg_atomic_fetch_add_u64(&bp_shared->n_tls_handshakes, 1);
-	c->state = PC_READING;
-	c->io.want = BP_EV_READ;
+	(void) conn_set_state(c, PC_READING);
 	conn_read(c);
 }
 
@@ -413,7 +325,7 @@ conn_negotiate_encryption(PoolConn *c, bool ssl)
 		conn_close(c);
 		return false;
 	}
-	c->state = PC_TLS;
+	(void) conn_set_state(c, PC_TLS);
 	conn_tls_step(c);
 	return false;
 }
@@ -447,7 +359,7 @@ conn_auth_step(PoolConn *c, PoolAuthStatus st, StringInfo out,
 	}
 	if (st == PA_EXCHANGE)
 	{
-		c->state = PC_AUTH;
+		(void) conn_set_state(c, PC_AUTH);
 		return true;
 	}
 	if (c->auth)
@@ -457,7 +369,7 @@ conn_auth_step(PoolConn *c, PoolAuthStatus st, StringInfo out,
 	}
 	c->roleid = who->roleid;
 	c->dboid = who->dboid;
-	conn_route(c);
+	(void) conn_set_state(c, PC_ADMITTED);
 	return false;
 }
 
@@ -542,8 +454,6 @@ conn_begin_auth(PoolConn *c)
 	PoolAuthIdentity who;
 	PoolAuthStatus verdict;
 	StringInfoData out;
-	int			id = c->io.id;
-	uint32		gen = c->io.gen;
 
 	req.user = c->user;
 	req.dbname = c->dbname;
@@ -554,79 +464,36 @@ conn_begin_auth(PoolConn *c)
 	req.ssl_conn = c->ssl;
 	req.cert_valid = c->ssl != NULL && bp_tls_peer_verified(c->ssl);
 	req.cert_cn = c->ssl != NULL ? bp_tls_peer_cn(c->ssl) : NULL;
+	req.authenticated = c->main_port;
 	initStringInfo(&out);
 	verdict = bp_auth_begin(&req, bp_conn_cxt, &c->auth, &out, &why, &who);
 	if (verdict == PA_BUSY)
 	{
 		pfree(out.data);
-		if (c->state != PC_LOOKUP)
-		{
-			c->state = PC_LOOKUP;
-			c->io.want = 0;
-			bp_io_update(&c->io);
-		}
+		(void) conn_set_state(c, PC_LOOKUP);
 		return true;
 	}
 	(void) conn_auth_step(c, verdict, &out, &why, &who);
-	if (bp_io_alive(id, gen) && c->state == PC_AUTH && c->io.want != BP_EV_READ)
-	{
-		c->io.want = BP_EV_READ;	/* it was waiting in PC_LOOKUP */
-		bp_io_update(&c->io);
-	}
 	return false;
 }
 
 /*
  * See listener.h: the clients waiting in PC_LOOKUP try again, oldest
  * first, until one finds the catalogs still locked (the others would too).
- * Each may be closed or admitted meanwhile, and admitting one may close
- * others (handed over), so they are found again by id.  Returns true if
- * some still wait.
+ * Each leaves the list when it is refused or admitted, and touches no other
+ * client.  Returns true if some still wait.
  */
 bool
 conn_retry_lookups(void)
 {
-	dlist_iter	it;
-	PoolConn  **conns;
-	int		   *ids;
-	uint32	   *gens;
-	int			n = 0;
-	int			i;
+	PoolConn   *c;
 
-	dlist_foreach(it, &bp_conns)
+	while ((c = conn_first(PC_LOOKUP)) != NULL)
 	{
-		if (dlist_container(PoolConn, all_node, it.cur)->state == PC_LOOKUP)
-			n++;
+		if (conn_begin_auth(c))
+			return true;
 	}
-	if (n == 0)
-		return false;
-	conns = palloc(n * sizeof(PoolConn *));
-	ids = palloc(n * sizeof(int));
-	gens = palloc(n * sizeof(uint32));
-	n = 0;
-	dlist_foreach(it, &bp_conns)
-	{
-		PoolConn   *c = dlist_container(PoolConn, all_node, it.cur);
-
-		if (c->state == PC_LOOKUP)
-		{
-			conns[n] = c;
-			ids[n] = c->io.id;
-			gens[n++] = c->io.gen;
-		}
-	}
-	for (i = 0; i < n; i++)
-	{
-		/* a live (id, generation) pair means the PoolConn is not freed */
-		if (bp_io_alive(ids[i], gens[i]) &&
-			conns[i]->state == PC_LOOKUP &&
-			conn_begin_auth(conns[i]))
-			break;
-	}
-	pfree(conns);
-	pfree(ids);
-	pfree(gens);
-	return i < n;
+	return false;
 }
 
 /*
@@ -786,6 +653,37 @@ conn_ready(PoolIo *io, bool readable, bool writable)
 }
 
 /*
+ * A PoolConn (conn.c, PC_NEW) for a client socket: its address read from
+ * the socket, its deadline authentication_timeout away, counted as
+ * accepted.  NULL if the client is already gone (fd is closed).
+ */
+static PoolConn *
+conn_from_socket(int fd, int port_index)
+{
+	PoolConn   *c;
+	SockAddr	raddr;
+
+	pg_atomic_fetch_add_u64(&bp_shared->n_accepted, 1);
+	raddr.salen = sizeof(raddr.addr);
+	if (getpeername(fd, (struct sockaddr *) &raddr.addr, &raddr.salen) < 0)
+	{
+		close(fd);
+		return NULL;
+	}
+	c = conn_new(fd, port_index, conn_ready);
+	c->raddr = raddr;
+	c->is_unix = raddr.addr.ss_family == AF_UNIX;
+	c->deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+											  AuthenticationTimeout * 1000);
+	if (c->is_unix)
+		strlcpy(c->remote_host, "[local]", sizeof(c->remote_host));
+	else
+		pg_getnameinfo_all(&c->raddr.addr, c->raddr.salen, c->remote_host,
+						   sizeof(c->remote_host), NULL, 0, NI_NUMERICHOST);
+	return c;
+}
+
+/*
  * Takes a freshly accepted client and starts reading its startup packet
  * (often already there).  The PoolConn lives in bp_conn_cxt until
  * conn_close().
@@ -799,34 +697,12 @@ conn_accept(int fd, int port_index, bool is_unix)
 	char	   *detail;
 	char	   *hint;
 
-	pg_atomic_fetch_add_u64(&bp_shared->n_accepted, 1);
-	c = MemoryContextAllocZero(bp_conn_cxt, sizeof(PoolConn));
-	c->raddr.salen = sizeof(c->raddr.addr);
-	if (getpeername(fd, (struct sockaddr *) &c->raddr.addr, &c->raddr.salen) < 0)
-	{
-		close(fd);				/* the client is already gone */
-		pfree(c);
+	c = conn_from_socket(fd, port_index);
+	if (c == NULL)
 		return;
-	}
-	c->io.fd = fd;
-	c->io.handler = conn_ready;
-	c->port_index = port_index;
-	c->is_unix = is_unix;
-	c->exec_slot = -1;
-	c->plain_fd = -1;
-	c->deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-											  AuthenticationTimeout * 1000);
-	if (is_unix)
-		strlcpy(c->remote_host, "[local]", sizeof(c->remote_host));
-	else
-	{
-		pg_getnameinfo_all(&c->raddr.addr, c->raddr.salen, c->remote_host,
-						   sizeof(c->remote_host), NULL, 0, NI_NUMERICHOST);
+	if (!is_unix)
 		set_tcp_options(fd);
-	}
-	bp_io_register(&c->io);
-	dlist_push_tail(&bp_conns, &c->all_node);
-	if (!pending_start(c, &detail, &hint))
+	if (!conn_set_state(c, PC_READING))
 	{
 		char		junk[1024];
 		int			i;
@@ -838,11 +714,11 @@ conn_accept(int fd, int port_index, bool is_unix)
 		 */
 		for (i = 0; i < 16 && recv(fd, junk, sizeof(junk), MSG_DONTWAIT) > 0; i++)
 			;
+		conn_pending_refusal(c, &detail, &hint);
 		conn_refuse(c, LOG, ERRCODE_TOO_MANY_CONNECTIONS,
 					"sorry, too many clients already", detail, hint, NULL);
 		return;
 	}
-	c->io.want = BP_EV_READ;
 	id = c->io.id;
 	gen = c->io.gen;
 	conn_read(c);
@@ -850,6 +726,56 @@ conn_accept(int fd, int port_index, bool is_unix)
 		bp_io_update(&c->io);
 }
 
+
+/*
+ * See listener.h: a client of the main port, authenticated by the backend
+ * the postmaster forked for it (mainport.c).  It skips pg_hba.conf and the
+ * password exchange, and has core's checks after authentication here
+ * (the role may log in, the database accepts it, the connection limits:
+ * auth.c), as a pool port client has them; it waits in PC_LOOKUP while a
+ * DDL holds the catalogs.  body holds its startup pairs; it is copied.
+ */
+void
+conn_adopt_main(int fd, ProtocolVersion proto, const char *body, int len)
+{
+	PoolConn   *c;
+	PoolStartup st;
+	int			sqlstate;
+	const char *msg;
+	uint32		n32;
+	char	   *detail;
+	char	   *hint;
+
+	c = conn_from_socket(fd, 0);
+	if (c == NULL)
+		return;
+	c->main_port = true;
+
+	/* the packet as a pool port client would have sent it */
+	c->pktlen = 4 + 4 + len;
+	c->have = c->pktlen;
+	c->pkt = MemoryContextAlloc(bp_conn_cxt, 4 + len + 1);
+	n32 = pg_hton32(proto);
+	memcpy(c->pkt, &n32, 4);
+	memcpy(c->pkt + 4, body, len);
+	c->pkt[4 + len] = '\0';
+	c->proto = proto;
+	if (!conn_set_state(c, PC_LOOKUP))
+	{
+		conn_pending_refusal(c, &detail, &hint);
+		conn_refuse(c, LOG, ERRCODE_TOO_MANY_CONNECTIONS,
+					"sorry, too many clients already", detail, hint, NULL);
+		return;
+	}
+	if (!bp_parse_startup(c->pkt + 4, len, &st, &sqlstate, &msg))
+	{
+		conn_refuse(c, LOG, sqlstate, msg, NULL, NULL, NULL);
+		return;
+	}
+	strlcpy(c->user, st.user, NAMEDATALEN);
+	strlcpy(c->dbname, st.database, NAMEDATALEN);
+	(void) conn_begin_auth(c);
+}
 
 /*
  * A client's deadline passed: refuse it (queued, or mid-authentication as
@@ -865,7 +791,8 @@ conn_expire(PoolConn *c)
 					NULL);
 		return;
 	}
-	if (c->state == PC_QUEUED || c->state == PC_PARKED)
+	if (c->state == PC_ADMITTED || c->state == PC_QUEUED ||
+		c->state == PC_PARKED)
 	{
 		conn_refuse(c, LOG, ERRCODE_CANNOT_CONNECT_NOW,
 					"timeout expired while waiting for a pool executor", NULL,
@@ -877,5 +804,6 @@ conn_expire(PoolConn *c)
 			 errcode(ERRCODE_PROTOCOL_VIOLATION),
 			 errmsg("timeout expired while reading the startup packet"));
 	pg_atomic_fetch_add_u64(&bp_shared->n_rejected, 1);
+	bp_admin_count_refusal_cause(PR_TIMEOUT);
 	conn_close(c);
 }

@@ -58,12 +58,15 @@
 #include "utils/snapmgr.h"
 #include "utils/timeout.h"
 
+#include "admin.h"
 #include "builtin_pool.h"
 #include "channel.h"
 #include "command.h"
 #include "conflict.h"
 #include "pinning.h"
 #include "extended.h"
+#include "greeting.h"
+#include "mainport.h"
 #include "pool_shmem.h"
 #include "prepared.h"
 #include "protocol.h"
@@ -145,6 +148,7 @@ static void set_pinned(PoolSession *s, bool pinned);
 static void switch_in(PoolSession *s);
 static void switch_out(void);
 static void examine_session(PoolSession *s, bool hangup);
+static bool harvest_while_serving(PoolSession *s);
 
 /* ---------------------------------------------------------------------
  * Signals
@@ -331,6 +335,47 @@ update_counters(void)
 }
 
 /*
+ * A new session's greeting up to BackendKeyData was just written to its
+ * output from start on (ReadyForQuery flushes, so it comes after).  If the
+ * listener greeted the client already (greeting.c), it goes unsent, and so
+ * does ReadyForQuery -- but the bookkeeping of what was reported stays --
+ * unless it reports other settings than the listener did: then its
+ * ParameterStatus messages go, to correct the client at once.  A greeting the listener did not
+ * know, or knew wrong, is noted back to it for the next login.
+ */
+static void
+settle_greeting(PoolSession *s, const PoolHandoff *handoff, const char *body,
+				int start, uint32 epoch)
+{
+	int			off;
+	int			len;
+	bool		plain;
+	bool		same = false;
+
+	plain = start == 0 &&
+		bp_greeting_split(s->outbuf.data, start, s->outbuf.len, &off, &len);
+	if (plain && handoff->greeted)
+		same = bp_greeting_hash(s->outbuf.data + off, len) == handoff->greeting_hash;
+	if (plain && !same)
+		bp_greeting_send_note(channel_fd, my_slot_index, epoch,
+							  handoff->port_index, body, handoff->startup_len,
+							  s->outbuf.data + off, len);
+	if (!handoff->greeted)
+		return;
+	s->send_ready_for_query = false;
+	if (plain && !same)
+	{
+		memmove(s->outbuf.data, s->outbuf.data + off, len);
+		s->outbuf.len = len;
+	}
+	else if (plain)
+		s->outbuf.len = 0;
+	else
+		s->outbuf.len = start;	/* what came before, if anything */
+	s->outbuf.data[s->outbuf.len] = '\0';
+}
+
+/*
  * Takes a client from a handoff: builds the session, applies its startup
  * options and greets it.  A failure here (bad option) is reported to that
  * client by the error handler, which then closes the session.
@@ -341,6 +386,8 @@ start_session(int sock, int client_fd, const PoolHandoff *handoff,
 {
 	PoolSession *s;
 	struct epoll_event ev;
+	uint32		epoch;
+	int			start;
 
 	s = bp_session_create(sock, client_fd, handoff, body);
 	s->id = ++last_session_id;
@@ -364,6 +411,9 @@ start_session(int sock, int client_fd, const PoolHandoff *handoff,
 
 	switch_in(s);
 
+	/* read before the catalogs: a change committed after it makes it old */
+	epoch = bp_greeting_epoch();
+
 	/* privilege checks of the options read the catalogs */
 	bp_switching = true;
 	StartTransactionCommand();
@@ -372,7 +422,9 @@ start_session(int sock, int client_fd, const PoolHandoff *handoff,
 	bp_switching = false;
 	bp_session_report_start(s);
 
+	start = s->outbuf.len;
 	bp_send_greeting(s);
+	settle_greeting(s, handoff, body, start, epoch);
 	bp_send_ready_if_needed();
 	switch_out();
 	if (s->dead || s->closing)
@@ -574,11 +626,15 @@ start_held_sessions(void)
 /*
  * Ends a session: rolls back whatever it left open and releases it.  For
  * the current session this runs outside any error recovery, so its
- * transaction is aborted here.
+ * transaction is aborted here.  Interrupts wait until it is done: a send
+ * failure to this client sets QueryCancelPending, and a cancel raised
+ * halfway (after its disconnection was logged, before the counts drop) left
+ * the session counted in pool_status() and in CONNECTION LIMIT forever.
  */
 static void
 close_session(PoolSession *s)
 {
+	HOLD_INTERRUPTS();
 	if (bp_current == s)
 	{
 		AbortOutOfAnyTransaction();
@@ -606,6 +662,7 @@ close_session(PoolSession *s)
 	update_counters();
 	if (n_sessions == 0)
 		idle_since = GetCurrentTimestamp();
+	RESUME_INTERRUPTS();
 }
 
 /* ---------------------------------------------------------------------
@@ -730,6 +787,7 @@ idle_duties(void)
 	{
 		ConfigReloadPending = false;
 		ProcessConfigFile(PGC_SIGHUP);
+		bp_greeting_invalidate();	/* logins may report other values */
 	}
 	if (catchupInterruptPending)
 		ProcessCatchupInterrupt();
@@ -906,26 +964,20 @@ expire_idle_sessions(void)
 	return next;
 }
 
-/* Blocks until the channel, a session or the latch has something */
+/*
+ * The executor's wait between turns: up to timeout ms (-1: none) for the
+ * latch, the channel or an idle session's socket, noting which of the last
+ * two has something (channel_readable, sessions_readable).
+ */
 static void
-wait_for_work(void)
+wait_idle(long timeout, uint32 wait_event_info)
 {
 	WaitEvent	events[4];
-	long		timeout;
-	long		idle_timeout;
 	int			n;
 	int			i;
 
-	set_ps_display("idle");
-	pgstat_report_activity(STATE_IDLE, NULL);
-	pg_atomic_write_u32(&bp_my_slot->activity, PEA_IDLE);
-
-	timeout = idle_duties();
-	idle_timeout = expire_idle_sessions();
-	if (idle_timeout >= 0 && (timeout < 0 || idle_timeout < timeout))
-		timeout = idle_timeout;
 	n = WaitEventSetWait(main_wes, timeout, events, lengthof(events),
-						 PG_WAIT_CLIENT);
+						 wait_event_info);
 	for (i = 0; i < n; i++)
 	{
 		if (events[i].events & WL_LATCH_SET)
@@ -935,7 +987,88 @@ wait_for_work(void)
 		if (events[i].fd == idle_epoll_fd)
 			sessions_readable = true;
 	}
+}
+
+/* Blocks until the channel, a session or the latch has something */
+static void
+wait_for_work(void)
+{
+	long		timeout;
+	long		idle_timeout;
+
+	set_ps_display("idle");
+	pgstat_report_activity(STATE_IDLE, NULL);
+	pg_atomic_write_u32(&bp_my_slot->activity, PEA_IDLE);
+	bp_admin_flush();
+
+	timeout = idle_duties();
+	idle_timeout = expire_idle_sessions();
+	if (idle_timeout >= 0 && (timeout < 0 || idle_timeout < timeout))
+		timeout = idle_timeout;
+	wait_idle(timeout, PG_WAIT_CLIENT);
 	CHECK_FOR_INTERRUPTS();
+}
+
+/*
+ * A pool_pause() covers our pool (admin.c): no request is served until it
+ * is lifted.  The sessions stay: handoffs are held unopened, readiness is
+ * harvested (a client that hangs up is closed, one that sends is queued),
+ * idle duties go on.  current is the pinned session whose next transaction
+ * waits, or NULL between turns.  Time spent paused does not count towards
+ * builtin_pool.queue_wait_timeout, nor in the pool's wait counters.
+ */
+static void
+hold_while_paused(PoolSession *current)
+{
+	TimestampTz held_from = GetCurrentTimestamp();
+	TimestampTz now;
+	dlist_iter	it;
+
+	bp_admin_hold_begin();
+	set_ps_display("paused");
+	if (current == NULL)
+	{
+		pgstat_report_activity(STATE_IDLE, NULL);
+		pg_atomic_write_u32(&bp_my_slot->activity, PEA_IDLE);
+	}
+	while (bp_admin_hold_continue())
+	{
+		long		timeout = idle_duties();
+
+		if (pool_dismissed())
+		{
+			bp_admin_hold_end();	/* its sessions end at once */
+			break;
+		}
+		if (channel_readable ||
+			pg_atomic_read_u32(&bp_my_slot->channel_sends) != channel_sends_seen)
+		{
+			channel_sends_seen = pg_atomic_read_u32(&bp_my_slot->channel_sends);
+			channel_readable = false;
+			drain_channel(true);
+		}
+		/* pool_resume() sets our latch; the timeout is a safety net */
+		if (timeout < 0 || timeout > 1000)
+			timeout = 1000;
+		wait_idle(timeout, PG_WAIT_EXTENSION);
+		if (sessions_readable)
+		{
+			sessions_readable = false;
+			if (current != NULL)
+				(void) harvest_while_serving(current);
+			else
+				poll_sessions();
+		}
+	}
+
+	now = GetCurrentTimestamp();
+	dlist_foreach(it, &run_queue)
+	{
+		PoolSession *s = dlist_container(PoolSession, run_node, it.cur);
+
+		s->queued_at = s->queued_at < held_from ?
+			s->queued_at + (now - held_from) : now;
+	}
 }
 
 /* ---------------------------------------------------------------------
@@ -1015,6 +1148,7 @@ hand_back(PoolSession *s, long waited_ms)
 	s->dead = true;
 	s->moved = true;
 	close_session(s);
+	bp_admin_count_move();
 	return true;
 }
 
@@ -1110,6 +1244,8 @@ bounce_handoff(HeldHandoff *h, long waited_ms)
 	hb.state_len = h->handoff.state_len;
 	hb.tls = h->handoff.tls;
 	hb.waited_ms = (int32) Min(waited_ms, PG_INT32_MAX);
+	hb.greeted = h->handoff.greeted;	/* greeted by the listener: not again */
+	hb.greeting_hash = h->handoff.greeting_hash;
 	initStringInfo(&buf);
 	appendBinaryStringInfo(&buf, (char *) &hb, sizeof(hb));
 	appendBinaryStringInfo(&buf, h->body, hb.startup_len + hb.state_len);
@@ -1122,6 +1258,7 @@ bounce_handoff(HeldHandoff *h, long waited_ms)
 	if (!ok)
 		return false;
 	bp_channel_close_fds(h->fds);
+	bp_admin_count_move();
 	dlist_delete(&h->node);
 	explicit_bzero(&h->handoff.tls, sizeof(h->handoff.tls));
 	pfree(h);
@@ -1264,7 +1401,10 @@ set_pinned(PoolSession *s, bool pinned)
 	s->pinned = pinned;
 	pg_atomic_write_u32(&bp_my_slot->n_pinned, pinned ? 1 : 0);
 	if (pinned && !was)
+	{
+		bp_admin_count_pin();
 		hand_back_others(s);
+	}
 }
 
 /*
@@ -1353,6 +1493,12 @@ wait_session_input_loop(PoolSession *s)
 			{
 				bp_session_send_fatal(ERRCODE_ADMIN_SHUTDOWN, BP_RETIRED_MESSAGE);
 				return false;
+			}
+			/* a pinned session's next transaction waits for pool_resume() */
+			if (!s->ignore_till_sync && bp_admin_hold_wanted())
+			{
+				hold_while_paused(s);
+				continue;		/* its input may have come meanwhile */
 			}
 		}
 		if (s->dead)
@@ -1447,6 +1593,8 @@ serve_current(bool must_read)
 	/* a plain store each: the listener reads them to place sessions */
 	last_turn_end = GetCurrentTimestamp();
 	pg_atomic_write_u64(&bp_my_slot->busy_since, (uint64) last_turn_end);
+	if (must_read)
+		bp_admin_count_wait(s->queued_at, last_turn_end);	/* from the queue */
 	pg_atomic_write_u32(&bp_my_slot->activity, PEA_RUNNING);
 	if (s->moved_statements != NIL)
 		bp_restore_statements(s);
@@ -1487,6 +1635,8 @@ serve_current(bool must_read)
 			}
 			if (!pinned)
 				break;
+			if (bp_admin_hold_wanted())
+				hold_while_paused(s);
 			if (!wait_session_input(s))
 				break;
 		}
@@ -1571,6 +1721,7 @@ recover_from_error(void)
 	FlushErrorState();
 	bp_protocol_error_cleanup();
 	bp_switching = false;
+	bp_admin_hold_end();		/* an error in a pause's idle duties */
 
 	if (s != NULL)
 	{
@@ -1758,6 +1909,7 @@ bp_executor_main(Datum main_arg)
 	pqsignal(SIGUSR1, bp_conflict_sigusr1);
 
 	bp_sockets_close_inherited();
+	bp_mainport_forget();
 	attach_slot(main_arg, &dboid, &roleid);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dboid, roleid, 0);
@@ -1780,6 +1932,7 @@ bp_executor_main(Datum main_arg)
 	bp_session_views_init();
 	bp_pinning_init();
 	bp_utility_init();
+	bp_admin_executor_attach(my_slot_index, my_generation, my_pool_id);
 	RegisterXactCallback(count_transaction, NULL);
 	RegisterXactCallback(check_pin_affordable, NULL);
 	say_hello();
@@ -1805,6 +1958,11 @@ bp_executor_main(Datum main_arg)
 
 		if (pool_dismissed() && !dismissal_done)
 			end_dismissed_sessions();
+		if (!pool_dismissed() && bp_admin_hold_wanted())
+		{
+			hold_while_paused(NULL);
+			continue;
+		}
 		start_held_sessions();
 		if (channel_readable ||
 			pg_atomic_read_u32(&bp_my_slot->channel_sends) != channel_sends_seen)
@@ -1836,6 +1994,13 @@ bp_executor_main(Datum main_arg)
 		{
 			ereport(LOG,
 					(errmsg("builtin_pool executor retires: its temp schema was set up again for as many sessions as it can")));
+			worn_out = true;
+			my_reserve = true;
+		}
+		if (!worn_out && bp_admin_recycle_wanted())
+		{
+			ereport(LOG,
+					(errmsg("builtin_pool executor retires: pool_reconnect() asked for fresh executors")));
 			worn_out = true;
 			my_reserve = true;
 		}

@@ -1,9 +1,11 @@
 /*-------------------------------------------------------------------------
  *
  * listener.h
- *	  What the two halves of the pool listener share: client.c takes a new
- *	  client from accept() to admission, proxy.c routes admitted clients to
- *	  executors and runs the listener's loop.  Private to the listener.
+ *	  What the parts of the pool listener share: conn.c owns a client
+ *	  connection's state and the lists it moves between, client.c takes a
+ *	  new client from accept() to admission, proxy.c routes admitted clients
+ *	  to executors and runs the listener's loop.  proxy.c calls client.c,
+ *	  both call conn.c, never the other way round.  Private to the listener.
  *
  *-------------------------------------------------------------------------
  */
@@ -19,6 +21,7 @@
 
 typedef enum PoolConnState
 {
+	PC_NEW,						/* just accepted or handed back: on no list */
 	PC_READING,					/* reading a startup packet */
 	PC_TLS,						/* in the TLS handshake after SSLRequest */
 	PC_LOOKUP,					/* startup packet read, but a DDL holds a
@@ -26,9 +29,13 @@ typedef enum PoolConnState
 								 * tick (conn_retry_lookups) */
 	PC_AUTH,					/* pg_hba.conf asked for a password: in the
 								 * exchange auth.c drives */
-	PC_QUEUED,					/* admitted, waiting for its executor */
-	PC_PARKED					/* admitted, but every executor that could
-								 * take it is pinned: retried each tick */
+	PC_ADMITTED,				/* admitted (or handed back): proxy.c routes
+								 * it next */
+	PC_QUEUED,					/* waiting for its executor (exec_slot) */
+	PC_PARKED,					/* every executor that could take it is
+								 * pinned: retried each tick */
+	PC_HANDED,					/* sent to an executor: no longer ours */
+	PC_CLOSED					/* being freed */
 } PoolConnState;
 
 /* A client between accept() and handoff */
@@ -47,7 +54,7 @@ typedef struct PoolConn
 	char		remote_host[64];
 	TimestampTz deadline;
 	dlist_node	all_node;		/* in bp_conns, in accept order */
-	dlist_node	queue_node;		/* in its executor's queue while PC_QUEUED */
+	dlist_node	state_node;		/* on its state's list (conn.c) */
 	char		lenbuf[4];
 	int			have;			/* bytes read, length word included */
 	int			pktlen;			/* length word's value; 0 until read */
@@ -57,13 +64,16 @@ typedef struct PoolConn
 	char		dbname[NAMEDATALEN];
 	Oid			roleid;			/* what user and dbname named when admitted */
 	Oid			dboid;
-	bool		pending;		/* counted against the caps on clients not
-								 * yet admitted (conn_end_pending) */
 	int			exec_slot;		/* executor it is queued for, or -1 */
 	uint32		exec_gen;
 	uint32		cancel_key;		/* in the cancel key table while non-zero */
-	pid_t		key_pid;		/* resumed: the pid its client knows */
-	bool		handed_over;	/* sent to an executor: no longer ours */
+	pid_t		key_pid;		/* the pid its client was told in
+								 * BackendKeyData, 0 until it was told */
+	bool		greeted;		/* the listener sent its login greeting */
+	uint32		greeting_hash;	/* of the settings that greeting reported */
+	bool		handed_over;	/* was PC_HANDED: the executor has it */
+	bool		main_port;		/* authenticated by a main port backend
+								 * (mainport.c) */
 
 	/* the password exchange, while PC_AUTH */
 	PoolAuthExchange *auth;
@@ -80,7 +90,7 @@ typedef struct PoolConn
 	int			state_len;
 } PoolConn;
 
-/* Every PoolConn, in accept order, allocated in bp_conn_cxt (proxy.c) */
+/* Every PoolConn, in accept order, allocated in bp_conn_cxt (conn.c) */
 extern dlist_head bp_conns;
 extern MemoryContext bp_conn_cxt;
 
@@ -88,20 +98,27 @@ extern MemoryContext bp_conn_cxt;
 #define conn_log(c, elevel, ...) \
 	ereport((elevel), (__VA_ARGS__, \
 					   errcontext("pool connection from %s on port %d", \
-								  (c)->remote_host, bp_port + (c)->port_index)))
+								  (c)->remote_host, bp_port_for_index((c)->port_index))))
 
-/* client.c */
+/* conn.c: a connection's life; the only place that changes c->state */
+extern void conn_init(MemoryContext parent, int max_executors);
+extern PoolConn *conn_new(int fd, int port_index, PoolIoHandler handler);
+extern bool conn_set_state(PoolConn *c, PoolConnState s);
+extern void conn_pending_refusal(PoolConn *c, char **detail, char **hint);
+extern PoolConn *conn_first(PoolConnState s);
+extern PoolConn *conn_first_queued(int slot);
+extern void conn_close(PoolConn *c);
+
+/* client.c: from accept() to admission (PC_ADMITTED) */
 extern void conn_accept(int fd, int port_index, bool is_unix);
 extern void conn_ready(PoolIo *io, bool readable, bool writable);
 extern void conn_refuse(PoolConn *c, int elevel, int sqlstate, const char *msg,
 						const char *detail, const char *hint,
 						const char *logdetail);
 extern void conn_expire(PoolConn *c);
-extern void conn_end_pending(PoolConn *c);
 extern bool conn_retry_lookups(void);
-
-/* proxy.c */
-extern void conn_close(PoolConn *c);
-extern void conn_route(PoolConn *c);
+extern void conn_forward_cancel(pid_t pid, uint32 key, const char *from);
+extern void conn_adopt_main(int fd, ProtocolVersion proto, const char *body,
+							int len);
 
 #endif							/* LISTENER_H */

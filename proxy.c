@@ -4,7 +4,8 @@
  *	  The pool listener: the background worker that owns the pool ports.
  *
  * client.c takes each client accepted on a pool port (pool_io.c) through
- * startup, TLS and authentication.  This file takes the admitted ones: it
+ * startup, TLS and authentication, and leaves it admitted (conn.c, which
+ * owns every client's state and lists).  This file takes the admitted ones: it
  * picks the pool for (port, database, role) and the executor, launching
  * executors on demand, and hands the client over through the channel
  * (channel.c), with, for a TLS client, the relay that reads its input from
@@ -37,6 +38,7 @@
 #include <unistd.h>
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "common/ip.h"
 #include "lib/ilist.h"
 #include "libpq/pqformat.h"
@@ -54,9 +56,12 @@
 #include "utils/timestamp.h"
 
 #include "auth.h"
+#include "admin.h"
 #include "builtin_pool.h"
 #include "channel.h"
+#include "greeting.h"
 #include "listener.h"
+#include "mainport.h"
 #include "pool_io.h"
 #include "pool_shmem.h"
 #include "relay.h"
@@ -94,76 +99,23 @@ typedef struct PoolChan
 typedef struct PoolExecLocal
 {
 	BackgroundWorkerHandle *handle; /* NULL unless this listener started it */
-	PoolChan   *chan;			/* NULL until it greeted us */
-	dlist_head	queue;			/* PoolConns waiting for it */
+	PoolChan   *chan;			/* NULL until it greeted us; its queue of
+								 * PoolConns is conn.c's */
 	pid_t		orphan_pid;		/* started by a previous listener */
 } PoolExecLocal;
 
 static MemoryContext bp_listener_cxt;
-MemoryContext bp_conn_cxt;
 static MemoryContext bp_scratch_cxt;
 static PoolExecLocal *bp_exec;
-dlist_head	bp_conns = DLIST_STATIC_INIT(bp_conns);
 static dlist_head bp_new_chans = DLIST_STATIC_INIT(bp_new_chans);
 static char bp_handoff_buf[BP_HANDOFF_MAX];
 static char bp_chan_buf[BP_HANDOFF_MAX];
 static bool bp_smart_shutdown = false;	/* see shutdown.c */
-static dlist_head bp_parked = DLIST_STATIC_INIT(bp_parked);
+static bool in_recovery = true;	/* until RecoveryInProgress() says not */
 
 static void chan_close(PoolChan *ch);
 static void chan_writable(PoolChan *ch);
 static void exec_flush(int slot);
-
-/* ---------------------------------------------------------------------
- * Clients leaving the listener
- * ---------------------------------------------------------------------
- */
-
-/* Takes c off its executor's queue; the executor never learns about it */
-static void
-conn_unqueue(PoolConn *c)
-{
-	PoolExecutor *ex;
-
-	if (c->exec_slot < 0)
-		return;
-	ex = &bp_shared->executors[c->exec_slot];
-	dlist_delete(&c->queue_node);
-	if (ex->state != PE_FREE && ex->generation == c->exec_gen)
-		pg_atomic_fetch_sub_u32(&ex->n_sessions, 1);
-	c->exec_slot = -1;
-}
-
-/* Closes our descriptor of the client (the executor may hold another) */
-void
-conn_close(PoolConn *c)
-{
-	if (c->state == PC_PARKED)
-		dlist_delete(&c->queue_node);
-	conn_unqueue(c);
-	/* a client we still hold that never reached an executor, or came back */
-	bp_cancel_key_remove(c->cancel_key, -1, 0);
-	/* a TLS session ending here, not handed over, ends with close_notify */
-	if (!c->handed_over && c->tls.w.suite != 0)
-		(void) bp_tls_send_goodbye(&c->tls, c->io.fd, NULL, 0);
-	conn_end_pending(c);
-	bp_io_unregister(&c->io);
-	close(c->io.fd);
-	if (c->plain_fd >= 0)
-		close(c->plain_fd);
-	bp_tls_close(c->ssl);
-	bp_tls_sealer_free(&c->tls);
-	dlist_delete(&c->all_node);
-	if (c->pkt)
-		pfree(c->pkt);
-	if (c->moved_state)
-		pfree(c->moved_state);
-	if (c->auth)
-		bp_auth_free(c->auth);
-	if (c->auth_msg)
-		pfree(c->auth_msg);
-	pfree(c);
-}
 
 /* ---------------------------------------------------------------------
  * Executors
@@ -218,6 +170,9 @@ exec_choose(int pool_id, int exclude, PoolChoice *pc)
 		if (ex->pool_id != pool_id ||
 			(ex->state != PE_STARTING && ex->state != PE_READY))
 			continue;
+		/* pool_reconnect() retires it: fresh executors take its place */
+		if (bp_admin_recycling(i, ex->generation))
+			continue;
 		if (pg_atomic_read_u32(&ex->n_pinned) > 0)
 		{
 			pc->has_pinned = true;
@@ -257,18 +212,6 @@ exec_choose(int pool_id, int exclude, PoolChoice *pc)
 	pc->best_idle = best_class == 0;
 	if (pc->best < 0)
 		pc->busy_long = false;
-}
-
-/* Counts c against slot and queues it there; caller holds the lock */
-static void
-exec_assign(PoolConn *c, int slot)
-{
-	PoolExecutor *ex = &bp_shared->executors[slot];
-
-	pg_atomic_fetch_add_u32(&ex->n_sessions, 1);
-	c->exec_slot = slot;
-	c->exec_gen = ex->generation;
-	dlist_push_tail(&bp_exec[slot].queue, &c->queue_node);
 }
 
 /*
@@ -350,24 +293,65 @@ conn_new_cancel_key(PoolConn *c)
 }
 
 /*
+ * A login about to be queued for slot: if the listener knows what its
+ * executor would greet it with (greeting.c), it greets it now, so that the
+ * login is complete whether or not the executor is free.  Only while the
+ * executor's pid is known (it goes into BackendKeyData), and never for a
+ * session greeted before.  Returns false if c was closed (the send failed).
+ */
+static bool
+conn_greet(PoolConn *c, int slot)
+{
+	PoolExecutor *ex = &bp_shared->executors[slot];
+	StringInfoData buf;
+	bool		ok;
+
+	if (c->greeted || c->state_len > 0 || c->key_pid != 0 ||
+		ex->state != PE_READY || ex->pid <= 0)
+		return true;
+	initStringInfo(&buf);
+	if (!bp_greeting_build(&buf, c->port_index, c->dboid, c->roleid,
+						   c->pkt + 4, c->pktlen - 8, (int32) ex->pid,
+						   c->cancel_key, &c->greeting_hash))
+	{
+		pfree(buf.data);
+		return true;
+	}
+	ok = bp_tls_send_quick(&c->tls, c->io.fd, buf.data, buf.len);
+	pfree(buf.data);
+	if (!ok)
+	{
+		conn_log(c, COMMERROR,
+				 errcode_for_socket_access(),
+				 errmsg("could not send data to client: %m"));
+		conn_close(c);
+		return false;
+	}
+	c->greeted = true;
+	c->key_pid = ex->pid;
+	pg_atomic_fetch_add_u64(&bp_shared->n_greetings, 1);
+	return true;
+}
+
+/*
  * Picks the executor for an admitted client, starting one if the pool
  * rules say so, queues the client there and hands it over if the executor
- * is ready.  Refuses the client when no executor can take it.
+ * is ready.  Parks it while only pinned executors could take it.  Refuses
+ * the client when no executor can take it.  c leaves PC_ADMITTED either way.
  */
-void
+static void
 conn_route(PoolConn *c)
 {
 	bool		dedicated;
 	int			pool_id;
 	PoolChoice	pc;
 	int			fresh = -1;
+	int			target = -1;
 	int			n_exec = 0;
 	bool		want_new = false;
 	bool		want_reserve = false;
 	bool		park = false;
 	char	   *detail;
-
-	conn_end_pending(c);
 
 	/* during a smart shutdown, as core: no new client */
 	if (bp_smart_shutdown && !c->resumed)
@@ -413,15 +397,11 @@ conn_route(PoolConn *c)
 		if (want_new)
 			fresh = bp_executor_claim(pool_id);
 		if (fresh >= 0)
-		{
 			bp_shared->executors[fresh].reserve = want_reserve;
-			exec_assign(c, fresh);
-		}
-		else if (pc.best >= 0)
-			exec_assign(c, pc.best);
-		else if (pc.has_pinned)
+		target = fresh >= 0 ? fresh : pc.best;
+		if (target < 0 && pc.has_pinned)
 			park = true;		/* wait until a pin ends */
-		else if (p->n_executors == 0)
+		else if (target < 0 && p->n_executors == 0)
 			p->in_use = false;	/* do not leak an empty pool */
 		n_exec = p->n_executors;
 	}
@@ -430,15 +410,11 @@ conn_route(PoolConn *c)
 	if (fresh >= 0 && !exec_start(fresh, c->dbname, c->user))
 	{
 		LWLockAcquire(bp_shared->lock, LW_EXCLUSIVE);
-		dlist_delete(&c->queue_node);
-		c->exec_slot = -1;
 		bp_executor_release(fresh);
-		if (pc.best >= 0)
-			exec_assign(c, pc.best);
-		else if (pc.has_pinned)
-			park = true;
 		LWLockRelease(bp_shared->lock);
-		if (pc.best < 0 && !park && !c->resumed)
+		target = pc.best;
+		park = target < 0 && pc.has_pinned;
+		if (target < 0 && !park && !c->resumed)
 		{
 			conn_refuse(c, LOG, ERRCODE_TOO_MANY_CONNECTIONS,
 						"could not start a pool executor",
@@ -447,16 +423,15 @@ conn_route(PoolConn *c)
 			return;
 		}
 	}
-	if (park || (c->exec_slot < 0 && c->resumed))
+	else if (fresh >= 0)
+		bp_admin_count_exec_started(pool_id, want_reserve);
+	if (park || (target < 0 && c->resumed))
 	{
 		/* wait here for an executor that is free to serve it */
-		c->state = PC_PARKED;
-		c->io.want = 0;
-		bp_io_update(&c->io);
-		dlist_push_tail(&bp_parked, &c->queue_node);
+		(void) conn_set_state(c, PC_PARKED);
 		return;
 	}
-	if (c->exec_slot < 0)
+	if (target < 0)
 	{
 		if (pool_id < 0)
 			detail = psprintf("All %d pool entries are in use.", bp_shared->max_pools);
@@ -465,7 +440,7 @@ conn_route(PoolConn *c)
 							  bp_shared->max_executors);
 		else
 			detail = psprintf("The pool for database \"%s\", user \"%s\" on port %d has %d executors holding %d sessions each.",
-							  c->dbname, c->user, bp_port + c->port_index,
+							  c->dbname, c->user, bp_port_for_index(c->port_index),
 							  n_exec, bp_max_sessions);
 		conn_refuse(c, LOG, ERRCODE_TOO_MANY_CONNECTIONS,
 					"sorry, too many clients already", detail,
@@ -477,10 +452,22 @@ conn_route(PoolConn *c)
 
 	if (c->cancel_key == 0 && !conn_new_cancel_key(c))
 		return;					/* c was refused */
-	c->state = PC_QUEUED;
-	c->io.want = 0;
-	bp_io_update(&c->io);
-	exec_flush(c->exec_slot);
+	if (!conn_greet(c, target))
+		return;					/* c was closed */
+	c->exec_slot = target;
+	c->exec_gen = bp_shared->executors[target].generation;
+	(void) conn_set_state(c, PC_QUEUED);
+	exec_flush(target);
+}
+
+/* Routes every admitted client (conn_route moves each off the list) */
+static void
+route_admitted(void)
+{
+	PoolConn   *c;
+
+	while ((c = conn_first(PC_ADMITTED)) != NULL)
+		conn_route(c);
 }
 
 /*
@@ -520,22 +507,24 @@ exec_flush(int slot)
 	if (ch == NULL)
 		return;
 	ch->retry = false;
-	while (!dlist_is_empty(&e->queue) &&
-		   bp_shared->executors[slot].state == PE_READY)
+	while (bp_shared->executors[slot].state == PE_READY)
 	{
-		PoolConn   *c = dlist_head_element(PoolConn, queue_node, &e->queue);
+		PoolConn   *c = conn_first_queued(slot);
 		PoolHandoff h;
 		ssize_t		sent;
-		int			body_len = c->pktlen - 8;
+		int			body_len;
 		int			fds[BP_CHANNEL_MAX_FDS];
 		int			nfds = 0;
 
+		if (c == NULL)
+			break;
+		body_len = c->pktlen - 8;
 		if (!conn_start_relay(c))
 			continue;			/* c was refused */
 
 		/* cancels reach it there from now on (its pid: the first executor's) */
 		bp_cancel_key_place(c->cancel_key,
-							c->resumed ? c->key_pid : bp_shared->executors[slot].pid,
+							c->key_pid != 0 ? c->key_pid : bp_shared->executors[slot].pid,
 							slot, bp_shared->executors[slot].generation);
 
 		memset(&h, 0, sizeof(h));
@@ -548,6 +537,8 @@ exec_flush(int slot)
 		h.tls = c->tls.w;
 		h.roleid = c->roleid;
 		h.dboid = c->dboid;
+		h.greeted = c->greeted;
+		h.greeting_hash = c->greeting_hash;
 		if (c->plain_fd >= 0)
 			fds[nfds++] = c->plain_fd;
 		fds[nfds++] = c->io.fd;
@@ -580,38 +571,15 @@ exec_flush(int slot)
 			return;
 		}
 		pg_atomic_fetch_add_u32(&bp_shared->executors[slot].channel_sends, 1);
-		dlist_delete(&c->queue_node);
-		c->exec_slot = -1;		/* the executor counts it from now on */
-		c->cancel_key = 0;		/* and removes its key when it ends */
-		c->handed_over = true;
+		c->cancel_key = 0;		/* the executor removes it when it ends */
+		(void) conn_set_state(c, PC_HANDED);	/* it counts the session now */
 		conn_close(c);
 	}
 	ch->io.want = BP_EV_READ;
-	if (ch->ack_pending || (!dlist_is_empty(&e->queue) && !ch->retry &&
+	if (ch->ack_pending || (conn_first_queued(slot) != NULL && !ch->retry &&
 							bp_shared->executors[slot].state == PE_READY))
 		ch->io.want |= BP_EV_WRITE;
 	bp_io_update(&ch->io);
-}
-
-/* Moves slot's queue to *to, optionally uncounting each client */
-static void
-exec_take_queue(int slot, dlist_head *to, bool uncount)
-{
-	dlist_init(to);
-	while (!dlist_is_empty(&bp_exec[slot].queue))
-	{
-		PoolConn   *c = dlist_head_element(PoolConn, queue_node,
-										   &bp_exec[slot].queue);
-
-		if (uncount)
-			conn_unqueue(c);
-		else
-		{
-			dlist_delete(&c->queue_node);
-			c->exec_slot = -1;
-		}
-		dlist_push_tail(to, &c->queue_node);
-	}
 }
 
 /*
@@ -623,8 +591,9 @@ static void
 exec_lost(int slot, bool failed_start)
 {
 	PoolExecLocal *e = &bp_exec[slot];
-	dlist_head	moved;
+	PoolConn   *c;
 
+	bp_admin_count_exec_lost(slot, failed_start);
 	LWLockAcquire(bp_shared->lock, LW_EXCLUSIVE);
 	bp_executor_release(slot);
 	LWLockRelease(bp_shared->lock);
@@ -634,19 +603,16 @@ exec_lost(int slot, bool failed_start)
 	e->chan = NULL;
 	e->orphan_pid = 0;
 
-	exec_take_queue(slot, &moved, false);
-	while (!dlist_is_empty(&moved))
+	/* the slot is free: leaving its queue uncounts nothing */
+	while ((c = conn_first_queued(slot)) != NULL)
 	{
-		PoolConn   *c = dlist_container(PoolConn, queue_node,
-										dlist_pop_head_node(&moved));
-
 		if (failed_start)
 			conn_refuse(c, LOG, ERRCODE_CONNECTION_FAILURE,
 						psprintf("could not start a pool executor for database \"%s\"",
 								 c->dbname),
 						NULL, "Check the server log for the executor's error.", NULL);
 		else
-			conn_route(c);
+			(void) conn_set_state(c, PC_ADMITTED);	/* routed again */
 	}
 }
 
@@ -658,17 +624,15 @@ exec_lost(int slot, bool failed_start)
 static void
 exec_retire(PoolChan *ch)
 {
-	dlist_head	moved;
+	PoolConn   *c;
 
 	LWLockAcquire(bp_shared->lock, LW_EXCLUSIVE);
 	bp_shared->executors[ch->slot].state = PE_EXITING;
 	LWLockRelease(bp_shared->lock);
-	exec_take_queue(ch->slot, &moved, true);
+	while ((c = conn_first_queued(ch->slot)) != NULL)
+		(void) conn_set_state(c, PC_ADMITTED);	/* routed again */
 	ch->ack_pending = true;
 	chan_writable(ch);			/* may close ch */
-	while (!dlist_is_empty(&moved))
-		conn_route(dlist_container(PoolConn, queue_node,
-								   dlist_pop_head_node(&moved)));
 }
 
 /*
@@ -686,7 +650,7 @@ retire_pool(int pool_id)
 	pid_t	   *pids = palloc(sizeof(pid_t) * bp_shared->max_executors);
 	int			n = 0;
 	int			i;
-	dlist_head	queued;
+	PoolConn   *c;
 
 	LWLockAcquire(bp_shared->lock, LW_EXCLUSIVE);
 	p->retired = true;
@@ -703,7 +667,7 @@ retire_pool(int pool_id)
 	LWLockRelease(bp_shared->lock);
 	ereport(LOG,
 			(errmsg("builtin_pool retires the pool for database \"%s\", user \"%s\" on port %d",
-					p->dbname, p->rolname, bp_port + p->port_index),
+					p->dbname, p->rolname, bp_port_for_index(p->port_index)),
 			 errdetail("%s", BP_RETIRED_DETAIL)));
 
 	/* SIGUSR1 sets an executor's latch (procsignal_sigusr1_handler) */
@@ -715,11 +679,8 @@ retire_pool(int pool_id)
 	{
 		if (bp_shared->executors[i].pool_id != pool_id)
 			continue;
-		exec_take_queue(i, &queued, true);
-		while (!dlist_is_empty(&queued))
-			conn_refuse(dlist_container(PoolConn, queue_node,
-										dlist_pop_head_node(&queued)),
-						LOG, ERRCODE_ADMIN_SHUTDOWN, BP_RETIRED_MESSAGE,
+		while ((c = conn_first_queued(i)) != NULL)
+			conn_refuse(c, LOG, ERRCODE_ADMIN_SHUTDOWN, BP_RETIRED_MESSAGE,
 						BP_RETIRED_DETAIL, NULL, NULL);
 	}
 }
@@ -870,20 +831,22 @@ chan_handback(PoolChan *ch, char *msg, ssize_t n, int *fds)
 		return;
 	}
 
-	c = MemoryContextAllocZero(bp_conn_cxt, sizeof(PoolConn));
 	/* a TLS session: its relay's end, then the client's TCP socket */
-	c->io.fd = bp_channel_output_fd(fds);
+	c = conn_new(bp_channel_output_fd(fds), h.port_index, conn_ready);
 	c->plain_fd = fds[1] >= 0 ? fds[0] : -1;
 	c->tls.w = h.tls;
 	explicit_bzero(&h.tls, sizeof(h.tls));
 	c->resumed = true;
 	c->from_slot = ch->slot;
 	c->waited_ms = h.waited_ms;
-	c->exec_slot = -1;
-	c->port_index = h.port_index;
 	c->proto = h.proto;
 	c->cancel_key = h.cancel_key;
 	c->key_pid = bp_cancel_key_detach(h.cancel_key);
+	c->greeted = h.greeted != 0;
+	c->greeting_hash = h.greeting_hash;
+	/* given back unopened and never greeted: its client knows no pid yet */
+	if (h.state_len == 0 && !c->greeted)
+		c->key_pid = 0;
 	c->pktlen = h.startup_len + 8;
 	c->pkt = MemoryContextAllocZero(bp_conn_cxt, h.startup_len + 5);
 	memcpy(c->pkt + 4, msg + sizeof(h), h.startup_len);
@@ -904,17 +867,13 @@ chan_handback(PoolChan *ch, char *msg, ssize_t n, int *fds)
 	retired = pool->retired;
 	LWLockRelease(bp_shared->lock);
 
-	c->io.handler = conn_ready;
-	c->io.want = 0;				/* nothing to read: the executor reads */
-	bp_io_register(&c->io);
-	dlist_push_tail(&bp_conns, &c->all_node);
-
 	/* a session of a retired pool does not move on: it ends */
 	if (retired)
 		conn_refuse(c, LOG, ERRCODE_ADMIN_SHUTDOWN, BP_RETIRED_MESSAGE,
 					BP_RETIRED_DETAIL, NULL, NULL);
 	else
-		conn_route(c);
+		(void) conn_set_state(c, PC_ADMITTED);	/* nothing to read: the
+												 * executor reads */
 }
 
 /* Reads what an executor sent: its hello, then retires and handbacks */
@@ -953,6 +912,14 @@ chan_read(PoolChan *ch)
 			continue;
 		}
 		bp_channel_close_fds(fds);	/* only handbacks carry descriptors */
+		if (ch->slot >= 0 && magic == BP_GREETING_MAGIC)
+		{
+			PoolDesc   *p = &bp_shared->pools[bp_shared->executors[ch->slot].pool_id];
+
+			bp_greeting_receive(msg, n, ch->slot, p->port_index, p->dboid,
+								p->roleid);
+			continue;
+		}
 		if (ch->slot < 0 && !ch->hello_pending)
 		{
 			if (n != sizeof(PoolHello) || magic != BP_HELLO_MAGIC)
@@ -1104,7 +1071,7 @@ tick(void)
 	{
 		PoolConn   *c = dlist_container(PoolConn, all_node, it.cur);
 
-		if (c->resumed)
+		if (c->resumed || c->greeted)
 			continue;			/* an established session: no deadline */
 		if (c->deadline > now)
 		{
@@ -1163,23 +1130,16 @@ tick(void)
 	busy |= bp_guard_connecting();
 
 	/* parked clients try again: an executor may have been unpinned */
-	if (!dlist_is_empty(&bp_parked))
 	{
-		dlist_head	retry;
+		PoolConn   *c;
 
-		dlist_init(&retry);
-		while (!dlist_is_empty(&bp_parked))
-			dlist_push_tail(&retry, dlist_pop_head_node(&bp_parked));
-		while (!dlist_is_empty(&retry))
+		while ((c = conn_first(PC_PARKED)) != NULL)
 		{
-			PoolConn   *c = dlist_container(PoolConn, queue_node,
-											dlist_pop_head_node(&retry));
-
-			c->state = PC_QUEUED;	/* in no list now; exec_slot is -1 */
 			c->from_slot = -1;	/* its old executor may be the one free now */
-			conn_route(c);
+			(void) conn_set_state(c, PC_ADMITTED);
 		}
-		busy |= !dlist_is_empty(&bp_parked);
+		route_admitted();
+		busy |= conn_first(PC_PARKED) != NULL;
 	}
 
 	busy |= bp_io_tick(now, slow);
@@ -1189,6 +1149,11 @@ tick(void)
 		pgstat_report_stat(false);
 		bp_sockets_tick(now);
 		retire_stale_pools();
+		if (in_recovery && !RecoveryInProgress())
+		{
+			in_recovery = false;
+			bp_greeting_invalidate();	/* in_hot_standby is off now */
+		}
 
 		/* a smart shutdown waits for the pool's sessions (shutdown.c) */
 		bp_smart_shutdown = bp_guard_tick();
@@ -1273,17 +1238,13 @@ bp_listener_main(Datum main_arg)
 	bp_listener_cxt = AllocSetContextCreate(TopMemoryContext,
 											"builtin_pool listener",
 											ALLOCSET_DEFAULT_SIZES);
-	bp_conn_cxt = AllocSetContextCreate(bp_listener_cxt,
-										"builtin_pool connections",
-										ALLOCSET_DEFAULT_SIZES);
 	bp_scratch_cxt = AllocSetContextCreate(bp_listener_cxt,
 										   "builtin_pool scratch",
 										   ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(bp_listener_cxt);
 
 	bp_exec = palloc0(bp_shared->max_executors * sizeof(PoolExecLocal));
-	for (i = 0; i < bp_shared->max_executors; i++)
-		dlist_init(&bp_exec[i].queue);
+	conn_init(bp_listener_cxt, bp_shared->max_executors);
 	adopt_orphans();
 	bp_auth_init();
 	bp_auth_load_hba(bp_listener_cxt);
@@ -1291,7 +1252,8 @@ bp_listener_main(Datum main_arg)
 	pg_atomic_write_u32(&bp_shared->n_tls_sessions, 0);	/* a restart's relays are gone */
 	bp_io_init(bp_use_io_uring, on_accept);
 	bp_io_listen_add(bp_channel_listen(), -1, true, pstrdup(BP_CHANNEL_PATH));
-	if (bp_sockets_adopt() == 0)
+	bp_mainport_listen();
+	if (bp_sockets_adopt() == 0 && !bp_main_port_pooled())
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIG_FILE_ERROR),
 				 errmsg("builtin_pool could not open any pool socket"),
@@ -1322,6 +1284,7 @@ bp_listener_main(Datum main_arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			bp_greeting_invalidate();	/* logins may report other values */
 			bp_auth_load_hba(bp_listener_cxt);
 			bp_tls_configure(false);
 		}
@@ -1332,7 +1295,9 @@ bp_listener_main(Datum main_arg)
 		}
 
 		bp_io_drain();
+		route_admitted();
 		timeout = tick();
+		route_admitted();
 		bp_io_flush();
 		n = WaitEventSetWait(wes, timeout, events, lengthof(events),
 							 PG_WAIT_EXTENSION);

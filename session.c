@@ -65,10 +65,12 @@
 #include "utils/plancache.h"
 #include "utils/snapmgr.h"
 
+#include "builtin_pool.h"
 #include "pool_shmem.h"
 #include "pinning.h"
 #include "prepared.h"
 #include "sequences.h"
+#include "greeting.h"
 #include "session.h"
 #include "startup.h"
 
@@ -520,7 +522,9 @@ bp_session_report_start(PoolSession *s)
 
 	if (!Log_connections)
 		return;
-	if (s->port->remote_port[0])
+	if (bp_main_port_pooled())
+		;						/* its backend logged it (mainport.c) */
+	else if (s->port->remote_port[0])
 		ereport(LOG,
 				(errmsg("connection received: host=%s port=%s",
 						s->port->remote_host, s->port->remote_port)));
@@ -1216,12 +1220,25 @@ bp_setting_startup_value(PoolSession *s, const char *name)
 }
 
 /*
- * Appends to the session's defaults the settings pg_db_role_setting holds
- * for (databaseid, roleid), as "name=value" strings.
+ * The role and database settings as last read, with the login epoch read
+ * before (greeting.c): every ALTER ROLE/DATABASE ... SET, DROP ROLE and
+ * DROP DATABASE bumps it once committed, so while it is unchanged the
+ * catalog holds what was read and a new session takes the list from here.
+ * The executor's database and role never change; the lists live in
+ * TopMemoryContext.
+ */
+static List *role_default_names = NIL;
+static List *role_default_values = NIL;
+static uint32 role_defaults_epoch = 0;
+static bool role_defaults_valid = false;
+
+/*
+ * Appends to the cached role defaults the settings pg_db_role_setting
+ * holds for (databaseid, roleid), as names and values.
  */
 static void
-collect_role_settings(PoolSession *s, Relation rel, Snapshot snapshot,
-					  Oid databaseid, Oid roleid)
+collect_role_settings(Relation rel, Snapshot snapshot, Oid databaseid,
+					  Oid roleid)
 {
 	ScanKeyData keys[2];
 	SysScanDesc scan;
@@ -1250,15 +1267,17 @@ collect_role_settings(PoolSession *s, Relation rel, Snapshot snapshot,
 		{
 			char	   *name = NULL;
 			char	   *value = NULL;
-			MemoryContext old = MemoryContextSwitchTo(s->cxt);
+			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
+			/* ParseLongOption mallocs both (guc.c): copied, then freed */
 			ParseLongOption(TextDatumGetCString(items[i]), &name, &value);
 			if (value)
 			{
-				s->option_names = lappend(s->option_names, name);
-				s->option_values = lappend(s->option_values, value);
-				s->n_role_settings++;
+				role_default_names = lappend(role_default_names, pstrdup(name));
+				role_default_values = lappend(role_default_values, pstrdup(value));
+				free(value);
 			}
+			free(name);
 			MemoryContextSwitchTo(old);
 		}
 	}
@@ -1276,16 +1295,39 @@ collect_role_settings(PoolSession *s, Relation rel, Snapshot snapshot,
 static void
 collect_role_defaults(PoolSession *s)
 {
-	Oid			roleid = GetAuthenticatedUserId();
-	Relation	rel = table_open(DbRoleSettingRelationId, AccessShareLock);
-	Snapshot	snapshot = RegisterSnapshot(GetCatalogSnapshot(DbRoleSettingRelationId));
+	uint32		epoch = bp_greeting_epoch();
+	MemoryContext old;
+	ListCell   *ln,
+			   *lv;
 
-	collect_role_settings(s, rel, snapshot, InvalidOid, InvalidOid);
-	collect_role_settings(s, rel, snapshot, MyDatabaseId, InvalidOid);
-	collect_role_settings(s, rel, snapshot, InvalidOid, roleid);
-	collect_role_settings(s, rel, snapshot, MyDatabaseId, roleid);
-	UnregisterSnapshot(snapshot);
-	table_close(rel, AccessShareLock);
+	if (!role_defaults_valid || epoch != role_defaults_epoch)
+	{
+		Oid			roleid = GetAuthenticatedUserId();
+		Relation	rel = table_open(DbRoleSettingRelationId, AccessShareLock);
+		Snapshot	snapshot = RegisterSnapshot(GetCatalogSnapshot(DbRoleSettingRelationId));
+
+		list_free_deep(role_default_names);
+		list_free_deep(role_default_values);
+		role_default_names = role_default_values = NIL;
+		role_defaults_valid = false;
+		collect_role_settings(rel, snapshot, InvalidOid, InvalidOid);
+		collect_role_settings(rel, snapshot, MyDatabaseId, InvalidOid);
+		collect_role_settings(rel, snapshot, InvalidOid, roleid);
+		collect_role_settings(rel, snapshot, MyDatabaseId, roleid);
+		UnregisterSnapshot(snapshot);
+		table_close(rel, AccessShareLock);
+		role_defaults_epoch = epoch;
+		role_defaults_valid = true;
+	}
+
+	old = MemoryContextSwitchTo(s->cxt);
+	forboth(ln, role_default_names, lv, role_default_values)
+	{
+		s->option_names = lappend(s->option_names, pstrdup(lfirst(ln)));
+		s->option_values = lappend(s->option_values, pstrdup(lfirst(lv)));
+		s->n_role_settings++;
+	}
+	MemoryContextSwitchTo(old);
 }
 
 /* First application of the startup settings; see above */

@@ -17,6 +17,7 @@
 #include "funcapi.h"
 #include "utils/builtins.h"
 
+#include "admin.h"
 #include "builtin_pool.h"
 #include "pool_shmem.h"
 
@@ -33,6 +34,7 @@ typedef struct ExecutorRow
 	pid_t		pid;
 	PoolExecutorState state;
 	uint32		activity;
+	bool		paused;			/* holding for a pool_pause() (admin.c) */
 	bool		dedicated;
 	uint32		sessions;
 	uint32		waiting;
@@ -78,6 +80,7 @@ copy_executors(int *count)
 		r->pid = ex->pid;
 		r->state = ex->state;
 		r->activity = pg_atomic_read_u32(&ex->activity);
+		r->paused = bp_admin_slot_holding(i);
 		r->sessions = pg_atomic_read_u32(&ex->n_sessions);
 		r->waiting = pg_atomic_read_u32(&ex->n_waiting);
 		r->pinned = pg_atomic_read_u32(&ex->n_pinned);
@@ -100,6 +103,8 @@ state_name(const ExecutorRow *r)
 		case PE_STARTING:
 			return "starting";
 		case PE_READY:
+			if (r->paused)
+				return "paused";
 			return r->activity == PEA_RUNNING ? "running" : "idle";
 		case PE_EXITING:
 			return "exiting";
@@ -157,13 +162,18 @@ pool_status(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-/* pool_listener_stats(): the listener's connection counters, one row */
+/*
+ * pool_listener_stats(): the listener's connection counters, one row; the
+ * refusals by cause come from admin.c, in PoolRefusal's order.
+ */
 Datum
 pool_listener_stats(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
-	Datum		values[6];
-	bool		nulls[6] = {false, false, false, false, false, false};
+	Datum		values[7 + PR_NCAUSES];
+	bool		nulls[7 + PR_NCAUSES];
+	uint64		refusals[PR_NCAUSES];
+	int			i;
 
 	pool_shmem_check();
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
@@ -175,6 +185,11 @@ pool_listener_stats(PG_FUNCTION_ARGS)
 	values[3] = Int64GetDatum(pg_atomic_read_u64(&bp_shared->n_tls_handshakes));
 	values[4] = Int32GetDatum((int32) pg_atomic_read_u32(&bp_shared->n_tls_sessions));
 	values[5] = Int64GetDatum(pg_atomic_read_u64(&bp_shared->n_cancels_unmatched));
+	bp_admin_refusals(refusals);
+	for (i = 0; i < PR_NCAUSES; i++)
+		values[6 + i] = Int64GetDatum((int64) refusals[i]);
+	memset(nulls, 0, sizeof(nulls));
+	values[6 + PR_NCAUSES] = Int64GetDatum(pg_atomic_read_u64(&bp_shared->n_greetings));
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc),
 													  values, nulls)));
 }

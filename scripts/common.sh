@@ -32,7 +32,8 @@ BP_SRC_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # liburing, OpenSSL's headers (TLS on the pool port) and its command line
 # (test certificates), the TAP test modules' IPC::Run, PgBouncer for
 # comparisons, the compiler, util-linux for setpriv, procps for pgrep/ps in
-# diagnostics.
+# diagnostics, prometheus-postgres-exporter for t/034_exporter.pl (the
+# metrics query file in contrib/prometheus).
 BP_PACKAGES=(
 	"postgresql-$PG_MAJOR"
 	"postgresql-server-dev-$PG_MAJOR"
@@ -52,6 +53,7 @@ BP_PACKAGES=(
 	perl
 	python3-psycopg
 	python3-asyncpg
+	prometheus-postgres-exporter
 )
 
 bp_log() { printf '==> %s\n' "$*" >&2; }

@@ -124,21 +124,11 @@ sub timed_value
 	}
 	sleep(0.5);
 
-	my ($out, $err) = ('', '');
 	my @cmd = (
 		'pgbench', '-n', '-S', '-c', '200', '-j', '2', '-T', '3',
 		'-h', '127.0.0.1', '-p', $node->pool_port, '-U', 'app', 'app');
 	my $t0 = time();
-	my $h = IPC::Run::start(\@cmd, '<', '/dev/null', '>', \$out, '2>', \$err);
-	my $deadline = time() + 15;
-	while ($h->pumpable && time() < $deadline)
-	{
-		$h->pump_nb;
-		sleep(0.1);
-	}
-	my $timed_out = $h->pumpable;
-	$h->kill_kill if $timed_out;
-	$h->finish unless $timed_out;
+	my ($out, $err, $timed_out) = run_bounded(\@cmd, 15);
 	note "pgbench stdout:\n$out\nstderr:\n" . substr($err, 0, 3000);
 	ok(!$timed_out, 'pgbench -S -c 200 ends in time beside the long transactions');
 	cmp_ok(time() - $t0, '<', 15, 'well before the long transactions end');

@@ -36,7 +36,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep time);
 
-our @EXPORT = qw(pool_node setup_app check_no_crash wait_until bgq bgq_err
+our @EXPORT = qw(pool_node setup_app check_no_crash wait_until run_bounded bgq bgq_err
   free_port_range crash_lines pool_serves_ok regress_database run_pg_regress
   schedule_tests regress_diffs);
 
@@ -279,6 +279,27 @@ sub wait_until
 		return $r if time() >= $deadline;
 		usleep(int($interval * 1_000_000));
 	}
+}
+
+# run_bounded(CMD_ARRAYREF, SECONDS): runs a command (pgbench, say) with
+# stdin from /dev/null, killed if it has not ended after SECONDS (by the
+# clock: IPC::Run's own timer is checked only while pumping).  Returns
+# (stdout, stderr, timed_out).
+sub run_bounded
+{
+	my ($cmd, $seconds) = @_;
+	my ($out, $err) = ('', '');
+	my $h = IPC::Run::start($cmd, '<', '/dev/null', '>', \$out, '2>', \$err);
+	my $deadline = time() + $seconds;
+	while ($h->pumpable && time() < $deadline)
+	{
+		$h->pump_nb;
+		usleep(100_000);
+	}
+	my $timed_out = $h->pumpable;
+	$h->kill_kill if $timed_out;
+	$h->finish unless $timed_out;
+	return ($out, $err, $timed_out);
 }
 
 # bgq(BG, SQL): run SQL in a BackgroundPsql session; returns its stdout (in
