@@ -13,6 +13,7 @@ OBJS = \
 	executor.o \
 	greeting.o \
 	extended.o \
+	mainport.o \
 	pool_io.o \
 	pool_shmem.o \
 	pinning.o \

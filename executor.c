@@ -66,6 +66,7 @@
 #include "pinning.h"
 #include "extended.h"
 #include "greeting.h"
+#include "mainport.h"
 #include "pool_shmem.h"
 #include "prepared.h"
 #include "protocol.h"
@@ -649,11 +650,15 @@ start_held_sessions(void)
 /*
  * Ends a session: rolls back whatever it left open and releases it.  For
  * the current session this runs outside any error recovery, so its
- * transaction is aborted here.
+ * transaction is aborted here.  Interrupts wait until it is done: a send
+ * failure to this client sets QueryCancelPending, and a cancel raised
+ * halfway (after its disconnection was logged, before the counts drop) left
+ * the session counted in pool_status() and in CONNECTION LIMIT forever.
  */
 static void
 close_session(PoolSession *s)
 {
+	HOLD_INTERRUPTS();
 	if (bp_current == s)
 	{
 		AbortOutOfAnyTransaction();
@@ -683,6 +688,7 @@ close_session(PoolSession *s)
 	update_counters();
 	if (n_sessions == 0)
 		idle_since = GetCurrentTimestamp();
+	RESUME_INTERRUPTS();
 }
 
 /* ---------------------------------------------------------------------
@@ -2007,6 +2013,7 @@ bp_executor_main(Datum main_arg)
 	pqsignal(SIGUSR1, bp_conflict_sigusr1);
 
 	bp_sockets_close_inherited();
+	bp_mainport_forget();
 	attach_slot(main_arg, &dboid, &roleid);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dboid, roleid, 0);

@@ -135,6 +135,7 @@ bp_shmem_startup(void)
 		pg_atomic_init_u64(&bp_shared->n_cancels_unmatched, 0);
 		pg_atomic_init_u64(&bp_shared->n_tls_handshakes, 0);
 		pg_atomic_init_u32(&bp_shared->n_tls_sessions, 0);
+		pg_atomic_init_u32(&bp_shared->mainport_listener, 0);
 		pg_atomic_init_u32(&bp_shared->login_epoch, 0);
 		pg_atomic_init_u64(&bp_shared->n_greetings, 0);
 		for (i = 0; i < bp_shared->max_executors; i++)

@@ -109,6 +109,9 @@ typedef struct PoolShared
 	pg_atomic_uint64 n_cancels_unmatched;	/* matching no live session */
 	pg_atomic_uint64 n_tls_handshakes;	/* TLS handshakes completed */
 	pg_atomic_uint32 n_tls_sessions;	/* TLS sessions being relayed */
+	pg_atomic_uint32 mainport_listener; /* pid of the listener taking main
+										 * port clients (mainport.c), 0 while
+										 * none does */
 	pg_atomic_uint32 login_epoch;	/* bumped when what a login greeting
 									 * reports may change (greeting.c) */
 	pg_atomic_uint64 n_greetings;	/* logins the listener greeted itself */

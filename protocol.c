@@ -460,9 +460,8 @@ bp_send_ready_if_needed(void)
 		pgstat_report_activity(STATE_IDLE, NULL);
 	}
 
-	bp_session_report_promotion();
+	bp_session_report_settings();
 	bp_stab_report(s, PST_IDLE);
-	ReportChangedGUCOptions();
 	ReadyForQuery(DestRemote);
 	s->send_ready_for_query = false;
 }

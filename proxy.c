@@ -61,6 +61,7 @@
 #include "channel.h"
 #include "greeting.h"
 #include "listener.h"
+#include "mainport.h"
 #include "pool_io.h"
 #include "pool_shmem.h"
 #include "relay.h"
@@ -440,7 +441,7 @@ conn_route(PoolConn *c)
 							  bp_shared->max_executors);
 		else
 			detail = psprintf("The pool for database \"%s\", user \"%s\" on port %d has %d executors holding %d sessions each.",
-							  c->dbname, c->user, bp_port + c->port_index,
+							  c->dbname, c->user, bp_port_for_index(c->port_index),
 							  n_exec, bp_max_sessions);
 		conn_refuse(c, LOG, ERRCODE_TOO_MANY_CONNECTIONS,
 					"sorry, too many clients already", detail,
@@ -698,7 +699,7 @@ retire_pool(int pool_id)
 	LWLockRelease(bp_shared->lock);
 	ereport(LOG,
 			(errmsg("builtin_pool retires the pool for database \"%s\", user \"%s\" on port %d",
-					p->dbname, p->rolname, bp_port + p->port_index),
+					p->dbname, p->rolname, bp_port_for_index(p->port_index)),
 			 errdetail("%s", BP_RETIRED_DETAIL)));
 
 	/* SIGUSR1 sets an executor's latch (procsignal_sigusr1_handler) */
@@ -1288,7 +1289,8 @@ bp_listener_main(Datum main_arg)
 	pg_atomic_write_u32(&bp_shared->n_tls_sessions, 0);	/* a restart's relays are gone */
 	bp_io_init(bp_use_io_uring, on_accept);
 	bp_io_listen_add(bp_channel_listen(), -1, true, pstrdup(BP_CHANNEL_PATH));
-	if (bp_sockets_adopt() == 0)
+	bp_mainport_listen();
+	if (bp_sockets_adopt() == 0 && !bp_main_port_pooled())
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIG_FILE_ERROR),
 				 errmsg("builtin_pool could not open any pool socket"),

@@ -160,7 +160,7 @@ extern PoolSession *bp_current;
 extern bool bp_switching;
 
 extern void bp_session_module_init(void);
-extern void bp_session_report_promotion(void);
+extern void bp_session_report_settings(void);
 extern PoolSession *bp_session_create(int sock, int client_fd,
 									  const PoolHandoff *handoff,
 									  const char *body);

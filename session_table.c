@@ -622,7 +622,7 @@ build_row(const PoolSessionSlot *e, const char *query, bool visible,
 
 	memset(nulls, 0, POOL_SESSIONS_COLS * sizeof(bool));
 	values[0] = Int64GetDatum((int64) e->session_id);
-	values[1] = Int32GetDatum(bp_port + e->port_index);
+	values[1] = Int32GetDatum(bp_port_for_index(e->port_index));
 	values[2] = CStringGetTextDatum(e->dbname);
 	values[3] = CStringGetTextDatum(e->rolname);
 	values[COL_APPNAME] = CStringGetTextDatum(e->appname);
