@@ -70,6 +70,18 @@ sub served_by
 ok(wait_until(sub { served_by("host=$sockdir port=$port dbname=app user=app") eq
 			  'builtin_pool executor' }, 30),
 	'peer login over the Unix socket: served by an executor');
+# pool_sessions lists a main-port session under the server's port
+{
+	my $c = PoolTest::Raw->new(path => $sock);
+	ok($c->login(user => 'app', database => 'app', application_name => 'mainself'),
+		'raw login on the main port');
+	is($c->query_value('SELECT 3'), '3', 'raw main-port session served');
+	is( $node->safe_psql('postgres',
+			"SELECT port || ' ' || database || ' ' || role || ' ' || state || ' ' || (executor_pid = $c->{startup}{pid}) FROM pool_sessions WHERE application_name = 'mainself'"),
+		"$port app app idle true",
+		'pool_sessions: a pooled main-port session, under the server\'s port');
+	$c->terminate;
+}
 is(served_by("host=$sockdir port=$port dbname=dedi user=app"),
 	'client backend', 'dedicated database: its own backend');
 is(served_by("host=$sockdir port=$port dbname=app"),
