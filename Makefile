@@ -13,6 +13,7 @@ OBJS = \
 	executor.o \
 	greeting.o \
 	extended.o \
+	mainport.o \
 	pool_io.o \
 	pool_shmem.o \
 	parse_ahead.o \
@@ -24,6 +25,7 @@ OBJS = \
 	relay.o \
 	sequences.o \
 	session.o \
+	session_table.o \
 	session_views.o \
 	shutdown.o \
 	sockets.o \

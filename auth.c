@@ -392,6 +392,37 @@ bp_auth_lock_catalogs(void)
 }
 
 /*
+ * The fixed part of the pg_database row named name into *d; false if there
+ * is none.  There is no syscache on database names, and the index may be
+ * used only once the shared relcache is complete, as in postinit.c: a main
+ * port backend that arrives before the shared relcache init file exists
+ * would otherwise end with "cannot read pg_class without having selected a
+ * database" (get_database_oid() always uses the index).
+ */
+static bool
+database_by_name(const char *name, FormData_pg_database *d)
+{
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		found;
+
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_database_datname, BTEqualStrategyNumber,
+				F_NAMEEQ, CStringGetDatum(name));
+	scan = systable_beginscan(rel, DatabaseNameIndexId,
+							  criticalSharedRelcachesBuilt, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	found = HeapTupleIsValid(tup);
+	if (found)
+		memcpy(d, GETSTRUCT(tup), sizeof(*d));
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
  * lookup()'s reads, inside its transaction, the catalogs' locks held.
  * The secret is copied into cxt.
  */
@@ -399,9 +430,7 @@ static void
 lookup_locked(PoolAuthRequest *req, AuthFacts *f, MemoryContext cxt)
 {
 	HeapTuple	tup;
-	Relation	rel;
-	ScanKeyData key;
-	SysScanDesc scan;
+	FormData_pg_database d;
 
 	tup = SearchSysCache1(AUTHNAME, CStringGetDatum(req->user));
 	if (HeapTupleIsValid(tup))
@@ -415,32 +444,18 @@ lookup_locked(PoolAuthRequest *req, AuthFacts *f, MemoryContext cxt)
 		ReleaseSysCache(tup);
 	}
 
-	/*
-	 * There is no syscache on database names.  The index may be used only
-	 * once the shared relcache is complete, as in postinit.c.
-	 */
-	rel = table_open(DatabaseRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_database_datname, BTEqualStrategyNumber,
-				F_NAMEEQ, CStringGetDatum(req->dbname));
-	scan = systable_beginscan(rel, DatabaseNameIndexId,
-							  criticalSharedRelcachesBuilt, NULL, 1, &key);
-	tup = systable_getnext(scan);
-	if (HeapTupleIsValid(tup))
+	if (database_by_name(req->dbname, &d))
 	{
-		Form_pg_database d = (Form_pg_database) GETSTRUCT(tup);
-
-		f->dboid = d->oid;
-		f->datallowconn = d->datallowconn;
-		f->datinvalid = database_is_invalid_form(d);
-		f->datconnlimit = d->datconnlimit;
+		f->dboid = d.oid;
+		f->datallowconn = d.datallowconn;
+		f->datinvalid = database_is_invalid_form(&d);
+		f->datconnlimit = d.datconnlimit;
 	}
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
 
 	if (OidIsValid(f->roleid) && OidIsValid(f->dboid))
 		f->canconnect = f->rolsuper ||
 			pg_database_aclcheck(f->dboid, f->roleid, ACL_CONNECT) == ACLCHECK_OK;
-	f->hba = hba_find(req, f->roleid);
+	f->hba = req->authenticated ? NULL : hba_find(req, f->roleid);
 	if (f->hba && method_wants_password(f->hba->auth_method))
 	{
 		const char *logdetail = NULL;
@@ -733,7 +748,7 @@ bp_auth_begin(PoolAuthRequest *req, MemoryContext parent, PoolAuthExchange **ex,
 	bool		busy;
 
 	*ex = NULL;
-	if (hba_cxt == NULL)
+	if (hba_cxt == NULL && !req->authenticated)
 		return refuse(why, ERRCODE_CONFIG_FILE_ERROR,
 					  psprintf("could not load %s", HbaFileName), NULL,
 					  pstrdup("Fix the file and reload the server configuration."),
@@ -742,6 +757,8 @@ bp_auth_begin(PoolAuthRequest *req, MemoryContext parent, PoolAuthExchange **ex,
 		return refuse_error(why, edata);
 	if (busy)
 		return PA_BUSY;
+	if (req->authenticated)
+		return admit_checks(req, &f, why, ident);
 	if (f.hba)
 		line = psprintf("Connection matched pg_hba.conf line %d: \"%s\"",
 						f.hba->linenumber, f.hba->rawline);
@@ -1070,7 +1087,7 @@ bp_main_port_limits(Port *port, int status)
 {
 	HeapTuple	tup;
 	Form_pg_authid r;
-	Form_pg_database d;
+	FormData_pg_database d;
 	Oid			roleid;
 	Oid			dboid;
 	bool		over;
@@ -1095,17 +1112,12 @@ bp_main_port_limits(Port *port, int status)
 				(errcode(ERRCODE_TOO_MANY_CONNECTIONS),
 				 errmsg("too many connections for role \"%s\"", port->user_name)));
 
-	dboid = get_database_oid(port->database_name, true);
-	if (!OidIsValid(dboid))
+	if (!database_by_name(port->database_name, &d))
 		return;
-	tup = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(dboid));
-	if (!HeapTupleIsValid(tup))
-		return;
-	d = (Form_pg_database) GETSTRUCT(tup);
-	over = d->datallowconn && !database_is_invalid_form(d) &&
-		db_limit_reached(dboid, d->datconnlimit) &&
+	dboid = d.oid;
+	over = d.datallowconn && !database_is_invalid_form(&d) &&
+		db_limit_reached(dboid, d.datconnlimit) &&
 		pg_database_aclcheck(dboid, roleid, ACL_CONNECT) == ACLCHECK_OK;
-	ReleaseSysCache(tup);
 	if (over)
 		ereport(FATAL,
 				(errcode(ERRCODE_TOO_MANY_CONNECTIONS),

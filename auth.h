@@ -29,6 +29,9 @@ typedef struct PoolAuthRequest
 								 * exchange */
 	bool		cert_valid;		/* it sent a certificate that verified */
 	const char *cert_cn;		/* that certificate's CN, or NULL */
+	bool		authenticated;	/* a main port backend authenticated it
+								 * (mainport.c): only the checks after
+								 * authentication remain */
 } PoolAuthRequest;
 
 /* Why a client was refused; strings palloc'd in CurrentMemoryContext */

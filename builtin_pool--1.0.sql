@@ -158,3 +158,53 @@ CREATE VIEW pool_prepared_statements AS
     SELECT * FROM pg_catalog.pg_prepared_statements;
 
 GRANT SELECT ON pool_prepared_statements TO PUBLIC;
+
+-- ---------------------------------------------------------------------
+-- Client sessions (session_table.c): one row per pool session, and
+-- cancel/terminate by session_id.  Readable by everyone, as
+-- pg_stat_activity: other roles' sessions show their identity only,
+-- unless the caller has pg_read_all_stats or is a member of their role.
+-- ---------------------------------------------------------------------
+CREATE FUNCTION pool_sessions(
+    OUT session_id bigint,
+    OUT port integer,
+    OUT database text,
+    OUT role text,
+    OUT current_user_name text,
+    OUT client_addr inet,
+    OUT client_port integer,
+    OUT application_name text,
+    OUT tls_version text,
+    OUT tls_cipher text,
+    OUT session_start timestamptz,
+    OUT state text,
+    OUT xact_start timestamptz,
+    OUT query_start timestamptz,
+    OUT state_change timestamptz,
+    OUT wait_start timestamptz,
+    OUT wait_duration interval,
+    OUT query text,
+    OUT executor_pid integer,
+    OUT pinned boolean,
+    OUT pin_reason text,
+    OUT statements integer,
+    OUT bytes_in bigint,
+    OUT bytes_out bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'pool_sessions'
+LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
+
+CREATE VIEW pool_sessions AS SELECT * FROM pool_sessions();
+
+-- Permissions inside, as pg_cancel_backend()/pg_terminate_backend()
+CREATE FUNCTION pool_cancel_session(session_id bigint)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'pool_cancel_session'
+LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+
+CREATE FUNCTION pool_terminate_session(session_id bigint)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'pool_terminate_session'
+LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+
+GRANT SELECT ON pool_sessions TO PUBLIC;

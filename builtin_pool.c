@@ -7,7 +7,8 @@
  * is in shared_preload_libraries (the pool needs shared memory and a static
  * background worker), defines every builtin_pool.* setting, checks that the
  * settings can work together, and registers the listener (proxy.c), which
- * launches executors (executor.c) on demand.
+ * launches executors (executor.c) on demand.  With session_pool_ports = 0
+ * it also wires up the main port's hand-over (mainport.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -25,6 +26,7 @@
 #include "admin.h"
 #include "builtin_pool.h"
 #include "greeting.h"
+#include "mainport.h"
 #include "pool_shmem.h"
 #include "sockets.h"
 #include "tls.h"
@@ -52,6 +54,7 @@ int			bp_max_pending_per_address = 100;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static ClientAuthentication_hook_type prev_client_auth_hook = NULL;
+static emit_log_hook_type prev_emit_log_hook = NULL;
 
 void		_PG_init(void);
 
@@ -82,9 +85,9 @@ define_gucs(void)
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("builtin_pool.session_pool_ports",
 							"Number of pool ports, from builtin_pool.port on; each keeps its own pools.",
-							NULL,
+							"0 pools the server's own port instead: its clients are authenticated by their backend, then handed to the pool.",
 							&bp_session_pool_ports,
-							1, 1, BP_MAX_POOL_PORTS,
+							1, 0, BP_MAX_POOL_PORTS,
 							PGC_POSTMASTER, 0,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("builtin_pool.session_pool_size",
@@ -221,6 +224,16 @@ client_authentication(Port *port, int status)
 	if (prev_client_auth_hook)
 		prev_client_auth_hook(port, status);
 	bp_main_port_limits(port, status);
+	bp_mainport_client_auth(port, status);
+}
+
+/* emit_log_hook: main port cancels for pooled sessions (mainport.c) */
+static void
+emit_log(ErrorData *edata)
+{
+	if (prev_emit_log_hook)
+		prev_emit_log_hook(edata);
+	bp_mainport_log_hook(edata);
 }
 
 /*
@@ -240,6 +253,14 @@ check_settings(void)
 						   bp_session_pool_size, needed, max_worker_processes),
 				 errhint("Increase max_worker_processes to at least %d, or lower builtin_pool.session_pool_size.",
 						 needed)));
+
+	if (bp_main_port_pooled() && Db_user_namespace)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("builtin_pool.session_pool_ports = 0 cannot pool the server's port with db_user_namespace on"),
+				 errhint("Turn db_user_namespace off, or set builtin_pool.session_pool_ports to 1 or more.")));
+	if (bp_main_port_pooled())
+		return;					/* no pool port: nothing more to check */
 
 	if (bp_port + bp_session_pool_ports - 1 > 65535)
 		ereport(ERROR,
@@ -311,6 +332,8 @@ _PG_init(void)
 	shmem_startup_hook = shmem_startup;
 	prev_client_auth_hook = ClientAuthentication_hook;
 	ClientAuthentication_hook = client_authentication;
+	prev_emit_log_hook = emit_log_hook;
+	emit_log_hook = emit_log;
 
 	register_listener();
 	bp_greeting_init();
@@ -321,7 +344,10 @@ _PG_init(void)
 	 * mode, which serves no pool.
 	 */
 	if (IsPostmasterEnvironment && !IsUnderPostmaster)
+	{
 		bp_sockets_create();
+		bp_mainport_create();
+	}
 }
 
 /*

@@ -14,6 +14,8 @@
 #ifndef BUILTIN_POOL_H
 #define BUILTIN_POOL_H
 
+#include "postmaster/postmaster.h"
+
 /* GUC variables, defined in builtin_pool.c */
 extern int	bp_port;
 extern int	bp_session_pool_ports;
@@ -44,8 +46,15 @@ extern PGDLLEXPORT void bp_executor_main(Datum main_arg);
 #define BP_LISTENER_TYPE	"builtin_pool listener"
 #define BP_EXECUTOR_TYPE	"builtin_pool executor"
 
+/*
+ * builtin_pool.session_pool_ports = 0 pools the server's own port
+ * (mainport.c): its pools have port index 0, shown as the server's port.
+ */
+#define bp_main_port_pooled()	(bp_session_pool_ports == 0)
+
 /* TCP port number of pool port index i */
-#define bp_port_for_index(i)	(bp_port + (i))
+#define bp_port_for_index(i) \
+	(bp_main_port_pooled() ? PostPortNumber : bp_port + (i))
 
 /* true if dbname is listed in builtin_pool.dedicated_databases */
 extern bool bp_database_is_dedicated(const char *dbname);

@@ -54,6 +54,8 @@ typedef struct PoolHandoff
 	int32		greeted;		/* 1: the listener sent the login greeting
 								 * (greeting.c), up to ReadyForQuery */
 	uint32		greeting_hash;	/* greeted: hash of the settings it reported */
+	int32		stab_slot;		/* its pool_sessions slot, or -1 */
+	uint64		session_id;		/* the id that slot must still hold */
 } PoolHandoff;
 
 /*
@@ -78,6 +80,8 @@ typedef struct PoolHandback
 	int32		greeted;		/* as in PoolHandoff, for a session given back
 								 * unopened (state_len 0) */
 	uint32		greeting_hash;
+	int32		stab_slot;		/* as in PoolHandoff */
+	uint64		session_id;
 } PoolHandback;
 
 /*

@@ -108,6 +108,9 @@ conn_refuse(PoolConn *c, int elevel, int sqlstate, const char *msg,
 	StringInfoData buf;
 
 	initStringInfo(&buf);
+	/* core refuses an authenticated client after AuthenticationOk */
+	if (c->main_port)
+		appendBinaryStringInfo(&buf, "R\0\0\0\x08\0\0\0\0", 9);
 	bp_build_error(&buf, "FATAL", sqlstate, msg, detail, hint);
 	(void) conn_send(c, buf.data, buf.len);
 	pfree(buf.data);
@@ -138,66 +141,51 @@ conn_recv_failed(PoolConn *c)
 }
 
 /*
- * CancelRequest: if (pid, key) names a live session held by an executor,
- * stores the key in one of that executor's cancel_keys entries and sends
- * it SIGUSR2; the executor cancels only if the key is its running
- * session's (executor.c).  A request naming no live session does nothing
- * but count in cancels_unmatched: a key is never 0, so a 0 never matches.
- * Like core we answer nothing either way.
+ * See listener.h.  A CancelRequest: if (pid, key) names a live session held
+ * by an executor, stores the key in one of that executor's cancel_keys
+ * entries and sends it SIGUSR2; the executor cancels only if the key is its
+ * running session's (executor.c).  A request naming no live session does
+ * nothing but count in cancels_unmatched: a key is never 0, so a 0 never
+ * matches.  Like core we answer nothing either way.
  */
-static void
-conn_cancel(PoolConn *c)
+void
+conn_forward_cancel(pid_t pid, uint32 key, const char *from)
 {
-	CancelRequestPacket canc;
-	pid_t		pid;
-	uint32		key;
 	int			slot;
 	uint32		generation;
-	pid_t		target = 0;
-	bool		stored = false;
 
-	memcpy(&canc, c->pkt, sizeof(canc));
-	pid = (pid_t) pg_ntoh32(canc.backendPID);
-	key = pg_ntoh32(canc.cancelAuthCode);
 	if (!bp_cancel_key_lookup(pid, key, &slot, &generation))
 	{
 		pg_atomic_fetch_add_u64(&bp_shared->n_cancels_unmatched, 1);
-		conn_log(c, DEBUG1,
-				 errmsg_internal("cancel request for PID %d matched no pool session",
-								 (int) pid));
+		ereport(DEBUG1,
+				(errmsg_internal("cancel request for PID %d matched no pool session",
+								 (int) pid),
+				 errcontext("cancel request from %s", from)));
 		return;
 	}
 	if (slot < 0)
 		return;					/* moving between executors: nothing runs */
-
-	/* the listener writes slot states: no lock needed to read them here */
-	if (bp_shared->executors[slot].generation == generation &&
-		(bp_shared->executors[slot].state == PE_READY ||
-		 bp_shared->executors[slot].state == PE_EXITING))
+	if (!bp_cancel_forward(slot, generation, key))
 	{
-		PoolExecutor *ex = &bp_shared->executors[slot];
-		int			i;
-
-		target = ex->pid;
-		for (i = 0; i < BP_CANCEL_SLOTS && !stored && target > 0; i++)
-		{
-			uint32		expected = 0;
-
-			stored = pg_atomic_compare_exchange_u32(&ex->cancel_keys[i],
-													&expected, key) ||
-				expected == key;
-		}
-	}
-	if (!stored)
-	{
-		conn_log(c, LOG,
-				 errmsg("could not forward a cancel request to the pool executor of PID %d",
+		ereport(LOG,
+				(errmsg("could not forward a cancel request to the pool executor of PID %d",
 						(int) pid),
-				 errdetail("Its executor has not taken the cancel requests sent before."));
+				 errdetail("Its executor is gone or has not taken the cancel requests sent before."),
+				 errcontext("cancel request from %s", from)));
 		return;
 	}
-	if (kill(target, SIGUSR2) == 0)
-		pg_atomic_fetch_add_u64(&bp_shared->n_cancels, 1);
+	pg_atomic_fetch_add_u64(&bp_shared->n_cancels, 1);
+}
+
+/* A CancelRequest on a pool port */
+static void
+conn_cancel(PoolConn *c)
+{
+	CancelRequestPacket canc;
+
+	memcpy(&canc, c->pkt, sizeof(canc));
+	conn_forward_cancel((pid_t) pg_ntoh32(canc.backendPID),
+						pg_ntoh32(canc.cancelAuthCode), c->remote_host);
 }
 
 /* Sends NegotiateProtocolVersion as core does; false if the send failed */
@@ -454,6 +442,7 @@ conn_begin_auth(PoolConn *c)
 	req.ssl_conn = c->ssl;
 	req.cert_valid = c->ssl != NULL && bp_tls_peer_verified(c->ssl);
 	req.cert_cn = c->ssl != NULL ? bp_tls_peer_cn(c->ssl) : NULL;
+	req.authenticated = c->main_port;
 	initStringInfo(&out);
 	verdict = bp_auth_begin(&req, bp_conn_cxt, &c->auth, &out, &why, &who);
 	if (verdict == PA_BUSY)
@@ -642,6 +631,37 @@ conn_ready(PoolIo *io, bool readable, bool writable)
 }
 
 /*
+ * A PoolConn (conn.c, PC_NEW) for a client socket: its address read from
+ * the socket, its deadline authentication_timeout away, counted as
+ * accepted.  NULL if the client is already gone (fd is closed).
+ */
+static PoolConn *
+conn_from_socket(int fd, int port_index)
+{
+	PoolConn   *c;
+	SockAddr	raddr;
+
+	pg_atomic_fetch_add_u64(&bp_shared->n_accepted, 1);
+	raddr.salen = sizeof(raddr.addr);
+	if (getpeername(fd, (struct sockaddr *) &raddr.addr, &raddr.salen) < 0)
+	{
+		close(fd);
+		return NULL;
+	}
+	c = conn_new(fd, port_index, conn_ready);
+	c->raddr = raddr;
+	c->is_unix = raddr.addr.ss_family == AF_UNIX;
+	c->deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+											  AuthenticationTimeout * 1000);
+	if (c->is_unix)
+		strlcpy(c->remote_host, "[local]", sizeof(c->remote_host));
+	else
+		pg_getnameinfo_all(&c->raddr.addr, c->raddr.salen, c->remote_host,
+						   sizeof(c->remote_host), NULL, 0, NI_NUMERICHOST);
+	return c;
+}
+
+/*
  * Takes a freshly accepted client and starts reading its startup packet
  * (often already there).  The PoolConn lives in bp_conn_cxt until
  * conn_close().
@@ -650,32 +670,16 @@ void
 conn_accept(int fd, int port_index, bool is_unix)
 {
 	PoolConn   *c;
-	SockAddr	raddr;
 	int			id;
 	uint32		gen;
 	char	   *detail;
 	char	   *hint;
 
-	pg_atomic_fetch_add_u64(&bp_shared->n_accepted, 1);
-	raddr.salen = sizeof(raddr.addr);
-	if (getpeername(fd, (struct sockaddr *) &raddr.addr, &raddr.salen) < 0)
-	{
-		close(fd);				/* the client is already gone */
+	c = conn_from_socket(fd, port_index);
+	if (c == NULL)
 		return;
-	}
-	c = conn_new(fd, port_index, conn_ready);
-	c->raddr = raddr;
-	c->is_unix = is_unix;
-	c->deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-											  AuthenticationTimeout * 1000);
-	if (is_unix)
-		strlcpy(c->remote_host, "[local]", sizeof(c->remote_host));
-	else
-	{
-		pg_getnameinfo_all(&c->raddr.addr, c->raddr.salen, c->remote_host,
-						   sizeof(c->remote_host), NULL, 0, NI_NUMERICHOST);
+	if (!is_unix)
 		set_tcp_options(fd);
-	}
 	if (!conn_set_state(c, PC_READING))
 	{
 		char		junk[1024];
@@ -700,6 +704,56 @@ conn_accept(int fd, int port_index, bool is_unix)
 		bp_io_update(&c->io);
 }
 
+
+/*
+ * See listener.h: a client of the main port, authenticated by the backend
+ * the postmaster forked for it (mainport.c).  It skips pg_hba.conf and the
+ * password exchange, and has core's checks after authentication here
+ * (the role may log in, the database accepts it, the connection limits:
+ * auth.c), as a pool port client has them; it waits in PC_LOOKUP while a
+ * DDL holds the catalogs.  body holds its startup pairs; it is copied.
+ */
+void
+conn_adopt_main(int fd, ProtocolVersion proto, const char *body, int len)
+{
+	PoolConn   *c;
+	PoolStartup st;
+	int			sqlstate;
+	const char *msg;
+	uint32		n32;
+	char	   *detail;
+	char	   *hint;
+
+	c = conn_from_socket(fd, 0);
+	if (c == NULL)
+		return;
+	c->main_port = true;
+
+	/* the packet as a pool port client would have sent it */
+	c->pktlen = 4 + 4 + len;
+	c->have = c->pktlen;
+	c->pkt = MemoryContextAlloc(bp_conn_cxt, 4 + len + 1);
+	n32 = pg_hton32(proto);
+	memcpy(c->pkt, &n32, 4);
+	memcpy(c->pkt + 4, body, len);
+	c->pkt[4 + len] = '\0';
+	c->proto = proto;
+	if (!conn_set_state(c, PC_LOOKUP))
+	{
+		conn_pending_refusal(c, &detail, &hint);
+		conn_refuse(c, LOG, ERRCODE_TOO_MANY_CONNECTIONS,
+					"sorry, too many clients already", detail, hint, NULL);
+		return;
+	}
+	if (!bp_parse_startup(c->pkt + 4, len, &st, &sqlstate, &msg))
+	{
+		conn_refuse(c, LOG, sqlstate, msg, NULL, NULL, NULL);
+		return;
+	}
+	strlcpy(c->user, st.user, NAMEDATALEN);
+	strlcpy(c->dbname, st.database, NAMEDATALEN);
+	(void) conn_begin_auth(c);
+}
 
 /*
  * A client's deadline passed: refuse it (queued, or mid-authentication as

@@ -21,6 +21,11 @@
  *	parked						on the list retried each tick
  *	handed over, closed			on no list
  *
+ * pool_sessions lists a client from its admission on (queued or parked):
+ * its slot there is claimed at the first of these moves, given to the
+ * executor with the client (handed over) and freed when the client closes
+ * here (session_table.h).
+ *
  * The two halves of the listener depend on this file and never the other
  * way round: client.c (startup, TLS, authentication) calls into it and
  * leaves an admitted client on the admitted list; proxy.c (routing) takes
@@ -41,6 +46,7 @@
 #include "listener.h"
 #include "pool_io.h"
 #include "pool_shmem.h"
+#include "session_table.h"
 #include "tls.h"
 
 MemoryContext bp_conn_cxt;
@@ -223,6 +229,41 @@ state_leave(PoolConn *c, PoolConnState to)
 		pending_end(c);
 }
 
+/* The session table's side of a move to s (header comment) */
+static void
+track_session(PoolConn *c, PoolConnState s)
+{
+	switch (s)
+	{
+		case PC_QUEUED:
+		case PC_PARKED:
+			if (c->stab_slot < 0 && !c->resumed)
+			{
+				char	   *tls = c->ssl ? (char *) bp_tls_describe(c->ssl) : NULL;
+
+				c->stab_slot = bp_stab_claim(c->port_index, c->dbname, c->user,
+											 c->dboid, c->roleid, &c->raddr,
+											 NULL, tls,
+											 c->ssl ? bp_tls_cipher_bits(c->ssl) : 0);
+				c->session_id = bp_stab_session_id(c->stab_slot);
+				if (tls)
+					pfree(tls);
+			}
+			bp_stab_listener_state(c->stab_slot,
+								   s == PC_QUEUED ? PST_WAITING : PST_PARKED);
+			break;
+		case PC_HANDED:
+			c->stab_slot = -1;	/* the executor's now, with the client */
+			break;
+		case PC_CLOSED:
+			bp_stab_release(c->stab_slot);
+			c->stab_slot = -1;
+			break;
+		default:
+			break;
+	}
+}
+
 /*
  * See listener.h.  Moves c from its state to s, with the lists and counts
  * of both (header comment), and makes the socket watched as s needs.  For
@@ -266,6 +307,7 @@ conn_set_state(PoolConn *c, PoolConnState s)
 		default:
 			break;
 	}
+	track_session(c, s);
 	if (want >= 0 && c->io.want != want)
 	{
 		c->io.want = want;
@@ -326,6 +368,7 @@ conn_new(int fd, int port_index, PoolIoHandler handler)
 	c->port_index = port_index;
 	c->exec_slot = -1;
 	c->plain_fd = -1;
+	c->stab_slot = -1;
 	bp_io_register(&c->io);
 	dlist_push_tail(&bp_conns, &c->all_node);
 	return c;

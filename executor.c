@@ -67,6 +67,7 @@
 #include "extended.h"
 #include "parse_ahead.h"
 #include "greeting.h"
+#include "mainport.h"
 #include "pool_shmem.h"
 #include "prepared.h"
 #include "protocol.h"
@@ -75,6 +76,7 @@
 #include "session.h"
 #include "sockets.h"
 #include "startup.h"
+#include "session_table.h"
 #include "session_views.h"
 #include "utility_hook.h"
 
@@ -190,6 +192,8 @@ executor_sigterm(SIGNAL_ARGS)
  * it cancels whatever command is running, as on a backend.  A CancelRequest
  * never becomes a SIGINT, so it can never cancel without its key.
  */
+static volatile sig_atomic_t terminate_check = false;
+
 static void
 executor_sigusr2(SIGNAL_ARGS)
 {
@@ -211,6 +215,22 @@ executor_sigusr2(SIGNAL_ARGS)
 	}
 	if (hit)
 		StatementCancelHandler(postgres_signal_arg);
+
+	/*
+	 * pool_terminate_session() signals too: the main loop looks at the
+	 * sessions' slots.  A current session may be blocked reading its
+	 * client inside a transaction, where no cancel reaches (core's read
+	 * waits for die alone): its input ends here, so the read returns EOF
+	 * and serve_current() ends it with the FATAL.
+	 */
+	terminate_check = true;
+	{
+		PoolSession *cur = bp_current;
+
+		if (cur != NULL && bp_stab_terminating(cur))
+			(void) shutdown(cur->sock, SHUT_RD);
+	}
+	SetLatch(MyLatch);
 }
 
 static void
@@ -401,6 +421,10 @@ start_session(int sock, int client_fd, const PoolHandoff *handoff,
 
 	s = bp_session_create(sock, client_fd, handoff, body);
 	s->id = ++last_session_id;
+	/* pool_terminate_session() may have come while it travelled */
+	if (bp_stab_adopt(s, handoff->stab_slot, handoff->session_id,
+					  my_slot_index, my_generation, handoff->state_len > 0))
+		terminate_check = true;
 	dlist_push_tail(&all_sessions, &s->all_node);
 	n_sessions++;
 	served_any = true;
@@ -510,6 +534,7 @@ handoff_refused(int *fds, PoolHandoff *h)
 	refuse_handoff(&h->tls, fds, &msg);
 	pfree(msg.data);
 	bp_cancel_key_remove(h->cancel_key, my_slot_index, my_generation);
+	bp_stab_release_id(h->stab_slot, h->session_id);
 	/* the listener counted it as ours at handoff */
 	pg_atomic_fetch_sub_u32(&bp_my_slot->n_sessions, 1);
 	return true;
@@ -636,11 +661,15 @@ start_held_sessions(void)
 /*
  * Ends a session: rolls back whatever it left open and releases it.  For
  * the current session this runs outside any error recovery, so its
- * transaction is aborted here.
+ * transaction is aborted here.  Interrupts wait until it is done: a send
+ * failure to this client sets QueryCancelPending, and a cancel raised
+ * halfway (after its disconnection was logged, before the counts drop) left
+ * the session counted in pool_status() and in CONNECTION LIMIT forever.
  */
 static void
 close_session(PoolSession *s)
 {
+	HOLD_INTERRUPTS();
 	if (bp_current == s)
 	{
 		AbortOutOfAnyTransaction();
@@ -659,6 +688,8 @@ close_session(PoolSession *s)
 	dlist_delete(&s->all_node);
 	bp_session_report_end(s);
 	bp_cancel_key_remove(s->cancel_key, my_slot_index, my_generation);
+	if (!s->moved)
+		bp_stab_release(s->stab_slot);	/* moved: the listener's now */
 	bp_statements_drop_all(s, true);
 	bp_session_destroy(s);
 	/* a send failure cancelled its statement; nothing else may inherit that */
@@ -668,6 +699,7 @@ close_session(PoolSession *s)
 	update_counters();
 	if (n_sessions == 0)
 		idle_since = GetCurrentTimestamp();
+	RESUME_INTERRUPTS();
 }
 
 /* ---------------------------------------------------------------------
@@ -720,6 +752,7 @@ enqueue(PoolSession *s)
 	s->idle_deadline = 0;
 	s->queued_at = GetCurrentTimestamp();
 	s->state = PS_QUEUED;
+	bp_stab_report(s, PST_WAITING);
 	dlist_push_tail(&run_queue, &s->run_node);
 	n_queued++;
 }
@@ -923,10 +956,45 @@ end_waiting_session(PoolSession *s, int sqlstate, const char *message,
 		bp_session_send_quick(s, buf.data, buf.len);
 		pfree(buf.data);
 	}
-	ereport(LOG,
-			(errcode(sqlstate),
-			 errmsg("ending pool session: %s", message)));
+	/* log_line_prefix shows the session, as its backend's FATAL would */
+	{
+		Port	   *save_port = MyProcPort;
+		pg_time_t	save_start = MyStartTime;
+
+		MyProcPort = s->port;
+		MyStartTime = s->log_id;
+		ereport(LOG,
+				(errcode(sqlstate),
+				 errmsg("ending pool session: %s", message)));
+		MyProcPort = save_port;
+		MyStartTime = save_start;
+	}
 	close_session(s);
+}
+
+#define BP_TERMINATE_MESSAGE "terminating connection due to administrator command"
+
+/*
+ * pool_terminate_session(): ends the sessions whose slot asks for it, but
+ * the current one (its turn ends it: wait_session_input, the error path).
+ */
+static void
+end_terminated_sessions(void)
+{
+	dlist_mutable_iter it;
+
+	if (!terminate_check)
+		return;
+	terminate_check = false;
+	dlist_foreach_modify(it, &all_sessions)
+	{
+		PoolSession *s = dlist_container(PoolSession, all_node, it.cur);
+
+		if (s != bp_current && bp_stab_terminating(s))
+			end_waiting_session(s, ERRCODE_ADMIN_SHUTDOWN,
+								BP_TERMINATE_MESSAGE, NULL);
+	}
+	update_counters();
 }
 
 /*
@@ -1180,6 +1248,9 @@ hand_back(PoolSession *s, long waited_ms)
 		h.state_len = buf.len - state_at;
 		h.tls = s->tls.w;
 		h.waited_ms = (int32) Min(waited_ms, PG_INT32_MAX);
+		h.stab_slot = s->stab_slot;
+		h.session_id = s->session_id;
+		bp_stab_moving(s);		/* the listener writes its slot from now on */
 		memcpy(buf.data, &h, sizeof(h));
 		ok = bp_channel_send(channel_fd, buf.data, buf.len, fds,
 							 s->client_fd != s->sock ? 2 : 1) == buf.len;
@@ -1189,7 +1260,13 @@ hand_back(PoolSession *s, long waited_ms)
 	explicit_bzero(buf.data, sizeof(h));
 	pfree(buf.data);
 	if (!ok)
+	{
+		/* it stays: its slot is ours again */
+		if (s->stab_slot >= 0)
+			(void) bp_stab_adopt(s, s->stab_slot, s->session_id,
+								 my_slot_index, my_generation, true);
 		return false;
+	}
 
 	/*
 	 * The listener holds the socket now; drop our side quietly.  The
@@ -1368,6 +1445,8 @@ bounce_handoff(HeldHandoff *h, long waited_ms)
 	hb.waited_ms = (int32) Min(waited_ms, PG_INT32_MAX);
 	hb.greeted = h->handoff.greeted;	/* greeted by the listener: not again */
 	hb.greeting_hash = h->handoff.greeting_hash;
+	hb.stab_slot = h->handoff.stab_slot;
+	hb.session_id = h->handoff.session_id;
 	initStringInfo(&buf);
 	appendBinaryStringInfo(&buf, (char *) &hb, sizeof(hb));
 	appendBinaryStringInfo(&buf, h->body, hb.startup_len + hb.state_len);
@@ -1645,6 +1724,7 @@ set_pinned(PoolSession *s, bool pinned)
 	bool		was = s->pinned;
 
 	s->pinned = pinned;
+	s->pin_reason = pinned ? bp_session_pin_reason(s) : NULL;
 	pg_atomic_write_u32(&bp_my_slot->n_pinned, pinned ? 1 : 0);
 	if (pinned && !was)
 	{
@@ -1749,6 +1829,12 @@ wait_session_input_loop(PoolSession *s)
 		}
 		if (s->dead)
 			return false;
+		if (bp_stab_terminating(s))
+		{
+			bp_session_send_fatal(ERRCODE_ADMIN_SHUTDOWN, BP_TERMINATE_MESSAGE);
+			return false;
+		}
+		end_terminated_sessions();
 
 		if (channel_readable ||
 			pg_atomic_read_u32(&bp_my_slot->channel_sends) != channel_sends_seen)
@@ -1858,6 +1944,11 @@ serve_current(bool must_read)
 
 		if (s->closing || s->dead)
 			break;
+		if (bp_stab_terminating(s))
+		{
+			bp_session_send_fatal(ERRCODE_ADMIN_SHUTDOWN, BP_TERMINATE_MESSAGE);
+			break;
+		}
 
 		/*
 		 * The pin is published before ReadyForQuery: with it the client may
@@ -1910,9 +2001,20 @@ serve_current(bool must_read)
 		type = bp_read_message(&msg);
 		publish_idle_xact(false);
 		if (type == EOF)
+		{
+			/* the EOF executor_sigusr2 made for pool_terminate_session() */
+			if (bp_stab_terminating(s) && !s->dead)
+				bp_session_send_fatal(ERRCODE_ADMIN_SHUTDOWN, BP_TERMINATE_MESSAGE);
 			break;
+		}
 
 		running_key = s->cancel_key;
+		/* pool_cancel_session() of the request it had queued */
+		if (bp_stab_take_cancel(s))
+		{
+			QueryCancelPending = true;
+			InterruptPending = true;
+		}
 		bp_dispatch_message(type, &msg);
 		running_key = 0;
 	}
@@ -1959,6 +2061,7 @@ static void
 recover_from_error(void)
 {
 	PoolSession *s = bp_current;
+	bool		terminating = s != NULL && bp_stab_terminating(s);
 
 	error_context_stack = NULL;
 	HOLD_INTERRUPTS();
@@ -1966,8 +2069,13 @@ recover_from_error(void)
 	QueryCancelPending = false;
 	running_key = 0;
 	pq_comm_reset();
-	/* a recovery conflict may end the session instead (conflict.c) */
-	if (s == NULL || !bp_conflict_end_session())
+
+	/*
+	 * pool_terminate_session() cancelled the statement to end the session:
+	 * its client gets the FATAL alone, as from a terminated backend.  A
+	 * recovery conflict may end the session instead (conflict.c).
+	 */
+	if (!terminating && (s == NULL || !bp_conflict_end_session()))
 		EmitErrorReport();
 	bp_conflict_reset();
 	debug_query_string = NULL;
@@ -1993,6 +2101,8 @@ recover_from_error(void)
 			bp_session_send_fatal(ERRCODE_PROTOCOL_VIOLATION,
 								  "terminating connection because protocol synchronization was lost");
 		}
+		if (terminating)
+			bp_session_send_fatal(ERRCODE_ADMIN_SHUTDOWN, BP_TERMINATE_MESSAGE);
 		if (!s->greeted)
 			s->closing = true;
 		if (s->closing || s->dead)
@@ -2167,6 +2277,7 @@ bp_executor_main(Datum main_arg)
 	pqsignal(SIGUSR1, bp_conflict_sigusr1);
 
 	bp_sockets_close_inherited();
+	bp_mainport_forget();
 	attach_slot(main_arg, &dboid, &roleid);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dboid, roleid, 0);
@@ -2217,6 +2328,7 @@ bp_executor_main(Datum main_arg)
 
 		if (pool_dismissed() && !dismissal_done)
 			end_dismissed_sessions();
+		end_terminated_sessions();
 		if (!pool_dismissed() && bp_admin_hold_wanted())
 		{
 			hold_while_paused(NULL);

@@ -46,6 +46,7 @@
 #include "parse_ahead.h"
 #include "prepared.h"
 #include "session.h"
+#include "session_table.h"
 
 /* Reused for RowDescription, as core does, to save allocations */
 static StringInfoData row_description_buf;
@@ -170,7 +171,7 @@ parse_statement(const char *name, const char *query, Oid *param_types,
 	char		msec_str[32];
 
 	debug_query_string = query;
-	pgstat_report_activity(STATE_RUNNING, query);
+	bp_stab_report_activity(STATE_RUNNING, query);
 	set_ps_display("PARSE");
 	bp_start_xact_command();
 
@@ -671,7 +672,7 @@ bp_exec_bind(StringInfo msg)
 				 errmsg("cached plan must not change result type")));
 
 	debug_query_string = psrc->query_string;
-	pgstat_report_activity(STATE_RUNNING, psrc->query_string);
+	bp_stab_report_activity(STATE_RUNNING, psrc->query_string);
 	set_ps_display("BIND");
 	bp_start_xact_command();
 	MemoryContextSwitchTo(MessageContext);
@@ -808,7 +809,7 @@ bp_exec_execute(StringInfo msg)
 	stmt_label = portal->prepStmtName ? pstrdup(portal->prepStmtName) : "<unnamed>";
 	params = portal->portalParams;
 	debug_query_string = source;
-	pgstat_report_activity(STATE_RUNNING, portal->sourceText);
+	bp_stab_report_activity(STATE_RUNNING, portal->sourceText);
 	set_ps_display(GetCommandTagName(portal->commandTag));
 	BeginCommand(portal->commandTag, dest);
 

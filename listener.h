@@ -72,6 +72,11 @@ typedef struct PoolConn
 	bool		greeted;		/* the listener sent its login greeting */
 	uint32		greeting_hash;	/* of the settings that greeting reported */
 	bool		handed_over;	/* was PC_HANDED: the executor has it */
+	bool		main_port;		/* authenticated by a main port backend
+								 * (mainport.c) */
+	int			stab_slot;		/* its pool_sessions slot while ours, or -1
+								 * (session_table.h) */
+	uint64		session_id;
 
 	/* the password exchange, while PC_AUTH */
 	PoolAuthExchange *auth;
@@ -96,7 +101,7 @@ extern MemoryContext bp_conn_cxt;
 #define conn_log(c, elevel, ...) \
 	ereport((elevel), (__VA_ARGS__, \
 					   errcontext("pool connection from %s on port %d", \
-								  (c)->remote_host, bp_port + (c)->port_index)))
+								  (c)->remote_host, bp_port_for_index((c)->port_index))))
 
 /* conn.c: a connection's life; the only place that changes c->state */
 extern void conn_init(MemoryContext parent, int max_executors);
@@ -115,5 +120,8 @@ extern void conn_refuse(PoolConn *c, int elevel, int sqlstate, const char *msg,
 						const char *logdetail);
 extern void conn_expire(PoolConn *c);
 extern bool conn_retry_lookups(void);
+extern void conn_forward_cancel(pid_t pid, uint32 key, const char *from);
+extern void conn_adopt_main(int fd, ProtocolVersion proto, const char *body,
+							int len);
 
 #endif							/* LISTENER_H */

@@ -349,6 +349,22 @@ session_locks_held(void)
 	return false;
 }
 
+/*
+ * Why s is pinned, for pool_sessions: the first of the reasons
+ * bp_session_pinned() found, a static string.
+ */
+const char *
+bp_session_pin_reason(PoolSession *s)
+{
+	if (s->temp_check)
+		return "temp table";
+	if (s->listen_channels != NIL)
+		return "LISTEN";
+	if (s->hold_cursors != NIL)
+		return "WITH HOLD cursor";
+	return "advisory lock";
+}
+
 bool
 bp_session_pinned(PoolSession *s)
 {

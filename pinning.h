@@ -31,6 +31,7 @@ extern void bp_pinning_utility_after(Node *stmt);
  * at a transaction boundary; may run a short catalog check.
  */
 extern bool bp_session_pinned(PoolSession *s);
+extern const char *bp_session_pin_reason(PoolSession *s);
 
 /* Does the current session own temp objects?  Inside a transaction. */
 extern bool bp_temp_objects_exist(void);

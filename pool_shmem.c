@@ -18,6 +18,8 @@
  */
 #include "postgres.h"
 
+#include <signal.h>
+
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
@@ -26,6 +28,7 @@
 
 #include "builtin_pool.h"
 #include "pool_shmem.h"
+#include "session_table.h"
 
 #define BP_TRANCHE	"builtin_pool"
 
@@ -71,6 +74,33 @@ init_cancel_table(void)
 								 &info, HASH_ELEM | HASH_BLOBS);
 }
 
+bool
+bp_cancel_forward(int slot, uint32 generation, uint32 key)
+{
+	PoolExecutor *ex;
+	pid_t		target;
+	bool		stored = false;
+	int			i;
+
+	if (slot < 0 || slot >= bp_shared->max_executors)
+		return false;
+	/* the listener writes slot states: a racy read only misses a cancel */
+	ex = &bp_shared->executors[slot];
+	if (ex->generation != generation ||
+		(ex->state != PE_READY && ex->state != PE_EXITING))
+		return false;
+	target = ex->pid;
+	for (i = 0; i < BP_CANCEL_SLOTS && !stored && target > 0; i++)
+	{
+		uint32		expected = 0;
+
+		stored = pg_atomic_compare_exchange_u32(&ex->cancel_keys[i],
+												&expected, key) ||
+			expected == key;
+	}
+	return stored && kill(target, SIGUSR2) == 0;
+}
+
 /* shmem_request_hook: on PostgreSQL 15 requests outside it are refused */
 void
 bp_shmem_request(void)
@@ -78,6 +108,7 @@ bp_shmem_request(void)
 	RequestAddinShmemSpace(add_size(shmem_size(),
 									hash_estimate_size(cancel_table_size(),
 													   sizeof(PoolCancelEntry))));
+	RequestAddinShmemSpace(bp_stab_shmem_size());
 	RequestNamedLWLockTranche(BP_TRANCHE, 2);
 }
 
@@ -105,6 +136,7 @@ bp_shmem_startup(void)
 		pg_atomic_init_u64(&bp_shared->n_cancels_unmatched, 0);
 		pg_atomic_init_u64(&bp_shared->n_tls_handshakes, 0);
 		pg_atomic_init_u32(&bp_shared->n_tls_sessions, 0);
+		pg_atomic_init_u32(&bp_shared->mainport_listener, 0);
 		pg_atomic_init_u32(&bp_shared->login_epoch, 0);
 		pg_atomic_init_u64(&bp_shared->n_greetings, 0);
 		for (i = 0; i < bp_shared->max_executors; i++)
@@ -129,6 +161,7 @@ bp_shmem_startup(void)
 		}
 	}
 	init_cancel_table();
+	bp_stab_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 
 	/* every process maps the segment at the same address on Linux */
@@ -272,6 +305,7 @@ bp_executor_release(int slot)
 	ex->pool_id = -1;
 	ex->pid = 0;
 	bp_cancel_keys_purge(slot);
+	bp_stab_purge_executor(slot, ex->generation);
 }
 
 /* ---------------------------------------------------------------------

@@ -112,6 +112,9 @@ typedef struct PoolShared
 	pg_atomic_uint64 n_cancels_unmatched;	/* matching no live session */
 	pg_atomic_uint64 n_tls_handshakes;	/* TLS handshakes completed */
 	pg_atomic_uint32 n_tls_sessions;	/* TLS sessions being relayed */
+	pg_atomic_uint32 mainport_listener; /* pid of the listener taking main
+										 * port clients (mainport.c), 0 while
+										 * none does */
 	pg_atomic_uint32 login_epoch;	/* bumped when what a login greeting
 									 * reports may change (greeting.c) */
 	pg_atomic_uint64 n_greetings;	/* logins the listener greeted itself */
@@ -197,5 +200,14 @@ extern void bp_cancel_key_remove(uint32 key, int slot, uint32 generation);
 extern void bp_cancel_keys_purge(int slot);
 extern bool bp_cancel_key_lookup(pid_t pid, uint32 key, int *slot,
 								 uint32 *generation);
+
+/*
+ * Leaves key in one of the cancel_keys entries of executor slot (if it is
+ * still that generation and running) and sends it SIGUSR2; the executor
+ * cancels only if key is its running session's.  false if the executor is
+ * gone, its entries are full or the signal failed (errno set).  Used by
+ * the listener for CancelRequests and by pool_*_session().
+ */
+extern bool bp_cancel_forward(int slot, uint32 generation, uint32 key);
 
 #endif							/* POOL_SHMEM_H */

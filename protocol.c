@@ -45,6 +45,7 @@
 #include "extended.h"
 #include "pool_shmem.h"
 #include "protocol.h"
+#include "session_table.h"
 
 static bool
 is_transaction_exit_stmt(Node *parsetree)
@@ -179,7 +180,7 @@ exec_simple_query(const char *query_string)
 	MemoryContext old;
 
 	debug_query_string = query_string;
-	pgstat_report_activity(STATE_RUNNING, query_string);
+	bp_stab_report_activity(STATE_RUNNING, query_string);
 
 	bp_start_xact_command();
 	bp_drop_unnamed_statement();
@@ -240,7 +241,7 @@ exec_simple_query(const char *query_string)
 static void
 exec_function_call(StringInfo msg)
 {
-	pgstat_report_activity(STATE_FASTPATH, NULL);
+	bp_stab_report_activity(STATE_FASTPATH, NULL);
 	set_ps_display("<FASTPATH>");
 	bp_start_xact_command();
 	HandleFunctionRequest(msg);
@@ -304,7 +305,8 @@ bp_read_message(StringInfo buf)
 	type = pq_getbyte();
 	if (type == EOF)
 	{
-		if (IsTransactionOrTransactionBlock())
+		/* not the client's EOF but pool_terminate_session()'s (executor.c) */
+		if (IsTransactionOrTransactionBlock() && !bp_stab_terminating(s))
 			ereport(COMMERROR,
 					(errcode(ERRCODE_PROTOCOL_VIOLATION),
 					 errmsg("unexpected EOF on client connection with an open transaction")));
@@ -333,6 +335,7 @@ bp_read_message(StringInfo buf)
 		return EOF;
 	}
 	pg_atomic_fetch_add_u64(&bp_my_slot->bytes_in, buf->len + 5);
+	s->bytes_in += buf->len + 5;
 	return type;
 }
 
@@ -422,27 +425,6 @@ bp_dispatch_message(int firstchar, StringInfo msg)
 }
 
 /*
- * guc.c reports changed settings only once reporting has begun, which
- * bp_send_greeting does for a new session.  An executor that has served
- * only sessions moved from others (one started in place of a held or
- * retiring executor) begins it here, with such a session switched in:
- * guc.c then sends only what differs from what that client was told (its
- * last_reported values are switched in), in_hot_standby after a
- * promotion for one.  Without it none of its sessions would ever get a
- * ParameterStatus.
- */
-static void
-begin_reporting_once(void)
-{
-	static bool begun = false;
-
-	if (begun || whereToSendOutput != DestRemote)
-		return;
-	BeginReportingGUCOptions();
-	begun = true;
-}
-
-/*
  * Owed ReadyForQuery: first report settings that changed, then the
  * transaction status, then flush, as PostgresMain does before it reads.
  */
@@ -478,9 +460,8 @@ bp_send_ready_if_needed(void)
 		pgstat_report_activity(STATE_IDLE, NULL);
 	}
 
-	begin_reporting_once();
-	bp_session_report_promotion();
-	ReportChangedGUCOptions();
+	bp_session_report_settings();
+	bp_stab_report(s, PST_IDLE);
 	ReadyForQuery(DestRemote);
 	s->send_ready_for_query = false;
 }

@@ -61,9 +61,11 @@
 #include "channel.h"
 #include "greeting.h"
 #include "listener.h"
+#include "mainport.h"
 #include "pool_io.h"
 #include "pool_shmem.h"
 #include "relay.h"
+#include "session_table.h"
 #include "shutdown.h"
 #include "sockets.h"
 #include "startup.h"
@@ -449,7 +451,7 @@ conn_route(PoolConn *c)
 							  bp_shared->max_executors);
 		else
 			detail = psprintf("The pool for database \"%s\", user \"%s\" on port %d has %d executors holding %d sessions each.",
-							  c->dbname, c->user, bp_port + c->port_index,
+							  c->dbname, c->user, bp_port_for_index(c->port_index),
 							  n_exec, bp_max_sessions);
 		conn_refuse(c, LOG, ERRCODE_TOO_MANY_CONNECTIONS,
 					"sorry, too many clients already", detail,
@@ -477,6 +479,32 @@ route_admitted(void)
 
 	while ((c = conn_first(PC_ADMITTED)) != NULL)
 		conn_route(c);
+}
+
+/*
+ * pool_terminate_session() for clients the listener holds: each ends with
+ * core's FATAL.  Returns true if any did.
+ */
+static bool
+conn_end_terminated(void)
+{
+	dlist_mutable_iter it;
+	bool		any = false;
+
+	dlist_foreach_modify(it, &bp_conns)
+	{
+		PoolConn   *c = dlist_container(PoolConn, all_node, it.cur);
+
+		if (c->stab_slot >= 0 &&
+			(bp_stab_requests(c->stab_slot) & BP_STAB_TERMINATE) != 0)
+		{
+			conn_refuse(c, LOG, ERRCODE_ADMIN_SHUTDOWN,
+						"terminating connection due to administrator command",
+						NULL, NULL, NULL);
+			any = true;
+		}
+	}
+	return any;
 }
 
 /*
@@ -548,6 +576,9 @@ exec_flush(int slot)
 		h.dboid = c->dboid;
 		h.greeted = c->greeted;
 		h.greeting_hash = c->greeting_hash;
+		h.stab_slot = c->stab_slot;
+		h.session_id = c->session_id;
+		bp_stab_handed(c->stab_slot, slot, bp_shared->executors[slot].generation);
 		if (c->plain_fd >= 0)
 			fds[nfds++] = c->plain_fd;
 		fds[nfds++] = c->io.fd;
@@ -563,6 +594,8 @@ exec_flush(int slot)
 		explicit_bzero(bp_handoff_buf, sizeof(h));
 		if (sent < 0)
 		{
+			/* still ours: an executor that dies now must not free its slot */
+			bp_stab_handed(c->stab_slot, -1, 0);
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -676,7 +709,7 @@ retire_pool(int pool_id)
 	LWLockRelease(bp_shared->lock);
 	ereport(LOG,
 			(errmsg("builtin_pool retires the pool for database \"%s\", user \"%s\" on port %d",
-					p->dbname, p->rolname, bp_port + p->port_index),
+					p->dbname, p->rolname, bp_port_for_index(p->port_index)),
 			 errdetail("%s", BP_RETIRED_DETAIL)));
 
 	/* SIGUSR1 sets an executor's latch (procsignal_sigusr1_handler) */
@@ -856,6 +889,9 @@ chan_handback(PoolChan *ch, char *msg, ssize_t n, int *fds)
 	/* given back unopened and never greeted: its client knows no pid yet */
 	if (h.state_len == 0 && !c->greeted)
 		c->key_pid = 0;
+	c->stab_slot = h.stab_slot >= 0 && h.session_id != 0 &&
+		bp_stab_session_id(h.stab_slot) == h.session_id ? h.stab_slot : -1;
+	c->session_id = h.session_id;
 	c->pktlen = h.startup_len + 8;
 	c->pkt = MemoryContextAllocZero(bp_conn_cxt, h.startup_len + 5);
 	memcpy(c->pkt + 4, msg + sizeof(h), h.startup_len);
@@ -1136,6 +1172,7 @@ tick(void)
 
 	/* clients whose lookup met a DDL's lock try again */
 	busy |= conn_retry_lookups();
+	(void) conn_end_terminated();
 	busy |= bp_guard_connecting();
 
 	/* parked clients try again: an executor may have been unpinned */
@@ -1277,6 +1314,7 @@ bp_listener_main(Datum main_arg)
 	pqsignal(SIGINT, SIG_IGN);	/* a cancel has nothing to cancel here */
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	bp_stab_listener_start();
 
 	bp_listener_cxt = AllocSetContextCreate(TopMemoryContext,
 											"builtin_pool listener",
@@ -1295,7 +1333,8 @@ bp_listener_main(Datum main_arg)
 	pg_atomic_write_u32(&bp_shared->n_tls_sessions, 0);	/* a restart's relays are gone */
 	bp_io_init(bp_use_io_uring, on_accept);
 	bp_io_listen_add(bp_channel_listen(), -1, true, pstrdup(BP_CHANNEL_PATH));
-	if (bp_sockets_adopt() == 0)
+	bp_mainport_listen();
+	if (bp_sockets_adopt() == 0 && !bp_main_port_pooled())
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIG_FILE_ERROR),
 				 errmsg("builtin_pool could not open any pool socket"),

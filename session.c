@@ -21,7 +21,10 @@
  *   SESSION-sourced GUC, whoever left it, then applies the incoming
  *   session's list, inside a transaction (role and client_encoding need
  *   catalog access).  A cleanup path we forgot can therefore never leak one
- *   session's settings into another.
+ *   session's settings into another.  ParameterStatus does not trust
+ *   guc.c's change flags either (they are per process): before each
+ *   ReadyForQuery every reported setting is compared with what that
+ *   session's client was last told.
  *
  *-------------------------------------------------------------------------
  */
@@ -62,12 +65,14 @@
 #include "utils/plancache.h"
 #include "utils/snapmgr.h"
 
+#include "builtin_pool.h"
 #include "pool_shmem.h"
 #include "pinning.h"
 #include "prepared.h"
 #include "sequences.h"
 #include "greeting.h"
 #include "session.h"
+#include "session_table.h"
 #include "startup.h"
 
 PoolSession *bp_current = NULL;
@@ -78,7 +83,7 @@ bool		bp_switching = false;
 /* GUC_REPORT variables, found once: their set never changes */
 static struct config_generic **report_vars = NULL;
 static int	n_report_vars = 0;
-static struct config_generic *hot_standby_var = NULL;	/* in_hot_standby */
+static struct config_bool *in_hot_standby_var = NULL;
 
 static bool send_busy = false;
 
@@ -117,29 +122,17 @@ bp_session_module_init(void)
 	{
 		if (vars[i]->flags & GUC_REPORT)
 			report_vars[n_report_vars++] = vars[i];
-		if (strcmp(vars[i]->name, "in_hot_standby") == 0)
-			hot_standby_var = vars[i];
+		if (strcmp(vars[i]->name, "in_hot_standby") == 0 &&
+			vars[i]->vartype == PGC_BOOL)
+			in_hot_standby_var = (struct config_bool *) vars[i];
 	}
-}
 
-/*
- * in_hot_standby after a promotion, called before the current session's
- * ReadyForQuery.  A backend reports "off" at its next ReadyForQuery once
- * recovery has ended; core notices that by its process-wide value, which
- * changes once per executor, for whichever session it serves then.  Each
- * session whose client was last told "on" (in its last_reported, switched
- * in) must be told too, also one that moved from another executor: mark
- * the setting for report again, and ReportChangedGUCOptions sends "off"
- * to this session only.  On a primary this costs a pointer test.
- */
-void
-bp_session_report_promotion(void)
-{
-	const char *told = hot_standby_var ? hot_standby_var->last_reported : NULL;
-
-	if (told != NULL && strcmp(told, "on") == 0 && !RecoveryInProgress())
-		SetConfigOption("in_hot_standby", "false", PGC_INTERNAL,
-						PGC_S_OVERRIDE);
+	/*
+	 * As BeginReportingGUCOptions would at a greeting: a moved session may
+	 * be this executor's first, and it reports the standby state too.
+	 */
+	if (RecoveryInProgress())
+		SetConfigOption("in_hot_standby", "true", PGC_INTERNAL, PGC_S_OVERRIDE);
 }
 
 /* ---------------------------------------------------------------------
@@ -280,6 +273,7 @@ send_buffer(PoolSession *s, bool block)
 		{
 			sent += n;
 			pg_atomic_fetch_add_u64(&bp_my_slot->bytes_out, n);
+			s->bytes_out += n;
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
@@ -523,6 +517,9 @@ bp_session_report_start(PoolSession *s)
 	ListCell   *ln,
 			   *lv;
 	BackendType save_type = MyBackendType;
+	char	   *save_user;
+	char	   *save_db;
+	char	   *save_app;
 
 	MyBackendType = B_BACKEND;
 	pgstat_report_connect(MyDatabaseId);
@@ -530,13 +527,29 @@ bp_session_report_start(PoolSession *s)
 
 	if (!Log_connections)
 		return;
-	if (s->port->remote_port[0])
+
+	/*
+	 * A backend logs these before it knows its user and database (the
+	 * first) and before it applies its startup options (both): %u, %d and
+	 * %a show "[unknown]" there, as in core.
+	 */
+	save_user = s->port->user_name;
+	save_db = s->port->database_name;
+	save_app = application_name;
+	s->port->user_name = NULL;
+	s->port->database_name = NULL;
+	application_name = NULL;
+	if (bp_main_port_pooled())
+		;						/* its backend logged it (mainport.c) */
+	else if (s->port->remote_port[0])
 		ereport(LOG,
 				(errmsg("connection received: host=%s port=%s",
 						s->port->remote_host, s->port->remote_port)));
 	else
 		ereport(LOG,
 				(errmsg("connection received: host=%s", s->port->remote_host)));
+	s->port->user_name = save_user;
+	s->port->database_name = save_db;
 
 	initStringInfo(&msg);
 	appendStringInfo(&msg, "connection authorized: user=%s database=%s",
@@ -546,7 +559,9 @@ bp_session_report_start(PoolSession *s)
 		if (strcmp(lfirst(ln), "application_name") == 0)
 			appendStringInfo(&msg, " application_name=%s", (char *) lfirst(lv));
 	}
+	bp_stab_append_tls(s, &msg);
 	ereport(LOG, errmsg_internal("%s", msg.data));
+	application_name = save_app;
 	pfree(msg.data);
 }
 
@@ -930,7 +945,11 @@ settings_match(PoolSession *s)
 	return ln == NULL;
 }
 
-/* ParameterStatus bookkeeping: guc.c compares with last_reported */
+/*
+ * ParameterStatus bookkeeping.  Each session owns the values its client
+ * was last told (last_reported); while it is switched in they sit in
+ * guc.c's records, swapped at switch-in and out.
+ */
 static void
 swap_last_reported(PoolSession *s)
 {
@@ -942,6 +961,108 @@ swap_last_reported(PoolSession *s)
 
 		s->last_reported[i] = report_vars[i]->last_reported;
 		report_vars[i]->last_reported = mine;
+	}
+}
+
+/* guc.c's show hook of a setting, if it has one */
+static GucShowHook
+show_hook_of(struct config_generic *conf)
+{
+	switch (conf->vartype)
+	{
+		case PGC_BOOL:
+			return ((struct config_bool *) conf)->show_hook;
+		case PGC_INT:
+			return ((struct config_int *) conf)->show_hook;
+		case PGC_REAL:
+			return ((struct config_real *) conf)->show_hook;
+		case PGC_STRING:
+			return ((struct config_string *) conf)->show_hook;
+		case PGC_ENUM:
+			return ((struct config_enum *) conf)->show_hook;
+	}
+	return NULL;
+}
+
+/*
+ * The text ParameterStatus carries for a reported setting: guc.c's
+ * display form without units (reported settings have none).  buf holds
+ * numbers; a show hook's or a string's value is returned as it is.
+ */
+static const char *
+reported_value(struct config_generic *conf, char *buf, size_t len)
+{
+	GucShowHook hook = show_hook_of(conf);
+	struct config_enum *e = (struct config_enum *) conf;
+	char	   *str;
+
+	if (hook)
+		return hook();
+	switch (conf->vartype)
+	{
+		case PGC_BOOL:
+			return *((struct config_bool *) conf)->variable ? "on" : "off";
+		case PGC_INT:
+			snprintf(buf, len, "%d", *((struct config_int *) conf)->variable);
+			return buf;
+		case PGC_REAL:
+			snprintf(buf, len, "%g", *((struct config_real *) conf)->variable);
+			return buf;
+		case PGC_STRING:
+			str = *((struct config_string *) conf)->variable;
+			return str ? str : "";
+		case PGC_ENUM:
+			return config_enum_lookup_by_value(e, *e->variable);
+	}
+	return "";
+}
+
+/*
+ * Sends the current session's client a ParameterStatus for each reported
+ * setting whose value differs from what that client was last told, in
+ * guc.c's order, as a backend does before ReadyForQuery.  Core's
+ * ReportChangedGUCOptions() is not used: it reports nothing in a process
+ * that never ran BeginReportingGUCOptions() (an executor that only took
+ * moved sessions never greeted one), and it looks only at settings flagged
+ * as changed since its last call, whichever session that call was for.
+ * Comparing every reported setting with the session's own record needs
+ * neither, and sends what a backend would: a backend's flag is set
+ * whenever a value changes, and it reports only values that differ.
+ */
+void
+bp_session_report_settings(void)
+{
+	char		buf[64];
+	StringInfoData msg;
+	int			i;
+
+	Assert(bp_current != NULL);
+
+	/*
+	 * As core: in_hot_standby turns off when recovery ends, never on.  Each
+	 * session still told "on" then gets "off" below, also one that moved
+	 * here after this executor's value changed.
+	 */
+	if (in_hot_standby_var != NULL && *in_hot_standby_var->variable &&
+		!RecoveryInProgress())
+		SetConfigOption("in_hot_standby", "false", PGC_INTERNAL, PGC_S_OVERRIDE);
+
+	for (i = 0; i < n_report_vars; i++)
+	{
+		struct config_generic *conf = report_vars[i];
+		const char *val = reported_value(conf, buf, sizeof(buf));
+
+		conf->status &= ~GUC_NEEDS_REPORT;
+		if (conf->last_reported != NULL && strcmp(val, conf->last_reported) == 0)
+			continue;
+		pq_beginmessage(&msg, 'S');
+		pq_sendstring(&msg, conf->name);
+		pq_sendstring(&msg, val);
+		pq_endmessage(&msg);
+		if (conf->last_reported)
+			free(conf->last_reported);
+		/* NULL on OOM: the value is reported again next time, as in core */
+		conf->last_reported = strdup(val);
 	}
 }
 
@@ -1245,10 +1366,10 @@ bp_session_apply_startup_options(PoolSession *s)
  */
 
 /*
- * pg_stat_activity's client_addr, client_hostname and client_port of the
- * executor are those of the session it serves, as a backend's are its
- * client's (application_name follows the session's setting by itself).
- * Written only when they change.
+ * pg_stat_activity's client_addr, client_hostname, client_port and
+ * backend_start of the executor are those of the session it serves, as a
+ * backend's are its client's and its own start (application_name follows
+ * the session's setting by itself).  Written only when they change.
  */
 static void
 report_client(PoolSession *s)
@@ -1259,11 +1380,13 @@ report_client(PoolSession *s)
 	if (beentry == NULL ||
 		(memcmp((const void *) &beentry->st_clientaddr, &s->port->raddr,
 				sizeof(SockAddr)) == 0 &&
-		 strcmp((const char *) beentry->st_clienthostname, host) == 0))
+		 strcmp((const char *) beentry->st_clienthostname, host) == 0 &&
+		 beentry->st_proc_start_timestamp == s->started_at))
 		return;
 	PGSTAT_BEGIN_WRITE_ACTIVITY(beentry);
 	memcpy((void *) &beentry->st_clientaddr, &s->port->raddr, sizeof(SockAddr));
 	strlcpy((char *) beentry->st_clienthostname, host, NAMEDATALEN);
+	beentry->st_proc_start_timestamp = s->started_at;
 	PGSTAT_END_WRITE_ACTIVITY(beentry);
 }
 

@@ -84,6 +84,11 @@ typedef struct PoolSession
 	List	   *seq_values;		/* PoolSeqValue */
 	Oid			seq_last;		/* lastval()'s sequence */
 	bool		pinned;			/* executor.c serves it alone (set_pinned) */
+	const char *pin_reason;		/* why, for pool_sessions (pinning.c) */
+	int			stab_slot;		/* its pool_sessions slot, or -1 */
+	uint64		session_id;		/* pool_sessions' id */
+	uint64		bytes_in;		/* what it sent and was sent, for */
+	uint64		bytes_out;		/* pool_sessions */
 	TimestampTz started_at;		/* for log_disconnections' session time */
 	pg_time_t	log_id;			/* MyStartTime while it runs: its %c */
 	bool		moved;			/* handed back to be moved: not ending */
@@ -156,7 +161,7 @@ extern PoolSession *bp_current;
 extern bool bp_switching;
 
 extern void bp_session_module_init(void);
-extern void bp_session_report_promotion(void);
+extern void bp_session_report_settings(void);
 extern PoolSession *bp_session_create(int sock, int client_fd,
 									  const PoolHandoff *handoff,
 									  const char *body);

@@ -847,6 +847,12 @@ bp_tls_set_read_fd(BpSsl *ssl, int fd)
 	(void) SSL_set_rfd(ssl, fd);
 }
 
+int
+bp_tls_cipher_bits(BpSsl *ssl)
+{
+	return SSL_get_cipher_bits(ssl, NULL);
+}
+
 const char *
 bp_tls_describe(BpSsl *ssl)
 {

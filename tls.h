@@ -122,6 +122,8 @@ extern void bp_tls_set_read_fd(BpSsl *ssl, int fd);
 
 /* Protocol and cipher, for the log */
 extern const char *bp_tls_describe(BpSsl *ssl);
+/* The cipher's secret bits, as pg_stat_ssl and log_connections show them */
+extern int	bp_tls_cipher_bits(BpSsl *ssl);
 
 /* Whether the client sent a certificate that verified against ssl_ca_file */
 extern bool bp_tls_peer_verified(BpSsl *ssl);

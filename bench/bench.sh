@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # bench/bench.sh — compare, in one run, direct PostgreSQL connections, the
-# builtin_pool pool port and PgBouncer (transaction mode) with pgbench at
-# growing client counts.  See bench/README.md.
+# builtin_pool pool port, PgBouncer (transaction mode) and, as target
+# "mainpool", a second server whose main port is pooled
+# (builtin_pool.session_pool_ports = 0) with pgbench at growing client
+# counts.  See bench/README.md.
 #
 # The script builds a throwaway cluster in a temp dir (loopback only), starts
 # PgBouncer in front of it, and for every (protocol, mode, clients) point runs
@@ -26,6 +28,8 @@ MAX_SESSIONS=${MAX_SESSIONS:-1000}
 PG_PORT=${PG_PORT:-55440}
 POOL_PORT=${POOL_PORT:-6560}
 BOUNCER_PORT=${BOUNCER_PORT:-6561}
+MAINPOOL_PORT=${MAINPOOL_PORT:-55442}
+MAINPOOL_MAX_CONNECTIONS=${MAINPOOL_MAX_CONNECTIONS:-200}
 MAX_CONNECTIONS=${MAX_CONNECTIONS:-1100}
 OS_USER=${OS_USER:-bp}
 RESULTS_DIR=${RESULTS_DIR:-$SCRIPT_DIR/results}
@@ -58,7 +62,10 @@ Compares direct connections, the builtin_pool pool port and PgBouncer
   --all-protocols    same as -M "simple extended prepared"
   --modes "M M"      select (pgbench -S), tpcb and/or connect (pgbench -C -S:
                      a new connection per transaction) (default "$MODES")
-  --targets "T T"    any of direct pool pgbouncer (default "$TARGETS")
+  --targets "T T"    any of direct pool pgbouncer mainpool (default "$TARGETS");
+                     mainpool: a copy of the cluster on --mainpool-port whose
+                     main port is pooled (builtin_pool.session_pool_ports = 0,
+                     max_connections $MAINPOOL_MAX_CONNECTIONS)
   --warmup SEC       unrecorded select-only warm-up per target before the
                      grid, 8 clients (default $WARMUP; 0 = none)
   --stall            after the grid, the "stall" scenario: pgbench with
@@ -72,6 +79,7 @@ Compares direct connections, the builtin_pool pool port and PgBouncer
   --pg-port N        main PostgreSQL port (default $PG_PORT)
   --pool-port N      builtin_pool.port (default $POOL_PORT)
   --bouncer-port N   PgBouncer port (default $BOUNCER_PORT)
+  --mainpool-port N  main port of the mainpool server (default $MAINPOOL_PORT)
   --pgconf 'k = v'   extra postgresql.conf line (repeatable)
   --tls              every client connects with sslmode=require (server
                      ssl = on with a throwaway self-signed certificate,
@@ -108,6 +116,7 @@ while [ $# -gt 0 ]; do
         --pg-port) PG_PORT=$2; shift 2 ;;
         --pool-port) POOL_PORT=$2; shift 2 ;;
         --bouncer-port) BOUNCER_PORT=$2; shift 2 ;;
+        --mainpool-port) MAINPOOL_PORT=$2; shift 2 ;;
         --pgconf) EXTRA_PGCONF+=("$2"); shift 2 ;;
         --tls) TLS=1; shift ;;
         --os-user) OS_USER=$2; shift 2 ;;
@@ -129,8 +138,8 @@ die()  { log "ERROR: $*"; exit 1; }
 
 for p in $PROTOCOLS; do case $p in simple|extended|prepared) ;; *) die "bad protocol '$p'";; esac; done
 for m in $MODES; do case $m in select|tpcb|connect) ;; *) die "bad mode '$m' (select|tpcb|connect)";; esac; done
-for t in $TARGETS; do case $t in direct|pool|pgbouncer) ;; *) die "bad target '$t'";; esac; done
-for n in $STALL_CLIENTS $STALL_IDLERS $CLIENTS $DURATION $WARMUP $SCALE $THREADS $POOL_SIZE $MAX_SESSIONS $PG_PORT $POOL_PORT $BOUNCER_PORT; do
+for t in $TARGETS; do case $t in direct|pool|pgbouncer|mainpool) ;; *) die "bad target '$t'";; esac; done
+for n in $STALL_CLIENTS $STALL_IDLERS $CLIENTS $DURATION $WARMUP $SCALE $THREADS $POOL_SIZE $MAX_SESSIONS $PG_PORT $POOL_PORT $BOUNCER_PORT $MAINPOOL_PORT; do
     [[ $n =~ ^[0-9]+$ ]] || die "not a number: '$n'"
 done
 
@@ -221,6 +230,8 @@ fi
 as_user() { "${AS_USER[@]}" "$@"; }
 PGDATA_DIR=$WORK/data
 PGLOG=$WORK/postgres.log
+PGDATA2=$WORK/data-mainpool
+PGLOG2=$WORK/postgres-mainpool.log
 LOGDIR=$WORK/runs
 as_user mkdir -p "$LOGDIR"
 cd "$WORK" || die "cd $WORK"
@@ -246,6 +257,7 @@ cleanup() {
         [ -n "$bpid" ] && kill "$bpid" 2>/dev/null
     fi
     [ -f "$PGDATA_DIR/postmaster.pid" ] && pg_stop
+    [ -f "$PGDATA2/postmaster.pid" ] && pg_stop "$PGDATA2"
     if [ "$KEEP" = 1 ]; then
         log "kept $WORK (cluster in $PGDATA_DIR; start with: pg_ctl -D $PGDATA_DIR start)"
     else
@@ -304,12 +316,12 @@ write_conf() {   # $1 = 1 to preload builtin_pool
         as_user tee "$PGDATA_DIR/pg_hba.conf" >/dev/null
 }
 
-pg_start() {
-    as_user "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -l "$PGLOG" -w -t 120 start >/dev/null 2>&1
+pg_start() {  # [datadir log]
+    as_user "$PGBIN/pg_ctl" -D "${1:-$PGDATA_DIR}" -l "${2:-$PGLOG}" -w -t 120 start >/dev/null 2>&1
 }
-pg_stop() {
-    as_user "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -m fast -w -t 30 stop >/dev/null 2>&1 ||
-        as_user "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -m immediate -w -t 60 stop >/dev/null 2>&1
+pg_stop() {  # [datadir]
+    as_user "$PGBIN/pg_ctl" -D "${1:-$PGDATA_DIR}" -m fast -w -t 30 stop >/dev/null 2>&1 ||
+        as_user "$PGBIN/pg_ctl" -D "${1:-$PGDATA_DIR}" -m immediate -w -t 60 stop >/dev/null 2>&1
 }
 psql_su() {  # superuser over the unix socket
     as_user "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$WORK" -p "$PG_PORT" -d postgres -At "$@"
@@ -353,6 +365,42 @@ as_user "$PGBIN/pgbench" -i -q -s "$SCALE" -h 127.0.0.1 -p "$PG_PORT" -U bench b
 as_user "$PGBIN/psql" -X -q -h "$WORK" -p "$PG_PORT" -d bench -c "VACUUM ANALYZE" ||
     die "VACUUM ANALYZE failed"
 psql_su -c "CHECKPOINT" >/dev/null
+
+# ---------------------------------------------------------------- mainpool --
+# The same data, copied while the first server is stopped, served by a second
+# server whose main port is pooled; the database postgres stays dedicated
+# (the script's superuser work), bench is pooled.
+MAINPOOL_STATE="not selected"
+if has_target mainpool; then
+    if [ ! -e "$POOL_SO" ]; then
+        MAINPOOL_STATE="builtin_pool not installed ($POOL_SO missing)"
+    else
+        pg_stop
+        as_user cp -a "$PGDATA_DIR" "$PGDATA2"
+        {
+            echo "# mainpool server"
+            echo "port = $MAINPOOL_PORT"
+            echo "max_connections = $MAINPOOL_MAX_CONNECTIONS"
+            echo "shared_preload_libraries = '$POOL_PRELOAD'"
+            echo "builtin_pool.session_pool_ports = 0"
+            echo "builtin_pool.session_pool_size = $POOL_SIZE"
+            echo "builtin_pool.max_sessions = $MAX_SESSIONS"
+            echo "builtin_pool.dedicated_databases = 'postgres'"
+            [ "$TLS" = 1 ] && echo "# TLS clients keep their own backend on a pooled main port"
+        } | as_user tee -a "$PGDATA2/postgresql.auto.conf" >/dev/null
+        pg_start || { tail -n 30 "$PGLOG" >&2; die "server failed to restart"; }
+        if pg_start "$PGDATA2" "$PGLOG2"; then
+            MAINPOOL_STATE=ok
+            log "mainpool server up on 127.0.0.1:$MAINPOOL_PORT (main port pooled)"
+        else
+            MAINPOOL_STATE="mainpool server does not start: $(grep -m1 -E 'FATAL|PANIC|ERROR' "$PGLOG2" | cut -c1-200)"
+            log "WARNING: $MAINPOOL_STATE"
+        fi
+    fi
+fi
+psql_mp() {  # superuser on the mainpool server (database postgres: dedicated)
+    as_user "$PGBIN/psql" -X -q -h "$WORK" -p "$MAINPOOL_PORT" -d postgres -At "$@"
+}
 
 # --------------------------------------------------------------- pgbouncer --
 BOUNCER_STATE="not selected"
@@ -478,6 +526,11 @@ run_point() {  # proto mode clients target
                     GENERAL_NOTES["pool: FAIL everywhere — $POOL_STATE"]=1
                     log "[$RUN_NO/$N_RUNS] $proto $mode c=$c $target: FAIL ($POOL_STATE)"; return
                 fi ;;
+        mainpool) port=$MAINPOOL_PORT
+                if [ "$MAINPOOL_STATE" != ok ]; then
+                    GENERAL_NOTES["mainpool: FAIL everywhere — $MAINPOOL_STATE"]=1
+                    log "[$RUN_NO/$N_RUNS] $proto $mode c=$c $target: FAIL ($MAINPOOL_STATE)"; return
+                fi ;;
         pgbouncer) port=$BOUNCER_PORT
                 if [ "$BOUNCER_STATE" != ok ]; then
                     GENERAL_NOTES["pgbouncer: FAIL everywhere — $BOUNCER_STATE"]=1
@@ -492,6 +545,8 @@ run_point() {  # proto mode clients target
 
     if ! wait_server; then NOTE[$key]="server not answering"; return; fi
     settle
+    [ "$target" = mainpool ] && psql_mp -c "CHECKPOINT" >/dev/null 2>&1
+    local srvlog=$PGLOG; [ "$target" = mainpool ] && srvlog=$PGLOG2
     if ! probe 127.0.0.1 "$port"; then
         NOTE[$key]="SELECT 1 on port $port failed or hung before the run"
         log "[$RUN_NO/$N_RUNS] $proto $mode c=$c $target: FAIL (${NOTE[$key]})"
@@ -503,7 +558,7 @@ run_point() {  # proto mode clients target
     [ "$mode" = select ] && args+=(-S)
     [ "$mode" = connect ] && args+=(-S -C)
     local limit=$((DURATION + TIMEOUT_MARGIN + c / 10))
-    local logpos; logpos=$(stat -c %s "$PGLOG" 2>/dev/null || echo 0)
+    local logpos; logpos=$(stat -c %s "$srvlog" 2>/dev/null || echo 0)
 
     echo "# pgbench ${args[*]} bench   (timeout ${limit}s)" >"$out"
     # in the background + wait, so that a signal to this script acts at once
@@ -524,7 +579,7 @@ run_point() {  # proto mode clients target
     [ "${aborted:-0}" -gt 0 ] && NOTE[$key]+="${aborted} clients aborted; "
 
     local crash
-    crash=$(tail -c +"$((logpos + 1))" "$PGLOG" 2>/dev/null |
+    crash=$(tail -c +"$((logpos + 1))" "$srvlog" 2>/dev/null |
         grep -E 'PANIC|terminated by signal|was terminated by|exited with exit code ([2-9]|[1-9][0-9])|terminating any other active server processes' | head -3)
 
     if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
@@ -570,9 +625,10 @@ fmt_lat() { if [[ ${1:-} =~ $num_re ]]; then awk -v a="$1" 'BEGIN{printf "%.2f",
 START_TS=$(date +%Y%m%d-%H%M%S)
 log "grid: protocols [$PROTOCOLS] modes [$MODES] clients [$CLIENTS] targets [$TARGETS], ${DURATION}s each, $N_RUNS runs"
 if [ "$WARMUP" -gt 0 ]; then
-    for target in direct pool pgbouncer; do
+    for target in direct pool pgbouncer mainpool; do
         case $target in
             direct) port=$PG_PORT; st=ok ;; pool) port=$POOL_PORT; st=$POOL_STATE ;;
+            mainpool) port=$MAINPOOL_PORT; st=$MAINPOOL_STATE ;;
             pgbouncer) port=$BOUNCER_PORT; st=$BOUNCER_STATE ;;
         esac
         has_target "$target" && [ "$st" = ok ] || continue
@@ -590,7 +646,7 @@ fi
 [ "$STALL" = 2 ] || for proto in $PROTOCOLS; do
     for mode in $MODES; do
         for c in $CLIENTS; do
-            for target in direct pool pgbouncer; do
+            for target in direct pool pgbouncer mainpool; do
                 has_target "$target" && run_point "$proto" "$mode" "$c" "$target"
             done
         done
@@ -699,6 +755,7 @@ tgt_val() {  # arr key target -> value or "-" when the target was not selected
 }
 
 HDR=(protocol mode clients "direct TPS" "direct ms" "pool TPS" "pool ms" "pgb TPS" "pgb ms" "pool/direct" "pool/pgb" "failed tx d/p/b")
+has_target mainpool && HDR+=("mainpool TPS" "mainpool ms" "mainpool/pool" "mainpool/direct" "failed tx m")
 ROWS=()
 for proto in $PROTOCOLS; do for mode in $MODES; do for c in $CLIENTS; do
     k="$proto|$mode|$c"
@@ -709,6 +766,11 @@ for proto in $PROTOCOLS; do for mode in $MODES; do for c in $CLIENTS; do
          "$(fmt_tps "$b")" "$(fmt_lat "$(tgt_val LAT "$k" pgbouncer)")"
          "$(ratio "$p" "$d")" "$(ratio "$p" "$b")"
          "$(tgt_val FAILED "$k" direct)/$(tgt_val FAILED "$k" pool)/$(tgt_val FAILED "$k" pgbouncer)")
+    if has_target mainpool; then
+        m=$(tgt_val TPS "$k" mainpool)
+        row+=("$(fmt_tps "$m")" "$(fmt_lat "$(tgt_val LAT "$k" mainpool)")"
+              "$(ratio "$m" "$p")" "$(ratio "$m" "$d")" "$(tgt_val FAILED "$k" mainpool)")
+    fi
     ROWS+=("$(IFS=$'\t'; echo "${row[*]}")")
 done; done; done
 
@@ -738,7 +800,7 @@ print_table() {
 notes_list() {
     local proto mode c t k
     for k in "${!GENERAL_NOTES[@]}"; do echo "$k"; done | sort
-    for proto in $PROTOCOLS; do for mode in $MODES; do for c in $CLIENTS; do for t in direct pool pgbouncer; do
+    for proto in $PROTOCOLS; do for mode in $MODES; do for c in $CLIENTS; do for t in direct pool pgbouncer mainpool; do
         has_target "$t" || continue
         k="$proto|$mode|$c|$t"
         [ -n "${NOTE[$k]:-}" ] && echo "$proto $mode c=$c $t: ${TPS[$k]} — ${NOTE[$k]%; }"
@@ -781,6 +843,7 @@ MD="$RESULTS_DIR/$START_TS.md"
     [ -e "$POOL_SO" ] && echo "- builtin_pool library: $POOL_SO ($(date -r "$POOL_SO" '+%Y-%m-%d %H:%M:%S'))"
     [ "$POOL_STATE" != ok ] && echo "- pool target: $POOL_STATE"
     [ "$BOUNCER_STATE" != ok ] && echo "- pgbouncer target: $BOUNCER_STATE"
+    has_target mainpool && echo "- mainpool target: a copy of the cluster, main port $MAINPOOL_PORT pooled (builtin_pool.session_pool_ports = 0, session_pool_size $POOL_SIZE, max_connections $MAINPOOL_MAX_CONNECTIONS): $MAINPOOL_STATE"
     echo
     echo "TPS = pgbench tps (excluding initial connection time); ms = pgbench latency average;"
     echo "pool/direct, pool/pgb = TPS ratios; failed tx = pgbench \"number of failed transactions\" (direct/pool/pgbouncer)."

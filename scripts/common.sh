@@ -231,7 +231,8 @@ bp_run() {
 	for v in PROVE_FLAGS PROVE_TESTS PG_TEST_EXTRA PG_TEST_NOCLEAN PGCTLTIMEOUT \
 		PG_TEST_TIMEOUT_DEFAULT EXTRA_REGRESS_OPTS CI NODE_EXTRA_CA_CERTS SSL_CERT_FILE \
 		HTTPS_PROXY HTTP_PROXY https_proxy http_proxy npm_config_registry \
-		BP_FUZZ_N BP_FUZZ_SEED BP_FUZZ_CONC BP_TLS_FUZZ_N BP_TLS_FUZZ_SEED BP_PG_SRC; do
+		BP_FUZZ_N BP_FUZZ_SEED BP_FUZZ_CONC BP_TLS_FUZZ_N BP_TLS_FUZZ_SEED BP_PG_SRC \
+		PST_SEED PST_STEPS; do
 		if [ -n "${!v+x}" ]; then envs+=("$v=${!v}"); fi
 	done
 	# shellcheck disable=SC2016  # "$1", "$@" are the inner bash's

@@ -124,13 +124,19 @@ sub accepted
 	return $node->safe_psql('postgres', 'SELECT accepted FROM pool_listener_stats()');
 }
 
+# No session in pool_pools, nor a row in pool_sessions (whose slots must
+# not leak through storms, killed executors and killed clients either)
 sub no_sessions_left
 {
 	my ($node, $db, $timeout) = @_;
+	$db //= 'app';
 	return wait_until(
 		sub {
-			my $p = $node->pool_pool($db // 'app', 'app');
-			return !$p || $p->{sessions} == 0;
+			my $p = $node->pool_pool($db, 'app');
+			return (!$p || $p->{sessions} == 0) &&
+			  $node->safe_psql('postgres',
+				"SELECT count(*) FROM pool_sessions WHERE database = '$db' AND role = 'app'")
+			  eq '0';
 		},
 		$timeout // 30);
 }

@@ -85,7 +85,8 @@ make_cert('fulluser', 'fulluser', 'ca');
 make_cert('stranger', 'certuser', 'otherca');
 
 my $node = pool_node('tls', size => 2, max_worker_processes => 30,
-	conf => "max_connections = 100\nauthentication_timeout = '3s'\n");
+	conf => "max_connections = 100\nauthentication_timeout = '3s'\n"
+	  . "log_connections = on\n");
 my $pp = $node->pool_port;
 my $mp = $node->port;
 my $pgdata = $node->data_dir;
@@ -146,6 +147,36 @@ my ($ret, $out, $err) = tls_psql("SELECT 'tls ok'; \\conninfo");
 is($ret, 0, 'sslmode=require through the pool port');
 like($out, qr/^tls ok/, 'sslmode=require: query answered');
 like($out, qr/SSL connection \(protocol: TLSv1\.3/, 'psql reports a TLSv1.3 connection');
+
+# pool_sessions shows the TLS version and cipher a backend's pg_stat_ssl shows
+my $main_ssl = $node->safe_psql('app',
+	'SELECT version, cipher FROM pg_stat_ssl WHERE pid = pg_backend_pid()',
+	connstr => "host=127.0.0.1 port=$mp dbname=app user=app $require");
+($ret, $out) = tls_psql(
+	q{SELECT tls_version, tls_cipher FROM pool_sessions WHERE query LIKE '%tls-self%'});
+is($out, $main_ssl, "pool_sessions: TLS version and cipher as pg_stat_ssl's ($main_ssl)");
+($ret, $out) = tls_psql(
+	q{SELECT tls_version IS NULL AND tls_cipher IS NULL FROM pool_sessions WHERE query LIKE '%plain-self%'},
+	extra => 'sslmode=disable');
+is($out, 't', 'pool_sessions: no TLS columns for a plain session');
+
+# log_connections: "connection authorized" says "SSL enabled (...)" as core's
+{
+	my $from = -s $node->logfile;
+	$node->safe_psql('app', 'SELECT 1',
+		connstr => "host=127.0.0.1 port=$mp dbname=app user=app application_name=tlslog $require");
+	tls_psql('SELECT 1', extra => "$require application_name=tlslog");
+	my @auth;
+	wait_until(sub {
+			@auth = grep { /connection authorized: user=app database=app application_name=tlslog/ }
+			  split /\n/, substr(slurp_file($node->logfile), $from);
+			@auth == 2 }, 10);
+	s/^.*LOG:  // for @auth;
+	is(scalar @auth, 2, 'log_connections: both TLS connections logged');
+	like($auth[0] // '', qr/ SSL enabled \(protocol=TLSv1\.3, cipher=\S+, bits=\d+\)$/,
+		'log_connections: the main port says SSL enabled');
+	is($auth[1], $auth[0], 'log_connections: the pool port\'s line is the same');
+}
 
 ($ret, $out, $err) = tls_psql('SELECT 42', host => 'localhost', extra => $verify);
 is($ret, 0, 'sslmode=verify-full (host localhost, our CA) works') or diag($err);

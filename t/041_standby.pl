@@ -385,6 +385,9 @@ $primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
 	$held->terminate;
 	$standby->append_conf('postgresql.conf', "max_standby_streaming_delay = 200ms\n");
 	$standby->reload;
+
+	# the rewrites still in the WAL conflict with logins until replayed
+	$primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
 }
 
 pool_serves_ok($standby, 'after the conflicts the standby\'s pool serves');
