@@ -176,8 +176,11 @@ $node->stop;
 # Pool of 1, held by a session idle in a transaction: a login completes
 ###########################################################################
 {
+	# no reserve nor held executor (max_held_executors would start
+	# another executor at once): B's query must wait for A's
 	my $n1 = pool_node('held', size => 1,
-		conf => "builtin_pool.reserve_pool_size = 0\n");
+		conf => "builtin_pool.reserve_pool_size = 0\n"
+		  . "builtin_pool.max_held_executors = 0\n");
 	$n1->start;
 	setup_app($n1);
 
