@@ -374,6 +374,10 @@ $primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
 		'<', '/dev/null', '>', \$vo, '2>', \$ve, IPC::Run::timeout(60));
 	eval { $logins->finish; };
 	note "logins through the standby's pool:\n$lo\n$le";
+
+	# the rewrites still in the WAL conflict with any login, on the main
+	# port too, until replayed: the checks below log in
+	$primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
 	my ($rewrites) = $vo =~ /actually processed: (\d+)/;
 	my ($logged_in) = $lo =~ /actually processed: (\d+)/;
 	ok(($rewrites // 0) > 10 && ($logged_in // 0) > 0,
@@ -385,9 +389,6 @@ $primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
 	$held->terminate;
 	$standby->append_conf('postgresql.conf', "max_standby_streaming_delay = 200ms\n");
 	$standby->reload;
-
-	# the rewrites still in the WAL conflict with logins until replayed
-	$primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
 }
 
 pool_serves_ok($standby, 'after the conflicts the standby\'s pool serves');
