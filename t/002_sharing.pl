@@ -243,18 +243,21 @@ is( $node->pool_safe_psql('app',
 }
 
 ###########################################################################
-# 3. One executor and no reserve: B waits while A's transaction is open
-#    (never interleaved into it); t/031_scheduling.pl shows a reserve
-#    executor serving B instead
+# 3. One executor, no reserve and no held executors: B waits while A's
+#    transaction is open (never interleaved into it); t/031_scheduling.pl
+#    shows a held executor's replacement, or a reserve executor, serving B
 ###########################################################################
 $node->safe_psql('postgres',
-	'ALTER SYSTEM SET builtin_pool.reserve_pool_size = 0; SELECT pg_reload_conf()');
+	'ALTER SYSTEM SET builtin_pool.reserve_pool_size = 0; '
+	  . 'ALTER SYSTEM SET builtin_pool.max_held_executors = 0; SELECT pg_reload_conf()');
 ok( wait_until(
 		sub {
-			$node->pool_safe_psql('app', 'SHOW builtin_pool.reserve_pool_size') eq '0';
+			$node->pool_safe_psql('app',
+				q{SELECT current_setting('builtin_pool.reserve_pool_size') || current_setting('builtin_pool.max_held_executors')})
+			  eq '00';
 		},
 		10),
-	'the executor has no reserve now');
+	'the executor has no reserve and no held executors now');
 {
 	my $ra = PoolTest::Raw->new(port => $pp);
 	my $rb = PoolTest::Raw->new(port => $pp);
@@ -302,7 +305,8 @@ ok( wait_until(
 	$rb->terminate;
 }
 $node->safe_psql('postgres',
-	'ALTER SYSTEM RESET builtin_pool.reserve_pool_size; SELECT pg_reload_conf()');
+	'ALTER SYSTEM RESET builtin_pool.reserve_pool_size; '
+	  . 'ALTER SYSTEM RESET builtin_pool.max_held_executors; SELECT pg_reload_conf()');
 
 check_no_crash($node, 'one executor');
 
