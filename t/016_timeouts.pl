@@ -73,11 +73,14 @@ ok($c->wait_eof(5), "C's connection is closed");
 is($b->query_value('SELECT 3'), '3', 'B still carries on');
 
 # builtin_pool.queue_wait_timeout: B's request waits behind D's transaction
+# (no held executor's replacement may serve it: max_held_executors 0)
 $node->safe_psql('postgres',
-	'ALTER SYSTEM SET builtin_pool.queue_wait_timeout = 500; SELECT pg_reload_conf()');
+	'ALTER SYSTEM SET builtin_pool.queue_wait_timeout = 500; '
+	  . 'ALTER SYSTEM SET builtin_pool.max_held_executors = 0; SELECT pg_reload_conf()');
 my $d = raw_session();
 ok(wait_until(sub {
-	$d->query_value('SHOW builtin_pool.queue_wait_timeout') eq '500ms' }, 10),
+	$d->query_value(q{SELECT current_setting('builtin_pool.queue_wait_timeout') || ' '
+		|| current_setting('builtin_pool.max_held_executors')}) eq '500ms 0' }, 10),
 	'the executor has reloaded');
 $r = $d->query('BEGIN');
 is($r->{status}, 'T', 'D holds the executor in a transaction');
@@ -90,7 +93,8 @@ ok(time() - $t0 < 5, 'after about the timeout');
 is($d->query_value('SELECT 5'), '5', 'D is unaffected');
 $d->query('COMMIT');
 $node->safe_psql('postgres',
-	'ALTER SYSTEM RESET builtin_pool.queue_wait_timeout; SELECT pg_reload_conf()');
+	'ALTER SYSTEM RESET builtin_pool.queue_wait_timeout; '
+	  . 'ALTER SYSTEM RESET builtin_pool.max_held_executors; SELECT pg_reload_conf()');
 
 my $f = raw_session();
 is($f->query_value('SELECT 6'), '6', 'the pool serves new sessions');
