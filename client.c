@@ -49,6 +49,7 @@
 #include "builtin_pool.h"
 #include "listener.h"
 #include "pool_shmem.h"
+#include "session_table.h"
 #include "startup.h"
 #include "tls.h"
 
@@ -163,6 +164,8 @@ conn_forward_cancel(pid_t pid, uint32 key, const char *from)
 				 errcontext("cancel request from %s", from)));
 		return;
 	}
+	/* a request queued for its executor: its backend would be running it */
+	bp_stab_cancel_queued(key);
 	if (slot < 0)
 		return;					/* moving between executors: nothing runs */
 	if (!bp_cancel_forward(slot, generation, key))

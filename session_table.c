@@ -739,6 +739,39 @@ signal_target(int64 session_id, PoolSessionSlot *e, bool terminate)
 	return slot;
 }
 
+/*
+ * A request e's session has queued (waiting for an executor, parked) fails
+ * once it starts, as a cancel would fail it running: its own backend would
+ * be running it.
+ */
+static void
+cancel_if_queued(int slot, const PoolSessionSlot *e)
+{
+	if (e->request_queued &&
+		(e->state == PST_WAITING || e->state == PST_PARKED))
+		pg_atomic_fetch_or_u32(&stab->slots[slot].requests, BP_STAB_CANCEL);
+}
+
+/* See session_table.h */
+void
+bp_stab_cancel_queued(uint32 key)
+{
+	PoolSessionSlot e;
+	int			i;
+
+	if (key == 0)
+		return;
+	for (i = 0; i < stab->n_slots; i++)
+	{
+		if (pg_atomic_read_u32(&stab->slots[i].in_use) == 0 ||
+			stab->slots[i].cancel_key != key ||
+			!read_slot(i, &e, NULL) || e.cancel_key != key)
+			continue;
+		cancel_if_queued(i, &e);
+		return;
+	}
+}
+
 PG_FUNCTION_INFO_V1(pool_cancel_session);
 
 /*
@@ -757,9 +790,7 @@ pool_cancel_session(PG_FUNCTION_ARGS)
 
 	if (slot < 0)
 		PG_RETURN_BOOL(false);
-	if (e.request_queued &&
-		(e.state == PST_WAITING || e.state == PST_PARKED))
-		pg_atomic_fetch_or_u32(&stab->slots[slot].requests, BP_STAB_CANCEL);
+	cancel_if_queued(slot, &e);
 	/* it may be running it already: the executor cancels only if so */
 	if (e.exec_pid != 0 && e.cancel_key != 0 &&
 		(e.state == PST_ACTIVE || e.state == PST_FASTPATH ||

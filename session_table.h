@@ -108,5 +108,10 @@ extern bool bp_stab_terminating(struct PoolSession *s);
  * cancel the request s had queued?  Clears the request.
  */
 extern bool bp_stab_take_cancel(struct PoolSession *s);
+/*
+ * Listener: a CancelRequest that matched the live session with key also
+ * cancels the request it has queued, as pool_cancel_session() does
+ */
+extern void bp_stab_cancel_queued(uint32 key);
 
 #endif							/* SESSION_TABLE_H */

@@ -208,6 +208,27 @@ for my $db ('app', 'plain')
 	$B->query('COMMIT');
 	is($C->query_value('SELECT 42'), '42', "$db: C's next request runs");
 
+	# the client's own CancelRequest (its pid and key) does the same to a
+	# waiting request: its backend would be running it
+	$A->query('BEGIN');
+	$B->query('BEGIN');
+	$A->query('SELECT 1');
+	$B->query('SELECT 1');
+	$C->send_query('SELECT 43');
+	wait_until(sub { $cst = ps('state', "session_id = $C->{id}");
+			$cst eq 'waiting for executor' || $cst eq 'parked' }, 10);
+	like($cst, qr/^(waiting for executor|parked)$/, "$db: C waits again ($cst)");
+	PoolTest::Raw->cancel(port => $node->pool_port, pid => $C->{startup}{pid},
+		key => $C->{startup}{key});
+	wait_until(sub { ps('state', "session_id = $C->{id}") ne $cst }, 1);
+	$A->query('COMMIT');
+	$r = $C->read_result(10);
+	is(PoolTest::Raw::sqlstate($r) . ' ' . ($r->{errors}[0]{M} // '') . ' ' . $r->{complete},
+		'57014 canceling statement due to user request 1',
+		"$db: C's waiting request cancelled by its CancelRequest");
+	$B->query('COMMIT');
+	is($C->query_value('SELECT 44'), '44', "$db: and its next request runs");
+
 	# moves: C's executor pins to another session; C moves, keeps its id
 	my $cpid = ps('executor_pid', "session_id = $C->{id}");
 	my ($X, $Y) = ps('executor_pid', "session_id = $A->{id}") eq $cpid ? ($A, $B) : ($B, $A);
