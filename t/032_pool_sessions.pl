@@ -185,48 +185,42 @@ for my $db ('app', 'plain')
 
 	# waiting: both executors held in transactions, C's query waits
 	my $C = session($db, app => 'appC');
-	$A->query('BEGIN');
-	$B->query('BEGIN');
-	$A->query('SELECT 1');
-	$B->query('SELECT 1');
-	$C->send_query('SELECT 42');
-	my $cst;
-	wait_until(sub { $cst = ps('state', "session_id = $C->{id}");
-			$cst eq 'waiting for executor' || $cst eq 'parked' }, 10);
-	like($cst, qr/^(waiting for executor|parked)$/, "$db: C waits ($cst)");
+	my $hold_both = sub {
+		my ($sql, $what) = @_;
+		$_->query('BEGIN') for $A, $B;
+		$_->query('SELECT 1') for $A, $B;
+		$C->send_query($sql);
+		my $cst;
+		wait_until(sub { $cst = ps('state', "session_id = $C->{id}");
+				$cst eq 'waiting for executor' || $cst eq 'parked' }, 10);
+		like($cst, qr/^(waiting for executor|parked)$/, "$db: C waits$what ($cst)");
+	};
+	my $cancelled = sub {
+		my ($how) = @_;
+		$A->query('COMMIT');
+		my $res = $C->read_result(10);
+		is(PoolTest::Raw::sqlstate($res) . ' ' . ($res->{errors}[0]{M} // '') . ' '
+			  . $res->{complete},
+			'57014 canceling statement due to user request 1',
+			"$db: C's waiting request cancelled $how");
+		$B->query('COMMIT');
+	};
+	$hold_both->('SELECT 42', '');
 	is(ps('wait_start IS NOT NULL AND wait_duration >= interval \'0\'', "session_id = $C->{id}"),
 		't', "$db: wait start and duration");
 	# a cancel of the waiting request: it fails once it starts, as the
 	# same cancel would fail it once running
 	is($node->safe_psql('postgres', "SELECT pool_cancel_session($C->{id})"), 't',
 		"$db: cancel a waiting session");
-	$A->query('COMMIT');
-	$r = $C->read_result(10);
-	is(PoolTest::Raw::sqlstate($r) . ' ' . ($r->{errors}[0]{M} // '') . ' ' . $r->{complete},
-		'57014 canceling statement due to user request 1',
-		"$db: C's waiting request cancelled once an executor is free");
-	$B->query('COMMIT');
+	$cancelled->('once an executor is free');
 	is($C->query_value('SELECT 42'), '42', "$db: C's next request runs");
 
 	# the client's own CancelRequest (its pid and key) does the same to a
 	# waiting request: its backend would be running it
-	$A->query('BEGIN');
-	$B->query('BEGIN');
-	$A->query('SELECT 1');
-	$B->query('SELECT 1');
-	$C->send_query('SELECT 43');
-	wait_until(sub { $cst = ps('state', "session_id = $C->{id}");
-			$cst eq 'waiting for executor' || $cst eq 'parked' }, 10);
-	like($cst, qr/^(waiting for executor|parked)$/, "$db: C waits again ($cst)");
+	$hold_both->('SELECT 43', ' again');
 	PoolTest::Raw->cancel(port => $node->pool_port, pid => $C->{startup}{pid},
 		key => $C->{startup}{key});
-	wait_until(sub { ps('state', "session_id = $C->{id}") ne $cst }, 1);
-	$A->query('COMMIT');
-	$r = $C->read_result(10);
-	is(PoolTest::Raw::sqlstate($r) . ' ' . ($r->{errors}[0]{M} // '') . ' ' . $r->{complete},
-		'57014 canceling statement due to user request 1',
-		"$db: C's waiting request cancelled by its CancelRequest");
-	$B->query('COMMIT');
+	$cancelled->('by its CancelRequest');
 	is($C->query_value('SELECT 44'), '44', "$db: and its next request runs");
 
 	# moves: C's executor pins to another session; C moves, keeps its id
