@@ -1468,6 +1468,55 @@ bounce_handoff(HeldHandoff *h, long waited_ms)
 	return true;
 }
 
+/* ms until the next look at what waits here, -1 when nothing does */
+static long
+next_look(void)
+{
+	return (n_queued > 0 || !dlist_is_empty(&held_handoffs)) ?
+		BP_HANDBACK_DELAY_MS : -1;
+}
+
+/*
+ * Gives back, oldest first, up to BP_HANDBACK_BATCH of the handoffs held
+ * here and the sessions queued here that waited min_wait_ms or more by
+ * now, telling the listener how long they waited if tell_wait; stops at
+ * the first that cannot go now (its client slow to read, the channel
+ * full).  Returns the ms until the next look, -1 when nothing waits.
+ */
+static long
+move_waiting(TimestampTz now, long min_wait_ms, bool tell_wait)
+{
+	dlist_mutable_iter it;
+	long		waited;
+	int			moved = 0;
+
+	dlist_foreach_modify(it, &held_handoffs)
+	{
+		HeldHandoff *h = dlist_container(HeldHandoff, node, it.cur);
+
+		waited = TimestampDifferenceMilliseconds(h->arrived, now);
+		if (waited < min_wait_ms || moved >= BP_HANDBACK_BATCH ||
+			!bounce_handoff(h, tell_wait ? waited : 0))
+			break;
+		moved++;
+	}
+	dlist_foreach_modify(it, &run_queue)
+	{
+		PoolSession *s = dlist_container(PoolSession, run_node, it.cur);
+
+		waited = TimestampDifferenceMilliseconds(s->queued_at, now);
+		if (waited < min_wait_ms || moved >= BP_HANDBACK_BATCH)
+			break;
+		if (!s->greeted || s->dead || s->closing)
+			continue;
+		if (!hand_back(s, tell_wait ? waited : 0))
+			break;
+		moved++;
+	}
+	update_counters();
+	return next_look();
+}
+
 /*
  * While this executor is held by one session (inside its transaction, or
  * pinned), the requests queued behind it, and the sessions handed to it
@@ -1482,11 +1531,9 @@ bounce_handoff(HeldHandoff *h, long waited_ms)
 static long
 hand_back_waiting(void)
 {
-	dlist_mutable_iter it;
 	TimestampTz now;
 	TimestampTz oldest = 0;
 	long		waited;
-	int			moved = 0;
 
 	if ((n_queued == 0 && dlist_is_empty(&held_handoffs)) || my_pool_dedicated)
 		return -1;
@@ -1507,36 +1554,10 @@ hand_back_waiting(void)
 	if (!pool_can_take(waited >= bp_reserve_pool_timeout, false))
 	{
 		answer_queued_ahead();
-		return n_queued > 0 || !dlist_is_empty(&held_handoffs) ?
-			BP_HANDBACK_DELAY_MS : -1;
+		return next_look();
 	}
 
-	dlist_foreach_modify(it, &held_handoffs)
-	{
-		HeldHandoff *h = dlist_container(HeldHandoff, node, it.cur);
-
-		waited = TimestampDifferenceMilliseconds(h->arrived, now);
-		if (waited < BP_HANDBACK_DELAY_MS || moved >= BP_HANDBACK_BATCH ||
-			!bounce_handoff(h, waited))
-			break;
-		moved++;
-	}
-	dlist_foreach_modify(it, &run_queue)
-	{
-		PoolSession *s = dlist_container(PoolSession, run_node, it.cur);
-
-		waited = TimestampDifferenceMilliseconds(s->queued_at, now);
-		if (waited < BP_HANDBACK_DELAY_MS || moved >= BP_HANDBACK_BATCH)
-			break;
-		if (!s->greeted || s->dead || s->closing)
-			continue;
-		if (!hand_back(s, waited))
-			break;
-		moved++;
-	}
-	update_counters();
-	return (n_queued > 0 || !dlist_is_empty(&held_handoffs)) ?
-		BP_HANDBACK_DELAY_MS : -1;
+	return move_waiting(now, BP_HANDBACK_DELAY_MS, true);
 }
 
 /*
@@ -1575,9 +1596,7 @@ hand_back_batch(int room)
 static long
 leave_held_executor(void)
 {
-	dlist_mutable_iter it;
 	long		idle_ms;
-	int			moved = 0;
 
 	if (my_pool_dedicated || bp_max_held_executors == 0 || idle_xact_since == 0 ||
 		(n_queued == 0 && dlist_is_empty(&held_handoffs)))
@@ -1589,27 +1608,7 @@ leave_held_executor(void)
 	if (!held_and_replaced() || !pool_can_take(false, true))
 		return BP_HANDBACK_DELAY_MS;
 
-	dlist_foreach_modify(it, &held_handoffs)
-	{
-		HeldHandoff *h = dlist_container(HeldHandoff, node, it.cur);
-
-		if (moved >= BP_HANDBACK_BATCH || !bounce_handoff(h, 0))
-			break;
-		moved++;
-	}
-	dlist_foreach_modify(it, &run_queue)
-	{
-		PoolSession *s = dlist_container(PoolSession, run_node, it.cur);
-
-		if (!s->greeted || s->dead || s->closing)
-			continue;
-		if (moved >= BP_HANDBACK_BATCH || !hand_back(s, 0))
-			break;
-		moved++;
-	}
-	update_counters();
-	return (n_queued > 0 || !dlist_is_empty(&held_handoffs)) ?
-		BP_HANDBACK_DELAY_MS : -1;
+	return move_waiting(GetCurrentTimestamp(), 0, false);
 }
 
 /*
