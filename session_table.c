@@ -529,19 +529,28 @@ read_slot(int i, PoolSessionSlot *out, char *query)
 	return false;
 }
 
-/* The slot of session_id, copied into *out; -1 if none */
+/*
+ * The slot of the session with session_id, or, with session_id 0, of the
+ * one with cancel key key; copied into *out.  -1 if none.
+ */
 static int
-find_session(int64 session_id, PoolSessionSlot *out)
+find_session(int64 session_id, uint32 key, PoolSessionSlot *out)
 {
 	int			i;
 
-	if (session_id <= 0)
+	if (session_id < 0 || (session_id == 0 && key == 0))
 		return -1;
 	for (i = 0; i < stab->n_slots; i++)
 	{
-		if (pg_atomic_read_u32(&stab->slots[i].in_use) != 0 &&
-			stab->slots[i].session_id == (uint64) session_id &&
-			read_slot(i, out, NULL) && out->session_id == (uint64) session_id)
+		volatile PoolSessionSlot *e = &stab->slots[i];
+
+		if (pg_atomic_read_u32(&e->in_use) == 0 ||
+			(session_id > 0 ? e->session_id != (uint64) session_id :
+			 e->cancel_key != key) ||
+			!read_slot(i, out, NULL))
+			continue;
+		if (session_id > 0 ? out->session_id == (uint64) session_id :
+			out->cancel_key == key)
 			return i;
 	}
 	return -1;
@@ -714,7 +723,7 @@ pool_sessions(PG_FUNCTION_ARGS)
 static int
 signal_target(int64 session_id, PoolSessionSlot *e, bool terminate)
 {
-	int			slot = find_session(session_id, e);
+	int			slot = find_session(session_id, 0, e);
 
 	if (slot < 0)
 	{
@@ -757,19 +766,10 @@ void
 bp_stab_cancel_queued(uint32 key)
 {
 	PoolSessionSlot e;
-	int			i;
+	int			slot = find_session(0, key, &e);
 
-	if (key == 0)
-		return;
-	for (i = 0; i < stab->n_slots; i++)
-	{
-		if (pg_atomic_read_u32(&stab->slots[i].in_use) == 0 ||
-			stab->slots[i].cancel_key != key ||
-			!read_slot(i, &e, NULL) || e.cancel_key != key)
-			continue;
-		cancel_if_queued(i, &e);
-		return;
-	}
+	if (slot >= 0)
+		cancel_if_queued(slot, &e);
 }
 
 PG_FUNCTION_INFO_V1(pool_cancel_session);
