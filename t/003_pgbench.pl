@@ -35,12 +35,7 @@ my $pp = $node->pool_port;
 pool_serves_ok($node);
 
 # initialize through the main port, as app
-$node->command_ok(
-	[
-		'pgbench', '-i', '-q', '-s', '1', '-h', $node->host, '-p', $node->port,
-		'-U', 'app', 'app'
-	],
-	'pgbench -i through the main port');
+pgbench_init($node);
 
 # run_pgbench(NAME, CLIENTS, PORT, [extra pgbench args]): runs pgbench -T 5
 # in the background, sampling the pool while it runs.  -n: no vacuum, and

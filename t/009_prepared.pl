@@ -707,12 +707,7 @@ ok( wait_until(
 	$M2->terminate;
 }
 
-$node->command_ok(
-	[
-		'pgbench', '-i', '-q', '-s', '1', '-h', $node->host, '-p', $node->port,
-		'-U', 'app', 'app'
-	],
-	'pgbench -i through the main port');
+pgbench_init($node);
 
 # run_pgbench(NAME, CLIENTS, ARGS...): pgbench -T 5 through the pool port.
 # A run still going 20 s after its end is stuck: the pool's executors and

@@ -1592,12 +1592,7 @@ $node->safe_psql('app', q{
 	CREATE SEQUENCE fzseq;
 	ALTER SEQUENCE fzseq OWNER TO app;
 });
-$node->command_ok(
-	[
-		'pgbench', '-i', '-q', '-s', '1', '-h', $node->host, '-p', $node->port,
-		'-U', 'app', 'app'
-	],
-	'pgbench -i through the main port');
+pgbench_init($node);
 
 # roles renamed (the old name re-created, the renamed one made superuser)
 # and dropped while their pools live: startup packets name them

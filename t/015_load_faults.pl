@@ -180,12 +180,7 @@ $node->start;
 setup_app($node);
 my $pp = $node->pool_port;
 pool_serves_ok($node, 'pool port serves');
-$node->command_ok(
-	[
-		'pgbench', '-i', '-q', '-s', '1', '-h', $node->host, '-p', $node->port,
-		'-U', 'app', 'app'
-	],
-	'pgbench -i through the main port');
+pgbench_init($node);
 my $lpid = listener_pid($node);
 like($lpid, qr/^\d+$/, 'listener pid');
 

@@ -113,12 +113,7 @@ sub timed_value
 		conf => "log_statement = none\nmax_connections = 50\n");
 	$node->start;
 	setup_app($node);
-	$node->command_ok(
-		[
-			'pgbench', '-i', '-q', '-s', '1', '-h', $node->host, '-p',
-			$node->port, '-U', 'app', 'app'
-		],
-		'pgbench -i through the main port');
+	pgbench_init($node);
 
 	my @long;
 	for my $i (1 .. 2)
@@ -293,12 +288,7 @@ sub timed_value
 	$node->safe_psql('postgres',
 		'ALTER SYSTEM SET builtin_pool.session_pool_size = 2');
 	$node->restart;
-	$node->command_ok(
-		[
-			'pgbench', '-i', '-q', '-s', '1', '-h', $node->host, '-p',
-			$node->port, '-U', 'app', 'app'
-		],
-		'pgbench -i through the main port');
+	pgbench_init($node);
 	my @idle = map { raw_session($node, "idler $_") } 1 .. 2;
 	my %idle_pids;
 	for my $i (@idle)

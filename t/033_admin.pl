@@ -171,10 +171,7 @@ $a->query('COMMIT');
 ###########################################################################
 # Pause and resume in a loop under pgbench load: no client error, no hang
 ###########################################################################
-$node->command_ok(
-	[ 'pgbench', '-i', '-q', '-s', '1', '-h', $node->host, '-p', $node->port,
-	  '-U', 'app', 'app' ],
-	'pgbench -i through the main port');
+pgbench_init($node);
 {
 	my ($out, $err) = ('', '');
 	my @cmd = (

@@ -220,12 +220,7 @@ $node->stop;
 		conf => "builtin_pool.reserve_pool_size = 0\nlog_statement = none\n");
 	$n4->start;
 	setup_app($n4);
-	$n4->command_ok(
-		[
-			'pgbench', '-i', '-q', '-s', '1', '-h', $n4->host, '-p',
-			$n4->port, '-U', 'app', 'app'
-		],
-		'pgbench -i through the main port');
+	pgbench_init($n4);
 
 	my @cmd = (
 		'pgbench', '-n', '-C', '-c', '1000', '-j', '2', '-t', '2',

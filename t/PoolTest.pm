@@ -36,7 +36,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep time);
 
-our @EXPORT = qw(pool_node setup_app check_no_crash wait_until run_bounded bgq bgq_err
+our @EXPORT = qw(pool_node setup_app check_no_crash wait_until run_bounded pgbench_init bgq bgq_err
   free_port_range crash_lines pool_serves_ok regress_database run_pg_regress
   schedule_tests regress_diffs);
 
@@ -279,6 +279,19 @@ sub wait_until
 		return $r if time() >= $deadline;
 		usleep(int($interval * 1_000_000));
 	}
+}
+
+# pgbench_init(NODE): pgbench -i (scale 1) of database app as role app,
+# through the main port, as a test
+sub pgbench_init
+{
+	my ($node) = @_;
+	$node->command_ok(
+		[
+			'pgbench', '-i', '-q', '-s', '1', '-h', $node->host, '-p', $node->port,
+			'-U', 'app', 'app'
+		],
+		'pgbench -i through the main port');
 }
 
 # run_bounded(CMD_ARRAYREF, SECONDS): runs a command (pgbench, say) with
