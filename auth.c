@@ -40,6 +40,15 @@
  * main port logins count the pool's sessions too (bp_main_port_limits, the
  * one part of this file that runs in backends).
  *
+ * Most logins read no catalog at all: the facts of a (role, database) that
+ * logged in are kept (facts_cache), and a login on a line that checks no
+ * password, in a pg_hba.conf that names no group, takes them from there.
+ * They are dropped whenever the listener takes in an invalidation of a
+ * role, a database or a membership, which it does before every login:
+ * the same way a backend keeps its syscache, and as fresh as a backend's
+ * own login, which reads the catalogs as they stand when it starts.
+ * Secrets are never kept: a password line reads the catalogs each time.
+ *
  * Lookups never wait for a lock: a DDL holding pg_authid or pg_database
  * (LOCK, VACUUM FULL, REINDEX) would otherwise freeze the listener and
  * every client in its hands.  The locks a lookup needs are taken with
@@ -155,7 +164,54 @@ static List *hba_lines = NIL;
 /* a role or database changed since the pools were last checked */
 static bool pools_changed = true;
 
+/* does a line of hba_lines name a group (+role, samerole)? */
+static bool hba_reads_catalog = false;
+
+/* See the header comment; only positive facts (role and database exist) */
+typedef struct FactsKey
+{
+	NameData	user;
+	NameData	dbname;
+} FactsKey;
+
+typedef struct FactsEntry
+{
+	FactsKey	key;
+	AuthFacts	facts;			/* hba, shadow_pass, logdetail unset */
+} FactsEntry;
+
+#define BP_FACTS_CACHE_MAX	1024
+
+static HTAB *facts_cache = NULL;
+static uint64 facts_generation = 0; /* bumped by every flush */
+
 #define token_is_keyword(t, k)	(!(t)->quoted && strcmp((t)->string, (k)) == 0)
+
+/*
+ * Does matching this line need the catalogs: a +group in its user column,
+ * samerole or samegroup in its database column (role_is_member)?
+ */
+static bool
+line_reads_catalog(HbaLine *h)
+{
+	ListCell   *lc;
+
+	foreach(lc, h->roles)
+	{
+		AuthToken  *t = (AuthToken *) lfirst(lc);
+
+		if (!t->quoted && t->string[0] == '+')
+			return true;
+	}
+	foreach(lc, h->databases)
+	{
+		AuthToken  *t = (AuthToken *) lfirst(lc);
+
+		if (token_is_keyword(t, "samerole") || token_is_keyword(t, "samegroup"))
+			return true;
+	}
+	return false;
+}
 
 /* See auth.h; the file is read with the server's own tokenizer and parser */
 void
@@ -211,6 +267,12 @@ bp_auth_load_hba(MemoryContext parent)
 		MemoryContextDelete(hba_cxt);
 	hba_cxt = cxt;
 	hba_lines = lines;
+	hba_reads_catalog = false;
+	foreach(lc, lines)
+	{
+		if (line_reads_catalog((HbaLine *) lfirst(lc)))
+			hba_reads_catalog = true;
+	}
 }
 
 /* Is roleid a member (not through superuser) of the role named name? */
@@ -736,6 +798,143 @@ check_certificate(PoolAuthRequest *req, HbaLine *hba, char *line,
 	return PA_ADMIT;
 }
 
+/* ---------------------------------------------------------------------
+ * The facts cache (see the header comment)
+ * ---------------------------------------------------------------------
+ */
+
+/* Syscache callback: a role, a database or a membership changed */
+static void
+facts_cache_flush(Datum arg, int cacheid, uint32 hashvalue)
+{
+	if (facts_cache != NULL)
+		hash_destroy(facts_cache);
+	facts_cache = NULL;
+	facts_generation++;
+}
+
+/* The cache key of req; false if a name is too long to be one */
+static bool
+facts_key(PoolAuthRequest *req, FactsKey *key)
+{
+	if (strlen(req->user) >= NAMEDATALEN || strlen(req->dbname) >= NAMEDATALEN)
+		return false;
+	memset(key, 0, sizeof(*key));
+	strlcpy(NameStr(key->user), req->user, NAMEDATALEN);
+	strlcpy(NameStr(key->dbname), req->dbname, NAMEDATALEN);
+	return true;
+}
+
+/*
+ * Takes in the invalidations other processes sent, which flush the cache
+ * (facts_cache_flush) if one concerns us.  The listener is outside any
+ * transaction here; core does the same reading at every lock it takes.
+ * An error is logged, and the cache is then not trusted: the caller reads
+ * the catalogs, in a transaction, which takes the invalidations in again.
+ */
+static bool
+take_invalidations(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile bool ok = true;
+
+	PG_TRY();
+	{
+		AcceptInvalidationMessages();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		EmitErrorReport();
+		FlushErrorState();
+		facts_cache_flush((Datum) 0, 0, 0);
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/*
+ * The facts of req's role and database from the cache, with the
+ * pg_hba.conf line that matches it.  False if they must be read from the
+ * catalogs: not cached, a group-matching pg_hba.conf (membership is read
+ * from the catalogs), or a line that checks a password (the secret is
+ * never cached).  *f is then to be filled by lookup().
+ */
+static bool
+facts_from_cache(PoolAuthRequest *req, AuthFacts *f)
+{
+	FactsKey	key;
+	FactsEntry *e;
+
+	if ((hba_reads_catalog && !req->authenticated) || !facts_key(req, &key) ||
+		!take_invalidations() || facts_cache == NULL)
+		return false;
+	e = (FactsEntry *) hash_search(facts_cache, &key, HASH_FIND, NULL);
+	if (e == NULL)
+		return false;
+	*f = e->facts;
+	f->hba = req->authenticated ? NULL : hba_find(req, f->roleid);
+	if (f->hba && method_wants_password(f->hba->auth_method))
+		return false;
+	pg_atomic_fetch_add_u64(&bp_shared->n_auth_cached, 1);
+	return true;
+}
+
+/*
+ * Keeps the facts lookup() read, unless an invalidation came since
+ * generation was read (they may be older than it) or they name no role
+ * or no database (the cache must not grow with unknown names).
+ */
+static void
+facts_remember(PoolAuthRequest *req, AuthFacts *f, uint64 generation)
+{
+	FactsKey	key;
+	FactsEntry *e;
+	bool		found;
+
+	if (generation != facts_generation || !OidIsValid(f->roleid) ||
+		!OidIsValid(f->dboid) || !facts_key(req, &key))
+		return;
+	if (facts_cache != NULL && hash_get_num_entries(facts_cache) >= BP_FACTS_CACHE_MAX)
+		facts_cache_flush((Datum) 0, 0, 0);
+	if (facts_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(FactsKey);
+		ctl.entrysize = sizeof(FactsEntry);
+		ctl.hcxt = TopMemoryContext;
+		facts_cache = hash_create("builtin_pool login facts", 64, &ctl,
+								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	e = (FactsEntry *) hash_search(facts_cache, &key, HASH_ENTER, &found);
+	e->facts = *f;
+	e->facts.hba = NULL;
+	e->facts.shadow_pass = NULL;
+	e->facts.logdetail = NULL;
+}
+
+/*
+ * The facts of req: from the cache, or read from the catalogs (and then
+ * kept).  Returns NULL or the error a lookup threw; *busy as lookup().
+ */
+static ErrorData *
+facts_get(PoolAuthRequest *req, AuthFacts *f, bool *busy)
+{
+	uint64		generation;
+	ErrorData  *edata;
+
+	*busy = false;
+	if (facts_from_cache(req, f))
+		return NULL;
+	generation = facts_generation;
+	edata = lookup(req, f, busy);
+	if (edata == NULL && !*busy)
+		facts_remember(req, f, generation);
+	return edata;
+}
+
 /* See auth.h; the order of the checks is core's */
 PoolAuthStatus
 bp_auth_begin(PoolAuthRequest *req, MemoryContext parent, PoolAuthExchange **ex,
@@ -753,7 +952,7 @@ bp_auth_begin(PoolAuthRequest *req, MemoryContext parent, PoolAuthExchange **ex,
 					  psprintf("could not load %s", HbaFileName), NULL,
 					  pstrdup("Fix the file and reload the server configuration."),
 					  NULL);
-	if ((edata = lookup(req, &f, &busy)) != NULL)
+	if ((edata = facts_get(req, &f, &busy)) != NULL)
 		return refuse_error(why, edata);
 	if (busy)
 		return PA_BUSY;
@@ -994,12 +1193,30 @@ pools_catalog_changed(Datum arg, int cacheid, uint32 hashvalue)
 	pools_changed = true;
 }
 
-/* See auth.h */
+/*
+ * See auth.h.  The listener is connected to no database, and InitPostgres
+ * returns before initialize_acl() then: without it, nothing told acl.c's
+ * cache of role memberships that one changed, and a member removed from a
+ * group kept that group's CONNECT privilege, and its +group pg_hba.conf
+ * lines, on the pool port for as long as the listener lived (t/042).
+ * It hashes a key through the syscache, which opens pg_database: inside a
+ * transaction.
+ */
 void
 bp_auth_init(void)
 {
+	MemoryContext cxt = CurrentMemoryContext;
+
+	StartTransactionCommand();
+	initialize_acl();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(cxt);
 	CacheRegisterSyscacheCallback(AUTHOID, pools_catalog_changed, (Datum) 0);
 	CacheRegisterSyscacheCallback(DATABASEOID, pools_catalog_changed, (Datum) 0);
+	/* a change of pg_authid touches AUTHNAME too, so AUTHOID is enough */
+	CacheRegisterSyscacheCallback(AUTHOID, facts_cache_flush, (Datum) 0);
+	CacheRegisterSyscacheCallback(DATABASEOID, facts_cache_flush, (Datum) 0);
+	CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, facts_cache_flush, (Datum) 0);
 }
 
 /*

@@ -43,7 +43,9 @@ CREATE FUNCTION pool_listener_stats(
     OUT refused_protocol bigint,
     OUT refused_other bigint,
     -- logins the listener greeted itself (greeting.c)
-    OUT greeted bigint)
+    OUT greeted bigint,
+    -- logins checked with the role and database facts it keeps (auth.c)
+    OUT auth_cached bigint)
 RETURNS record
 AS 'MODULE_PATHNAME', 'pool_listener_stats'
 LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;

@@ -139,6 +139,7 @@ bp_shmem_startup(void)
 		pg_atomic_init_u32(&bp_shared->mainport_listener, 0);
 		pg_atomic_init_u32(&bp_shared->login_epoch, 0);
 		pg_atomic_init_u64(&bp_shared->n_greetings, 0);
+		pg_atomic_init_u64(&bp_shared->n_auth_cached, 0);
 		for (i = 0; i < bp_shared->max_executors; i++)
 		{
 			PoolExecutor *ex = (PoolExecutor *)

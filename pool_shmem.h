@@ -118,6 +118,7 @@ typedef struct PoolShared
 	pg_atomic_uint32 login_epoch;	/* bumped when what a login greeting
 									 * reports may change (greeting.c) */
 	pg_atomic_uint64 n_greetings;	/* logins the listener greeted itself */
+	pg_atomic_uint64 n_auth_cached;	/* logins checked from its facts cache */
 	PoolDesc   *pools;			/* max_pools entries */
 	PoolExecutor *executors;	/* max_executors entries */
 } PoolShared;

@@ -170,8 +170,8 @@ Datum
 pool_listener_stats(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
-	Datum		values[7 + PR_NCAUSES];
-	bool		nulls[7 + PR_NCAUSES];
+	Datum		values[8 + PR_NCAUSES];
+	bool		nulls[8 + PR_NCAUSES];
 	uint64		refusals[PR_NCAUSES];
 	int			i;
 
@@ -190,6 +190,7 @@ pool_listener_stats(PG_FUNCTION_ARGS)
 		values[6 + i] = Int64GetDatum((int64) refusals[i]);
 	memset(nulls, 0, sizeof(nulls));
 	values[6 + PR_NCAUSES] = Int64GetDatum(pg_atomic_read_u64(&bp_shared->n_greetings));
+	values[7 + PR_NCAUSES] = Int64GetDatum(pg_atomic_read_u64(&bp_shared->n_auth_cached));
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc),
 													  values, nulls)));
 }
