@@ -418,6 +418,7 @@ start_session(int sock, int client_fd, const PoolHandoff *handoff,
 	struct epoll_event ev;
 	uint32		epoch;
 	int			start;
+	bool		known;
 
 	s = bp_session_create(sock, client_fd, handoff, body);
 	s->id = ++last_session_id;
@@ -443,17 +444,21 @@ start_session(int sock, int client_fd, const PoolHandoff *handoff,
 		return;
 	}
 
-	switch_in(s);
-
 	/* read before the catalogs: a change committed after it makes it old */
 	epoch = bp_greeting_epoch();
 
-	/* privilege checks of the options read the catalogs */
-	bp_switching = true;
-	StartTransactionCommand();
-	bp_session_apply_startup_options(s);
-	CommitTransactionCommand();
-	bp_switching = false;
+	/* the same options as a recent session's: their settings are known */
+	known = bp_session_startup_from_memo(s, epoch);
+	switch_in(s);
+	if (!known)
+	{
+		/* privilege checks of the options read the catalogs */
+		bp_switching = true;
+		StartTransactionCommand();
+		bp_session_apply_startup_options(s);
+		CommitTransactionCommand();
+		bp_switching = false;
+	}
 	bp_session_report_start(s);
 
 	start = s->outbuf.len;
@@ -464,7 +469,11 @@ start_session(int sock, int client_fd, const PoolHandoff *handoff,
 	if (s->dead || s->closing)
 		close_session(s);
 	else
+	{
+		if (!known)
+			bp_session_remember_startup(s, epoch);
 		examine_session(s, false);	/* in case it sent before we listened */
+	}
 }
 
 /* Our pool was retired (proxy.c): no session may start or go on here */

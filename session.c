@@ -1311,12 +1311,12 @@ collect_role_settings(Relation rel, Snapshot snapshot, Oid databaseid,
  * client's options.  Core reads them once per backend as reset values; an
  * executor outlives many sessions, so each new session reads them and
  * keeps them as its own defaults: a later ALTER reaches new sessions and
- * leaves older ones alone, as in core.  Inside a transaction.
+ * leaves older ones alone, as in core.  Inside a transaction, unless
+ * they were read under this epoch already (then nothing is read).
  */
 static void
-collect_role_defaults(PoolSession *s)
+collect_role_defaults(PoolSession *s, uint32 epoch)
 {
-	uint32		epoch = bp_greeting_epoch();
 	MemoryContext old;
 	ListCell   *ln,
 			   *lv;
@@ -1355,9 +1355,154 @@ collect_role_defaults(PoolSession *s)
 void
 bp_session_apply_startup_options(PoolSession *s)
 {
-	collect_role_defaults(s);
-	collect_startup_options(s);
+	if (s->option_names == NIL)
+	{
+		collect_role_defaults(s, bp_greeting_epoch());
+		collect_startup_options(s);
+	}
 	bp_session_apply_startup(s, NULL, ERROR);
+}
+
+/*
+ * Sessions of one pool mostly start with the same options (a driver's
+ * application_name, client_encoding, DateStyle...).  An executor remembers
+ * what the options of its last few new sessions came to (the settings
+ * save_settings() recorded at the greeting), so that the next session with
+ * the same options and defaults starts with those settings, switched in
+ * like any session: with no transaction at all when the process already
+ * holds them.  Only settings whose checks read no catalog and need no
+ * privilege are remembered, so applying them again would give the same.
+ */
+typedef struct StartupMemo
+{
+	bool		in_use;
+	uint32		epoch;			/* bp_greeting_epoch() of the defaults */
+	List	   *option_names;	/* the session's option_names... */
+	List	   *option_values;
+	List	   *guc_names;		/* ... came to these */
+	List	   *guc_values;
+} StartupMemo;
+
+#define BP_STARTUP_MEMOS	4
+
+static StartupMemo startup_memos[BP_STARTUP_MEMOS];
+static int	next_memo = 0;
+
+static const char *const plain_settings[] = {
+	"application_name", "bytea_output", "client_encoding",
+	"client_min_messages", "DateStyle", "extra_float_digits",
+	"idle_in_transaction_session_timeout", "IntervalStyle", "lock_timeout",
+	"search_path", "standard_conforming_strings", "statement_timeout",
+	"TimeZone"
+};
+
+static bool
+all_plain_settings(List *names)
+{
+	ListCell   *lc;
+
+	foreach(lc, names)
+	{
+		int			i;
+
+		for (i = 0; i < lengthof(plain_settings); i++)
+			if (pg_strcasecmp(lfirst(lc), plain_settings[i]) == 0)
+				break;
+		if (i == lengthof(plain_settings))
+			return false;
+	}
+	return true;
+}
+
+static bool
+string_lists_equal(List *a, List *b)
+{
+	ListCell   *la,
+			   *lb;
+
+	if (list_length(a) != list_length(b))
+		return false;
+	forboth(la, a, lb, b)
+	{
+		if (strcmp(lfirst(la), lfirst(lb)) != 0)
+			return false;
+	}
+	return true;
+}
+
+static List *
+copy_strings(List *l)
+{
+	List	   *copy = NIL;
+	ListCell   *lc;
+
+	foreach(lc, l)
+		copy = lappend(copy, pstrdup(lfirst(lc)));
+	return copy;
+}
+
+/*
+ * Collects s's options and, if an earlier session with the same ones was
+ * remembered under this epoch, gives s the settings they came to.  Returns
+ * true if so: s needs no bp_session_apply_startup_options().  Outside a
+ * transaction: only the epoch's defaults, already read, are used.  Not for
+ * a client that sent "options" switches, whose parsing may fail: the error
+ * must come once the session is switched in, to reach its client.
+ */
+bool
+bp_session_startup_from_memo(PoolSession *s, uint32 epoch)
+{
+	MemoryContext old;
+	int			i;
+
+	if (!role_defaults_valid || role_defaults_epoch != epoch ||
+		(s->startup.options && s->startup.options[0]))
+		return false;
+	collect_role_defaults(s, epoch);
+	collect_startup_options(s);
+	for (i = 0; i < BP_STARTUP_MEMOS; i++)
+	{
+		StartupMemo *m = &startup_memos[i];
+
+		if (m->in_use && m->epoch == epoch &&
+			string_lists_equal(m->option_names, s->option_names) &&
+			string_lists_equal(m->option_values, s->option_values))
+			break;
+	}
+	if (i == BP_STARTUP_MEMOS)
+		return false;
+	old = MemoryContextSwitchTo(s->guc_cxt);
+	s->guc_names = copy_strings(startup_memos[i].guc_names);
+	s->guc_values = copy_strings(startup_memos[i].guc_values);
+	MemoryContextSwitchTo(old);
+	return true;
+}
+
+/*
+ * After a session's greeting (switched out, its options applied without
+ * error): remembers what its options came to, if they are all plain.
+ */
+void
+bp_session_remember_startup(PoolSession *s, uint32 epoch)
+{
+	StartupMemo *m = &startup_memos[next_memo];
+	MemoryContext old;
+
+	if (!all_plain_settings(s->option_names) || !all_plain_settings(s->guc_names))
+		return;
+	next_memo = (next_memo + 1) % BP_STARTUP_MEMOS;
+	list_free_deep(m->option_names);
+	list_free_deep(m->option_values);
+	list_free_deep(m->guc_names);
+	list_free_deep(m->guc_values);
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	m->in_use = true;
+	m->epoch = epoch;
+	m->option_names = copy_strings(s->option_names);
+	m->option_values = copy_strings(s->option_values);
+	m->guc_names = copy_strings(s->guc_names);
+	m->guc_values = copy_strings(s->guc_values);
+	MemoryContextSwitchTo(old);
 }
 
 /* ---------------------------------------------------------------------

@@ -181,6 +181,8 @@ extern bool bp_session_output_pending(PoolSession *s);
 extern void bp_session_switch_in(PoolSession *s);
 extern void bp_session_switch_out(void);
 extern void bp_session_apply_startup_options(PoolSession *s);
+extern bool bp_session_startup_from_memo(PoolSession *s, uint32 epoch);
+extern void bp_session_remember_startup(PoolSession *s, uint32 epoch);
 extern void bp_session_apply_startup(PoolSession *s, const char *name, int elevel);
 extern void bp_session_discard_input(void);
 extern void bp_session_destroy(PoolSession *s);

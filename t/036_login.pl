@@ -14,6 +14,8 @@
 #     and pg_backend_pid() is the pid it was told;
 #   - a bad setting in the startup packet gets the main port's error, every
 #     time (never a cached greeting);
+#   - a session that starts with the options of an earlier one sees what a
+#     backend starts with, whatever the earlier one SET before it left;
 #   - pool of 1 held by a session idle in a transaction: a new login
 #     completes at once, its first query is served once the transaction
 #     ends;
@@ -169,6 +171,44 @@ for my $i (1 .. 3)
 		"bad setting $i: same SQLSTATE as the main port");
 	is($pool->{errors}[0]{M}, $main->{errors}[0]{M},
 		"bad setting $i: same message as the main port");
+}
+
+###########################################################################
+# Sessions starting with the options of an earlier one take the settings
+# those came to (session.c's memo): each must see what a fresh backend
+# sees, whatever the previous session of the executor SET before leaving
+###########################################################################
+{
+	my @plain = (user => 'app', database => 'plain', application_name => 'memo_app');
+	my @sql_dmy = (@plain, DateStyle => 'SQL, DMY');
+	my $show = q{SELECT concat_ws('|', current_setting('DateStyle'),
+		current_setting('search_path'), current_setting('statement_timeout'),
+		current_setting('application_name'))};
+	my %want;
+	for my $kv (\@plain, \@sql_dmy)
+	{
+		my $c = PoolTest::Raw->new(port => $node->port, timeout => 10);
+		$c->login(@$kv);
+		$want{$kv} = $c->query_value($show);
+		$c->query('RESET DateStyle');
+		$want{"$kv reset"} = $c->query_value($show);
+		$c->terminate;
+		$c->close;
+	}
+	for my $i (1 .. 8)
+	{
+		my $kv = $i % 3 == 0 ? \@sql_dmy : \@plain;
+		my $c = PoolTest::Raw->new(port => $node->pool_port, timeout => 10);
+		$c->login(@$kv);
+		is($c->query_value($show), $want{$kv}, "memo session $i: what a backend starts with");
+		$c->query('RESET DateStyle');
+		is($c->query_value($show), $want{"$kv reset"}, "memo session $i: RESET as on a backend");
+		$c->query(q{SET DateStyle = 'German'});
+		$c->query('SET search_path = pg_catalog');
+		$c->query('SET statement_timeout = 1234');
+		$c->terminate;
+		$c->close;
+	}
 }
 $node->stop;
 
