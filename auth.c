@@ -485,6 +485,19 @@ database_by_name(const char *name, FormData_pg_database *d)
 }
 
 /*
+ * CONNECT granted to pg_database_owner.  A backend checks CONNECT once
+ * connected to the database, where acl.c counts every role with the
+ * privileges of its owner as a member of pg_database_owner; the listener
+ * is connected to no database, where nobody is: it asks here instead.
+ */
+static bool
+owner_may_connect(Oid dboid, Oid datdba, Oid roleid)
+{
+	return has_privs_of_role(roleid, datdba) &&
+		pg_database_aclcheck(dboid, ROLE_PG_DATABASE_OWNER, ACL_CONNECT) == ACLCHECK_OK;
+}
+
+/*
  * lookup()'s reads, inside its transaction, the catalogs' locks held.
  * The secret is copied into cxt.
  */
@@ -506,6 +519,7 @@ lookup_locked(PoolAuthRequest *req, AuthFacts *f, MemoryContext cxt)
 		ReleaseSysCache(tup);
 	}
 
+	memset(&d, 0, sizeof(d));
 	if (database_by_name(req->dbname, &d))
 	{
 		f->dboid = d.oid;
@@ -516,7 +530,8 @@ lookup_locked(PoolAuthRequest *req, AuthFacts *f, MemoryContext cxt)
 
 	if (OidIsValid(f->roleid) && OidIsValid(f->dboid))
 		f->canconnect = f->rolsuper ||
-			pg_database_aclcheck(f->dboid, f->roleid, ACL_CONNECT) == ACLCHECK_OK;
+			pg_database_aclcheck(f->dboid, f->roleid, ACL_CONNECT) == ACLCHECK_OK ||
+			owner_may_connect(f->dboid, d.datdba, f->roleid);
 	f->hba = req->authenticated ? NULL : hba_find(req, f->roleid);
 	if (f->hba && method_wants_password(f->hba->auth_method))
 	{
@@ -828,9 +843,11 @@ facts_key(PoolAuthRequest *req, FactsKey *key)
 /*
  * Takes in the invalidations other processes sent, which flush the cache
  * (facts_cache_flush) if one concerns us.  The listener is outside any
- * transaction here; core does the same reading at every lock it takes.
- * An error is logged, and the cache is then not trusted: the caller reads
- * the catalogs, in a transaction, which takes the invalidations in again.
+ * transaction here; core does the same reading at every lock it takes
+ * (the barrier: sinval's first look at the queue takes no lock).  A
+ * message whose processing threw is consumed all the same, so on an error
+ * every cache of the process is reset, as after a queue overflow, and the
+ * caller reads the catalogs.
  */
 static bool
 take_invalidations(void)
@@ -838,6 +855,7 @@ take_invalidations(void)
 	MemoryContext cxt = CurrentMemoryContext;
 	volatile bool ok = true;
 
+	pg_memory_barrier();
 	PG_TRY();
 	{
 		AcceptInvalidationMessages();
@@ -847,7 +865,7 @@ take_invalidations(void)
 		MemoryContextSwitchTo(cxt);
 		EmitErrorReport();
 		FlushErrorState();
-		facts_cache_flush((Datum) 0, 0, 0);
+		InvalidateSystemCaches();	/* flushes ours too */
 		ok = false;
 	}
 	PG_END_TRY();
@@ -935,16 +953,69 @@ facts_get(PoolAuthRequest *req, AuthFacts *f, bool *busy)
 	return edata;
 }
 
-/* See auth.h; the order of the checks is core's */
+/* The log detail naming the line a client matched */
+static char *
+matched_line(HbaLine *hba)
+{
+	return psprintf("Connection matched pg_hba.conf line %d: \"%s\"",
+					hba->linenumber, hba->rawline);
+}
+
+/*
+ * The refusals the pg_hba.conf line decides alone, in core's order: no
+ * line, a host name, reject, the client certificate, a method the pool
+ * port does not serve.  PA_ADMIT: the client may go on (to its password,
+ * or to the role and database checks).
+ */
+static PoolAuthStatus
+line_verdict(PoolAuthRequest *req, HbaLine *hba, PoolAuthRefusal *why)
+{
+	const char *who = req->remote_host;
+
+	if (hba == NULL)
+		return refuse(why, ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+					  psprintf("no pg_hba.conf entry for host \"%s\", user \"%s\", database \"%s\", %s",
+							   who, req->user, req->dbname, encryption_state(req)),
+					  NULL, NULL, NULL);
+	if (hba->ip_cmp_method == ipCmpMask && hba->hostname != NULL)
+		return refuse(why, ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+					  psprintf("pg_hba.conf line %d names a host, which the pool port cannot check",
+							   hba->linenumber), NULL,
+					  pstrdup("Use an address and mask in that line, or connect to the server's port."),
+					  matched_line(hba));
+	if (hba->auth_method == uaReject)
+		return refuse(why, ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+					  psprintf("pg_hba.conf rejects connection for host \"%s\", user \"%s\", database \"%s\", %s",
+							   who, req->user, req->dbname, encryption_state(req)),
+					  NULL, NULL, matched_line(hba));
+	if ((hba->clientcert != clientCertOff || hba->auth_method == uaCert) &&
+		check_certificate(req, hba, matched_line(hba), why) == PA_REFUSE)
+		return PA_REFUSE;
+	if (!method_wants_password(hba->auth_method) &&
+		hba->auth_method != uaTrust && hba->auth_method != uaCert)
+		return refuse(why, ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+					  psprintf("authentication method \"%s\" is not supported on the pool port",
+							   hba_authname(hba->auth_method)), NULL,
+					  psprintf("The pool port serves \"trust\", \"reject\", \"password\", \"md5\", \"scram-sha-256\" and \"cert\".  Connect to the server's port %d, or change pg_hba.conf.",
+							   PostPortNumber), matched_line(hba));
+	return PA_ADMIT;
+}
+
+/*
+ * See auth.h; the order of the checks is core's.  When the pg_hba.conf
+ * line can be found without the catalogs, what it decides alone is decided
+ * before any catalog is read: as in core, and so that such a refusal takes
+ * the same time whether the role named exists or not (the facts cache
+ * keeps existing roles only, and would tell them apart).
+ */
 PoolAuthStatus
 bp_auth_begin(PoolAuthRequest *req, MemoryContext parent, PoolAuthExchange **ex,
 			  StringInfo out, PoolAuthRefusal *why, PoolAuthIdentity *ident)
 {
 	AuthFacts	f;
 	ErrorData  *edata;
-	char	   *line = NULL;
-	const char *who = req->remote_host;
 	bool		busy;
+	bool		line_checked = false;
 
 	*ex = NULL;
 	if (hba_cxt == NULL && !req->authenticated)
@@ -952,47 +1023,22 @@ bp_auth_begin(PoolAuthRequest *req, MemoryContext parent, PoolAuthExchange **ex,
 					  psprintf("could not load %s", HbaFileName), NULL,
 					  pstrdup("Fix the file and reload the server configuration."),
 					  NULL);
+	if (!req->authenticated && !hba_reads_catalog)
+	{
+		if (line_verdict(req, hba_find(req, InvalidOid), why) == PA_REFUSE)
+			return PA_REFUSE;
+		line_checked = true;
+	}
 	if ((edata = facts_get(req, &f, &busy)) != NULL)
 		return refuse_error(why, edata);
 	if (busy)
 		return PA_BUSY;
 	if (req->authenticated)
 		return admit_checks(req, &f, why, ident);
-	if (f.hba)
-		line = psprintf("Connection matched pg_hba.conf line %d: \"%s\"",
-						f.hba->linenumber, f.hba->rawline);
-
-	if (f.hba == NULL)
-		return refuse(why, ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
-					  psprintf("no pg_hba.conf entry for host \"%s\", user \"%s\", database \"%s\", %s",
-							   who, req->user, req->dbname, encryption_state(req)),
-					  NULL, NULL, NULL);
-	if (f.hba->ip_cmp_method == ipCmpMask && f.hba->hostname != NULL)
-		return refuse(why, ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
-					  psprintf("pg_hba.conf line %d names a host, which the pool port cannot check",
-							   f.hba->linenumber), NULL,
-					  pstrdup("Use an address and mask in that line, or connect to the server's port."),
-					  line);
-	if (f.hba->auth_method == uaReject)
-		return refuse(why, ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
-					  psprintf("pg_hba.conf rejects connection for host \"%s\", user \"%s\", database \"%s\", %s",
-							   who, req->user, req->dbname, encryption_state(req)),
-					  NULL, NULL, line);
-	if (f.hba->clientcert != clientCertOff || f.hba->auth_method == uaCert)
-	{
-		PoolAuthStatus st = check_certificate(req, f.hba, line, why);
-
-		if (st == PA_REFUSE || f.hba->auth_method == uaCert)
-			return st == PA_REFUSE ? st : admit_checks(req, &f, why, ident);
-	}
+	if (!line_checked && line_verdict(req, f.hba, why) == PA_REFUSE)
+		return PA_REFUSE;
 	if (method_wants_password(f.hba->auth_method))
 		return exchange_begin(req, &f, parent, ex, out, why);
-	if (f.hba->auth_method != uaTrust)
-		return refuse(why, ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
-					  psprintf("authentication method \"%s\" is not supported on the pool port",
-							   hba_authname(f.hba->auth_method)), NULL,
-					  psprintf("The pool port serves \"trust\", \"reject\", \"password\", \"md5\", \"scram-sha-256\" and \"cert\".  Connect to the server's port %d, or change pg_hba.conf.",
-							   PostPortNumber), line);
 	return admit_checks(req, &f, why, ident);
 }
 

@@ -9,8 +9,11 @@
 # both CONNECTION LIMITs, SUPERUSER.  Each case warms the cache (and shows
 # it was used: pool_listener_stats().auth_cached grows), commits the change
 # on the main port, and at once logs in through the pool: refused with the
-# SQLSTATE and message the main port gives.  Then a pg_hba.conf naming a
-# group: nothing is taken from the cache, and membership is read each time.
+# SQLSTATE and message the main port gives.  A reject line refuses before
+# any fact is read.  CONNECT granted to
+# pg_database_owner lets the owner in, as on the main port.  Then a
+# pg_hba.conf naming a group: nothing is taken from the cache, and
+# membership is read each time.
 
 use strict;
 use warnings;
@@ -35,7 +38,7 @@ sub write_hba
 	close $fh;
 	return;
 }
-write_hba("host all all 127.0.0.1/32 trust\n");
+write_hba("host all rj 127.0.0.1/32 reject\nhost all all 127.0.0.1/32 trust\n");
 
 $node->start;
 setup_app($node);
@@ -44,6 +47,7 @@ $node->safe_psql('postgres', q{
 	CREATE ROLE grp NOLOGIN;
 	CREATE ROLE gone LOGIN;
 	CREATE ROLE padmin LOGIN SUPERUSER;
+	CREATE ROLE rj LOGIN;
 	CREATE DATABASE cdb;
 });
 pool_serves_ok($node);
@@ -88,6 +92,16 @@ sub refused_like_main
 }
 
 sub main_sql { $node->safe_psql('postgres', $_[0]); return; }
+
+# a line that refuses decides before any catalog is read, whoever is named
+# (the cache must not tell existing roles apart by the time a refusal takes)
+{
+	my $rejected = 'pg_hba.conf rejects connection for host "127.0.0.1", user "%s", database "cdb", no encryption';
+	my $before = cached();
+	refused_like_main('rj', 'cdb', '28000 ' . sprintf($rejected, 'rj'), 'reject line');
+	is(login('rj', 'cdb'), '28000 ' . sprintf($rejected, 'rj'), 'reject line, again');
+	is(cached(), $before, 'reject line: no facts consulted');
+}
 
 # each case: [name, user, the change, the refusal, what undoes it (or undef)]
 my @cases = (
@@ -138,6 +152,19 @@ for my $case (@cases)
 }
 is(login('cu_renamed', 'cdb'), '28000 role "cu_renamed" does not exist',
 	'the name a role had for a while is gone with it');
+
+###########################################################################
+# CONNECT granted to pg_database_owner only: a backend checks it connected
+# to the database, where its owner is a member of pg_database_owner; the
+# listener is connected to none
+###########################################################################
+main_sql('CREATE DATABASE odb OWNER cu');
+main_sql('REVOKE CONNECT ON DATABASE odb FROM PUBLIC, cu');
+main_sql('GRANT CONNECT ON DATABASE odb TO pg_database_owner');
+is(login('cu', 'odb', $mp), 'ok', 'pg_database_owner: the owner connects to the main port');
+is(login('cu', 'odb'), 'ok', 'pg_database_owner: and to the pool port');
+refused_like_main('app', 'odb', '42501 permission denied for database "odb"',
+	'pg_database_owner: another role');
 
 ###########################################################################
 # a pg_hba.conf naming a group: membership is read at every login
