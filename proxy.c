@@ -148,8 +148,12 @@ typedef struct PoolChoice
  * Chooses among pool_id's executors (but exclude) for one more session.
  * Sessions are bound to no executor, so what matters is who can serve the
  * next request soonest: one between transactions (the least loaded), else
- * one whose turn began less than BP_HELD_MS ago (the least loaded), else
- * the one whose turn began last.  Reads the atomics the executors write;
+ * one starting or whose turn began less than BP_HELD_MS ago (the least
+ * loaded), else the one whose turn began last.  A starting executor is not
+ * ranked with the idle ones: it would take every session placed while it
+ * starts (a burst of 1,000 first requests put most of them on the
+ * replacement of a held executor), and serves none sooner than a short
+ * turn ends.  Reads the atomics the executors write;
  * a stale value costs a worse choice, which the executor corrects by
  * handing the session back.
  */
@@ -199,8 +203,9 @@ exec_choose(int pool_id, int exclude, PoolChoice *pc)
 		n = pg_atomic_read_u32(&ex->n_sessions);
 		if (i == exclude || n >= (uint32) bp_max_sessions)
 			continue;
-		if (ex->state == PE_STARTING ||
-			pg_atomic_read_u32(&ex->activity) == PEA_IDLE)
+		if (ex->state == PE_STARTING)
+			class = 1;
+		else if (pg_atomic_read_u32(&ex->activity) == PEA_IDLE)
 			class = 0;
 		else
 		{

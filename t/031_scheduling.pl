@@ -22,6 +22,9 @@
 #     held executor's other sessions move there, pgbench beside idlers on
 #     every executor keeps going (no reserve executor to explain it), and
 #     the extra executor retires once the idle transaction ended;
+#   - balance: 40 pgbench -S sessions on a pool of 1, the pool raised to 2:
+#     the new executor takes a share of them (an executor holding far more
+#     sessions than another gives its oldest waiting ones back);
 #   - and the server log free of crashes.
 
 use strict;
@@ -323,6 +326,43 @@ sub timed_value
 	}
 	$_->terminate for ($a, $b);
 	check_no_crash($node, 'held executors: no crash');
+	$node->stop;
+}
+
+###########################################################################
+# Sessions gathered on one executor spread to a lighter one of the pool
+# (select-only: no executor is ever held, so nothing else moves them)
+###########################################################################
+{
+	my $node = pool_node('balance', size => 1, max_worker_processes => 20,
+		conf => "builtin_pool.reserve_pool_size = 0\n");
+	$node->start;
+	setup_app($node);
+	pgbench_init($node);
+	my ($out, $err) = ('', '');
+	my $h = IPC::Run::start(
+		[ 'pgbench', '-n', '-S', '-c', '40', '-j', '2', '-T', '12',
+		  '-h', '127.0.0.1', '-p', $node->pool_port, '-U', 'app', 'app' ],
+		'<', '/dev/null', '>', \$out, '2>', \$err);
+	my $sessions = sub {
+		return map { $_->{sessions} } $node->pool_status("database = 'app'");
+	};
+	ok(wait_until(sub { my @n = $sessions->(); @n == 1 && $n[0] == 40 }, 20),
+		'pool of 1: the 40 sessions on its one executor');
+	$node->safe_psql('postgres', q{
+		ALTER SYSTEM SET builtin_pool.session_pool_size = 2;
+		ALTER SYSTEM SET builtin_pool.min_pool_size = 2;
+		SELECT pg_reload_conf();
+	});
+	ok( wait_until(
+			sub { my @n = $sessions->(); @n == 2 && $n[0] >= 12 && $n[1] >= 12 }, 8),
+		'pool of 2: the new executor takes a share of the sessions')
+	  or note explain [ $sessions->() ];
+	$h->finish;
+	my ($failed) = $out =~ /number of failed transactions: (\d+)/;
+	like($out, qr/number of transactions actually processed: [1-9]/, 'pgbench ran');
+	is($failed // 0, 0, 'no transaction failed');
+	check_no_crash($node, 'balance: no crash');
 	$node->stop;
 }
 
