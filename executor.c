@@ -845,6 +845,26 @@ poll_sessions(void)
  */
 
 /*
+ * What PostgresMain does before it reads each command: reload the
+ * configuration, catch up with invalidations.  Done between turns, and in
+ * idle_duties(): under a load that never lets the run queue empty the
+ * executor does not wait, and a reload (executor_lifetime, statement_timeout
+ * in postgresql.conf...) used to reach it only once the load ended.
+ */
+static void
+between_commands(void)
+{
+	if (ConfigReloadPending)
+	{
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
+		bp_greeting_invalidate();	/* logins may report other values */
+	}
+	if (catchupInterruptPending)
+		ProcessCatchupInterrupt();
+}
+
+/*
  * What PostgresMain does while it waits for a command: catch up with
  * invalidations, flush statistics, reload the configuration.  Returns how
  * long the next wait may last, in ms.
@@ -856,14 +876,7 @@ idle_duties(void)
 	long		stats_timeout;
 
 	CHECK_FOR_INTERRUPTS();
-	if (ConfigReloadPending)
-	{
-		ConfigReloadPending = false;
-		ProcessConfigFile(PGC_SIGHUP);
-		bp_greeting_invalidate();	/* logins may report other values */
-	}
-	if (catchupInterruptPending)
-		ProcessCatchupInterrupt();
+	between_commands();
 
 	stats_timeout = pgstat_report_stat(false);
 	if (stats_timeout > 0)
@@ -1774,6 +1787,53 @@ leave_with_sessions(void)
 }
 
 /*
+ * Should this executor leave (see leaving)?  Its temp schema worn out,
+ * older than builtin_pool.executor_lifetime, or pool_reconnect().  Looked
+ * at between turns, also while requests wait: it used to be looked at only
+ * once the run queue was empty, so under a load that never let it empty
+ * (pgbench TPC-B with 1,000 clients), pool_reconnect() and
+ * executor_lifetime did nothing for as long as the load lasted.
+ */
+static void
+check_leaving(void)
+{
+	if (leaving)
+		return;
+	if (!worn_out && bp_temp_setups_exhausted())
+	{
+		ereport(LOG,
+				(errmsg("builtin_pool executor retires: its temp schema was set up again for as many sessions as it can")));
+		worn_out = true;
+		leaving = true;
+	}
+	else if (lifetime_over())
+	{
+		ereport(DEBUG1,
+				(errmsg("builtin_pool executor retires: it is older than builtin_pool.executor_lifetime")));
+		leaving = true;
+	}
+	else if (bp_admin_recycle_wanted())
+	{
+		ereport(LOG,
+				(errmsg("builtin_pool executor retires: pool_reconnect() asked for fresh executors")));
+		leaving = true;
+	}
+}
+
+/* Leaving while requests wait: a batch of sessions every BP_HANDBACK_DELAY_MS */
+static void
+leave_while_busy(void)
+{
+	static TimestampTz last_batch = 0;
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (!TimestampDifferenceExceeds(last_batch, now, BP_HANDBACK_DELAY_MS))
+		return;
+	last_batch = now;
+	(void) leave_with_sessions();
+}
+
+/*
  * A reserve executor that served no turn for BP_RESERVE_IDLE_MS gives its
  * sessions back (they go to the pool's other executors) so that it can
  * retire.  Returns true once it is idle that long.
@@ -2432,7 +2492,11 @@ bp_executor_main(Datum main_arg)
 			poll_sessions();
 		}
 		(void) expire_queued_sessions();
+		between_commands();
 		shed_to_lighter();
+		check_leaving();
+		if (leaving && n_queued > 0)
+			leave_while_busy();
 		s = next_session();
 		if (s != NULL)
 		{
@@ -2444,25 +2508,6 @@ bp_executor_main(Datum main_arg)
 			TimestampDifferenceExceeds(last_turn_end, GetCurrentTimestamp(),
 									   BP_RESERVE_IDLE_MS))
 			check_surplus();
-		if (!worn_out && bp_temp_setups_exhausted())
-		{
-			ereport(LOG,
-					(errmsg("builtin_pool executor retires: its temp schema was set up again for as many sessions as it can")));
-			worn_out = true;
-			leaving = true;
-		}
-		if (lifetime_over())
-		{
-			ereport(DEBUG1,
-					(errmsg("builtin_pool executor retires: it is older than builtin_pool.executor_lifetime")));
-			leaving = true;
-		}
-		if (!leaving && bp_admin_recycle_wanted())
-		{
-			ereport(LOG,
-					(errmsg("builtin_pool executor retires: pool_reconnect() asked for fresh executors")));
-			leaving = true;
-		}
 		leave_wait = leaving ? leave_with_sessions() : -1;
 		if (my_reserve && !leaving)
 			(void) reserve_idle();

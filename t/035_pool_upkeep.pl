@@ -9,7 +9,10 @@
 #     between transactions; its sessions move to a fresh executor, none is
 #     cut, and each keeps its state (prepared statements, SET values,
 #     currval); a session inside a transaction keeps its executor until it
-#     commits; and the server log free of crashes.
+#     commits;
+#   - both, and pool_reconnect(), also under a load that never lets the
+#     executor's run queue empty;
+#   - and the server log free of crashes.
 
 use strict;
 use warnings;
@@ -17,6 +20,7 @@ use warnings;
 use FindBin;
 use lib $FindBin::RealBin;
 
+use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use PoolTest;
@@ -138,6 +142,56 @@ sub executors
 	unlike(slurp_file($node->logfile), qr/terminating connection/,
 		'no session was ended');
 	check_no_crash($node, 'executor_lifetime: no crash');
+	$node->stop;
+}
+
+###########################################################################
+# Under a load that never lets the run queue empty (20 clients sleeping
+# 5 ms per statement on a pool of 1), executor_lifetime and
+# pool_reconnect() still replace the executor, and no transaction fails
+###########################################################################
+{
+	my $node = pool_node('busy_upkeep', size => 1, max_worker_processes => 20,
+		conf => "builtin_pool.reserve_pool_size = 0\n"
+		  . "builtin_pool.max_held_executors = 0\n");
+	$node->start;
+	setup_app($node);
+	my $script = $node->basedir . '/sleep.sql';
+	open my $fh, '>', $script or die $!;
+	print $fh "SELECT pg_sleep(0.005);\n";
+	close $fh;
+	my ($out, $err) = ('', '');
+	my $h = IPC::Run::start(
+		[ 'pgbench', '-n', '-f', $script, '-c', '20', '-j', '2', '-T', '14',
+		  '-h', '127.0.0.1', '-p', $node->pool_port, '-U', 'app', 'app' ],
+		'<', '/dev/null', '>', \$out, '2>', \$err);
+	my $pids = sub {
+		return join(',', map { $_->{pid} } $node->pool_status("database = 'app'"));
+	};
+	my $first;
+	ok(wait_until(sub { $first = $pids->(); $first =~ /^\d+$/ }, 10),
+		'busy pool of 1: one executor');
+	$node->safe_psql('postgres', q{SELECT pool_reconnect('app', 'app')});
+	my $second;
+	ok( wait_until(
+			sub { $second = $pids->(); $second =~ /^\d+$/ && $second ne $first }, 6),
+		'pool_reconnect() under load: a fresh executor serves the pool')
+	  or note "executors: " . $pids->();
+	$node->safe_psql('postgres', q{
+		ALTER SYSTEM SET builtin_pool.executor_lifetime = 2;
+		SELECT pg_reload_conf();
+	});
+	ok( wait_until(
+			sub { my $p = $pids->(); $p =~ /^\d+$/ && $p ne $second && $p ne $first }, 8),
+		'executor_lifetime under load: the executor is replaced')
+	  or note "executors: " . $pids->();
+	$h->finish;
+	note "pgbench stderr: " . substr($err, 0, 2000);
+	my ($failed) = $out =~ /number of failed transactions: (\d+)/;
+	like($out, qr/number of transactions actually processed: [1-9]/, 'pgbench ran');
+	is($failed // 0, 0, 'no transaction failed');
+	unlike($err, qr/error|FATAL|aborted/i, 'no client error');
+	check_no_crash($node, 'busy upkeep: no crash');
 	$node->stop;
 }
 
