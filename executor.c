@@ -1726,6 +1726,41 @@ publish_idle_xact(bool idle)
 }
 
 /*
+ * The pool's regular executors: not reserve, not pinned, starting or
+ * ready, and with skip_held not held either (counted as exec_choose() in
+ * proxy.c does; this one is never held between turns).  *highest: this
+ * executor is in the highest slot of them.
+ */
+static int
+regular_executors(bool skip_held, TimestampTz now, bool *highest)
+{
+	int			regular = 0;
+	int			n_held = 0;
+	int			i;
+
+	*highest = true;
+	for (i = 0; i < bp_shared->max_executors; i++)
+	{
+		PoolExecutor *ex = &bp_shared->executors[i];
+
+		if (ex->pool_id != my_pool_id || ex->reserve ||
+			(ex->state != PE_STARTING && ex->state != PE_READY) ||
+			pg_atomic_read_u32(&ex->n_pinned) > 0)
+			continue;
+		if (skip_held && i != my_slot_index &&
+			n_held < bp_max_held_executors && bp_executor_held(ex, now))
+		{
+			n_held++;
+			continue;
+		}
+		regular++;
+		if (i > my_slot_index)
+			*highest = false;
+	}
+	return regular;
+}
+
+/*
  * Pinned executors are outside the pool's size, so the listener starts
  * others meanwhile; once the pins end the pool may have more unpinned
  * executors than its size.  Then the idle one in the highest slot (one at
@@ -1735,22 +1770,10 @@ publish_idle_xact(bool idle)
 static void
 check_surplus(void)
 {
-	int			regular = 0;
-	int			i;
+	bool		highest;
 
-	for (i = 0; i < bp_shared->max_executors; i++)
-	{
-		PoolExecutor *ex = &bp_shared->executors[i];
-
-		if (ex->pool_id != my_pool_id || ex->reserve ||
-			(ex->state != PE_STARTING && ex->state != PE_READY) ||
-			pg_atomic_read_u32(&ex->n_pinned) > 0)
-			continue;
-		if (i > my_slot_index)
-			return;
-		regular++;
-	}
-	if (regular > bp_session_pool_size)
+	if (regular_executors(false, GetCurrentTimestamp(), &highest) >
+		bp_session_pool_size && highest)
 		my_reserve = true;
 }
 
@@ -1806,10 +1829,7 @@ surplus_for_long(void)
 	static TimestampTz surplus_since = 0;
 	static TimestampTz last_look = 0;
 	TimestampTz now;
-	int			regular = 0;
-	int			n_held = 0;
-	bool		highest = true;
-	int			i;
+	bool		highest;
 
 	if (my_reserve || my_pool_dedicated ||
 		pg_atomic_read_u32(&bp_my_slot->n_pinned) > 0)
@@ -1818,25 +1838,8 @@ surplus_for_long(void)
 	if (!TimestampDifferenceExceeds(last_look, now, 100))
 		return false;
 	last_look = now;
-	for (i = 0; i < bp_shared->max_executors; i++)
-	{
-		PoolExecutor *ex = &bp_shared->executors[i];
-
-		if (ex->pool_id != my_pool_id || ex->reserve ||
-			(ex->state != PE_STARTING && ex->state != PE_READY) ||
-			pg_atomic_read_u32(&ex->n_pinned) > 0)
-			continue;
-		if (i != my_slot_index && n_held < bp_max_held_executors &&
-			bp_executor_held(ex, now))
-		{
-			n_held++;
-			continue;
-		}
-		regular++;
-		if (i > my_slot_index)
-			highest = false;
-	}
-	if (!highest || regular <= bp_session_pool_size)
+	if (regular_executors(true, now, &highest) <= bp_session_pool_size ||
+		!highest)
 	{
 		surplus_since = 0;
 		return false;

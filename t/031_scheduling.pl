@@ -342,11 +342,7 @@ sub timed_value
 	$node->start;
 	setup_app($node);
 	pgbench_init($node);
-	my ($out, $err) = ('', '');
-	my $h = IPC::Run::start(
-		[ 'pgbench', '-n', '-S', '-c', '40', '-j', '2', '-T', '12',
-		  '-h', '127.0.0.1', '-p', $node->pool_port, '-U', 'app', 'app' ],
-		'<', '/dev/null', '>', \$out, '2>', \$err);
+	my $run = pgbench_bg($node, clients => 40, seconds => 12, args => ['-S']);
 	my $sessions = sub {
 		return map { $_->{sessions} } $node->pool_status("database = 'app'");
 	};
@@ -361,10 +357,7 @@ sub timed_value
 			sub { my @n = $sessions->(); @n == 2 && $n[0] >= 12 && $n[1] >= 12 }, 8),
 		'pool of 2: the new executor takes a share of the sessions')
 	  or note explain [ $sessions->() ];
-	$h->finish;
-	my ($failed) = $out =~ /number of failed transactions: (\d+)/;
-	like($out, qr/number of transactions actually processed: [1-9]/, 'pgbench ran');
-	is($failed // 0, 0, 'no transaction failed');
+	pgbench_bg_done($run, 'balance');
 	check_no_crash($node, 'balance: no crash');
 	$node->stop;
 }
@@ -384,15 +377,8 @@ sub timed_value
 	is($a->query('BEGIN')->{status}, 'T', 'A opens a transaction');
 	is($a->query_value('SELECT 1'), '1', 'A is served');
 	sleep(0.3);    # A's executor is held now
-	my $script = $node->basedir . '/sleep.sql';
-	open my $fh, '>', $script or die $!;
-	print $fh "SELECT pg_sleep(0.005);\n";
-	close $fh;
-	my ($out, $err) = ('', '');
-	my $h = IPC::Run::start(
-		[ 'pgbench', '-n', '-f', $script, '-c', '10', '-j', '2', '-T', '14',
-		  '-h', '127.0.0.1', '-p', $node->pool_port, '-U', 'app', 'app' ],
-		'<', '/dev/null', '>', \$out, '2>', \$err);
+	my $run = pgbench_bg($node, clients => 10, seconds => 14,
+		sql => 'SELECT pg_sleep(0.005);');
 	my $n_exec = sub { return scalar($node->pool_status("database = 'app'")) };
 	ok(wait_until(sub { $n_exec->() == 2 }, 10),
 		'a second executor replaces the held one under load');
@@ -400,10 +386,7 @@ sub timed_value
 	ok(wait_until(sub { $n_exec->() == 1 }, 10),
 		'the pool is back to its size while the load goes on')
 	  or note explain [ $node->pool_status("database = 'app'") ];
-	$h->finish;
-	my ($failed) = $out =~ /number of failed transactions: (\d+)/;
-	like($out, qr/number of transactions actually processed: [1-9]/, 'pgbench ran');
-	is($failed // 0, 0, 'no transaction failed');
+	pgbench_bg_done($run, 'surplus');
 	is($a->query_value('SELECT 2'), '2', 'A is still served');
 	$a->terminate;
 	check_no_crash($node, 'surplus: no crash');

@@ -36,7 +36,8 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep time);
 
-our @EXPORT = qw(pool_node setup_app check_no_crash wait_until run_bounded pgbench_init bgq bgq_err
+our @EXPORT = qw(pool_node setup_app check_no_crash wait_until run_bounded pgbench_init pgbench_bg
+  pgbench_bg_done bgq bgq_err
   free_port_range crash_lines pool_serves_ok regress_database run_pg_regress
   schedule_tests regress_diffs);
 
@@ -292,6 +293,45 @@ sub pgbench_init
 			'-U', 'app', 'app'
 		],
 		'pgbench -i through the main port');
+}
+
+# pgbench_bg(NODE, clients => N, seconds => S, sql => 'one statement;' |
+# args => [...]): pgbench as role app in database app through the pool
+# port, in the background (sql: a script of that one statement, written in
+# the node's directory; args: pgbench's own, -S say).  pgbench_bg_done(RUN,
+# NAME) waits for it and checks, as tests, that it ran with no failed
+# transaction; returns its stdout.
+sub pgbench_bg
+{
+	my ($node, %o) = @_;
+	my @args = ('-n', '-c', $o{clients}, '-j', '2', '-T', $o{seconds});
+	if (defined $o{sql})
+	{
+		my $script = $node->basedir . '/pgbench_bg.sql';
+		open my $fh, '>', $script or die $!;
+		print $fh "$o{sql}\n";
+		close $fh;
+		push @args, '-f', $script;
+	}
+	push @args, @{ $o{args} // [] };
+	my ($out, $err) = ('', '');
+	my $h = IPC::Run::start(
+		[ 'pgbench', @args, '-h', '127.0.0.1', '-p', $node->pool_port, '-U', 'app', 'app' ],
+		'<', '/dev/null', '>', \$out, '2>', \$err);
+	return { h => $h, out => \$out, err => \$err };
+}
+
+sub pgbench_bg_done
+{
+	my ($run, $name) = @_;
+	$run->{h}->finish;
+	my $out = ${ $run->{out} };
+	note "$name: pgbench stderr: " . substr(${ $run->{err} }, 0, 2000);
+	like($out, qr/number of transactions actually processed: [1-9]/, "$name: pgbench ran");
+	my ($failed) = $out =~ /number of failed transactions: (\d+)/;
+	is($failed // 0, 0, "$name: no transaction failed");
+	unlike(${ $run->{err} }, qr/error|FATAL|aborted/i, "$name: no client error");
+	return $out;
 }
 
 # run_bounded(CMD_ARRAYREF, SECONDS): runs a command (pgbench, say) with
