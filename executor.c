@@ -99,9 +99,6 @@
  */
 #define BP_SHED_MIN				8
 
-/* How long a pool runs above its size under load before one leaves */
-#define BP_SURPLUS_MS			2000
-
 /*
  * A reserve executor that served no turn this long gives its sessions back
  * and exits.
@@ -1726,41 +1723,6 @@ publish_idle_xact(bool idle)
 }
 
 /*
- * The pool's regular executors: not reserve, not pinned, starting or
- * ready, and with skip_held not held either (counted as exec_choose() in
- * proxy.c does; this one is never held between turns).  *highest: this
- * executor is in the highest slot of them.
- */
-static int
-regular_executors(bool skip_held, TimestampTz now, bool *highest)
-{
-	int			regular = 0;
-	int			n_held = 0;
-	int			i;
-
-	*highest = true;
-	for (i = 0; i < bp_shared->max_executors; i++)
-	{
-		PoolExecutor *ex = &bp_shared->executors[i];
-
-		if (ex->pool_id != my_pool_id || ex->reserve ||
-			(ex->state != PE_STARTING && ex->state != PE_READY) ||
-			pg_atomic_read_u32(&ex->n_pinned) > 0)
-			continue;
-		if (skip_held && i != my_slot_index &&
-			n_held < bp_max_held_executors && bp_executor_held(ex, now))
-		{
-			n_held++;
-			continue;
-		}
-		regular++;
-		if (i > my_slot_index)
-			*highest = false;
-	}
-	return regular;
-}
-
-/*
  * Pinned executors are outside the pool's size, so the listener starts
  * others meanwhile; once the pins end the pool may have more unpinned
  * executors than its size.  Then the idle one in the highest slot (one at
@@ -1770,10 +1732,22 @@ regular_executors(bool skip_held, TimestampTz now, bool *highest)
 static void
 check_surplus(void)
 {
-	bool		highest;
+	int			regular = 0;
+	int			i;
 
-	if (regular_executors(false, GetCurrentTimestamp(), &highest) >
-		bp_session_pool_size && highest)
+	for (i = 0; i < bp_shared->max_executors; i++)
+	{
+		PoolExecutor *ex = &bp_shared->executors[i];
+
+		if (ex->pool_id != my_pool_id || ex->reserve ||
+			(ex->state != PE_STARTING && ex->state != PE_READY) ||
+			pg_atomic_read_u32(&ex->n_pinned) > 0)
+			continue;
+		if (i > my_slot_index)
+			return;
+		regular++;
+	}
+	if (regular > bp_session_pool_size)
 		my_reserve = true;
 }
 
@@ -1813,43 +1787,6 @@ leave_with_sessions(void)
 }
 
 /*
- * Held and pinned executors are outside the pool's size, so the listener
- * starts others meanwhile; once they are free again the pool has more
- * regular executors than builtin_pool.session_pool_size, the bound on its
- * CPU.  check_surplus() retires the surplus once idle, which under load
- * is never: the pool ran above its size for as long as the load lasted
- * (8 executors for a pool of 4 under pgbench TPC-B, 1,000 clients).  So
- * the executor in the highest slot of a pool above its size for
- * BP_SURPLUS_MS leaves with its sessions, one at a time (a leaving one is
- * PE_EXITING, no longer counted).  Counts as exec_choose() in proxy.c.
- */
-static bool
-surplus_for_long(void)
-{
-	static TimestampTz surplus_since = 0;
-	static TimestampTz last_look = 0;
-	TimestampTz now;
-	bool		highest;
-
-	if (my_reserve || my_pool_dedicated ||
-		pg_atomic_read_u32(&bp_my_slot->n_pinned) > 0)
-		return false;
-	now = GetCurrentTimestamp();
-	if (!TimestampDifferenceExceeds(last_look, now, 100))
-		return false;
-	last_look = now;
-	if (regular_executors(true, now, &highest) <= bp_session_pool_size ||
-		!highest)
-	{
-		surplus_since = 0;
-		return false;
-	}
-	if (surplus_since == 0)
-		surplus_since = now;
-	return TimestampDifferenceExceeds(surplus_since, now, BP_SURPLUS_MS);
-}
-
-/*
  * Should this executor leave (see leaving)?  Its temp schema worn out,
  * older than builtin_pool.executor_lifetime, or pool_reconnect().  Looked
  * at between turns, also while requests wait: it used to be looked at only
@@ -1879,12 +1816,6 @@ check_leaving(void)
 	{
 		ereport(LOG,
 				(errmsg("builtin_pool executor retires: pool_reconnect() asked for fresh executors")));
-		leaving = true;
-	}
-	else if (n_queued > 0 && surplus_for_long())
-	{
-		ereport(DEBUG1,
-				(errmsg("builtin_pool executor retires: its pool has run above builtin_pool.session_pool_size")));
 		leaving = true;
 	}
 }

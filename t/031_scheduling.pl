@@ -25,9 +25,6 @@
 #   - balance: 40 pgbench -S sessions on a pool of 1, the pool raised to 2:
 #     the new executor takes a share of them (an executor holding far more
 #     sessions than another gives its oldest waiting ones back);
-#   - back to its size under load: once the idle transaction ended, the
-#     held executor's replacement leaves with its sessions although the
-#     load never lets it idle;
 #   - and the server log free of crashes.
 
 use strict;
@@ -359,37 +356,6 @@ sub timed_value
 	  or note explain [ $sessions->() ];
 	pgbench_bg_done($run, 'balance');
 	check_no_crash($node, 'balance: no crash');
-	$node->stop;
-}
-
-###########################################################################
-# Back to its size under load: a held executor's replacement does not keep
-# the pool above session_pool_size once the idle transaction ended, even
-# though the load never lets it idle
-###########################################################################
-{
-	my $node = pool_node('surplus', size => 1, max_worker_processes => 20,
-		conf => "builtin_pool.reserve_pool_size = 0\n"
-		  . "builtin_pool.max_held_executors = 1\n");
-	$node->start;
-	setup_app($node);
-	my $a = raw_session($node, 'A');
-	is($a->query('BEGIN')->{status}, 'T', 'A opens a transaction');
-	is($a->query_value('SELECT 1'), '1', 'A is served');
-	sleep(0.3);    # A's executor is held now
-	my $run = pgbench_bg($node, clients => 10, seconds => 14,
-		sql => 'SELECT pg_sleep(0.005);');
-	my $n_exec = sub { return scalar($node->pool_status("database = 'app'")) };
-	ok(wait_until(sub { $n_exec->() == 2 }, 10),
-		'a second executor replaces the held one under load');
-	is($a->query('COMMIT')->{status}, 'I', 'A commits');
-	ok(wait_until(sub { $n_exec->() == 1 }, 10),
-		'the pool is back to its size while the load goes on')
-	  or note explain [ $node->pool_status("database = 'app'") ];
-	pgbench_bg_done($run, 'surplus');
-	is($a->query_value('SELECT 2'), '2', 'A is still served');
-	$a->terminate;
-	check_no_crash($node, 'surplus: no crash');
 	$node->stop;
 }
 
