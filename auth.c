@@ -873,28 +873,29 @@ take_invalidations(void)
 }
 
 /*
- * The facts of req's role and database from the cache, with the
- * pg_hba.conf line that matches it.  False if they must be read from the
- * catalogs: not cached, a group-matching pg_hba.conf (membership is read
- * from the catalogs), or a line that checks a password (the secret is
- * never cached).  *f is then to be filled by lookup().
+ * The facts of req's role and database from the cache, with hba, the
+ * pg_hba.conf line bp_auth_begin() found without the catalogs (NULL for a
+ * main port login, which matched its line in its backend).  False if they
+ * must be read from the catalogs: not cached, a group-matching pg_hba.conf
+ * (membership is read from the catalogs), or a line that checks a
+ * password (the secret is never cached).  *f is then to be filled by
+ * lookup().
  */
 static bool
-facts_from_cache(PoolAuthRequest *req, AuthFacts *f)
+facts_from_cache(PoolAuthRequest *req, HbaLine *hba, AuthFacts *f)
 {
 	FactsKey	key;
 	FactsEntry *e;
 
-	if ((hba_reads_catalog && !req->authenticated) || !facts_key(req, &key) ||
-		!take_invalidations() || facts_cache == NULL)
+	if ((hba == NULL && !req->authenticated) ||
+		(hba != NULL && method_wants_password(hba->auth_method)) ||
+		!facts_key(req, &key) || !take_invalidations() || facts_cache == NULL)
 		return false;
 	e = (FactsEntry *) hash_search(facts_cache, &key, HASH_FIND, NULL);
 	if (e == NULL)
 		return false;
 	*f = e->facts;
-	f->hba = req->authenticated ? NULL : hba_find(req, f->roleid);
-	if (f->hba && method_wants_password(f->hba->auth_method))
-		return false;
+	f->hba = hba;
 	pg_atomic_fetch_add_u64(&bp_shared->n_auth_cached, 1);
 	return true;
 }
@@ -935,16 +936,17 @@ facts_remember(PoolAuthRequest *req, AuthFacts *f, uint64 generation)
 
 /*
  * The facts of req: from the cache, or read from the catalogs (and then
- * kept).  Returns NULL or the error a lookup threw; *busy as lookup().
+ * kept).  hba as facts_from_cache().  Returns NULL or the error a lookup
+ * threw; *busy as lookup().
  */
 static ErrorData *
-facts_get(PoolAuthRequest *req, AuthFacts *f, bool *busy)
+facts_get(PoolAuthRequest *req, HbaLine *hba, AuthFacts *f, bool *busy)
 {
 	uint64		generation;
 	ErrorData  *edata;
 
 	*busy = false;
-	if (facts_from_cache(req, f))
+	if (facts_from_cache(req, hba, f))
 		return NULL;
 	generation = facts_generation;
 	edata = lookup(req, f, busy);
@@ -1015,7 +1017,7 @@ bp_auth_begin(PoolAuthRequest *req, MemoryContext parent, PoolAuthExchange **ex,
 	AuthFacts	f;
 	ErrorData  *edata;
 	bool		busy;
-	bool		line_checked = false;
+	HbaLine    *hba = NULL;	/* the line, when found without catalogs */
 
 	*ex = NULL;
 	if (hba_cxt == NULL && !req->authenticated)
@@ -1025,17 +1027,17 @@ bp_auth_begin(PoolAuthRequest *req, MemoryContext parent, PoolAuthExchange **ex,
 					  NULL);
 	if (!req->authenticated && !hba_reads_catalog)
 	{
-		if (line_verdict(req, hba_find(req, InvalidOid), why) == PA_REFUSE)
-			return PA_REFUSE;
-		line_checked = true;
+		hba = hba_find(req, InvalidOid);
+		if (line_verdict(req, hba, why) == PA_REFUSE)
+			return PA_REFUSE;	/* else hba is not NULL */
 	}
-	if ((edata = facts_get(req, &f, &busy)) != NULL)
+	if ((edata = facts_get(req, hba, &f, &busy)) != NULL)
 		return refuse_error(why, edata);
 	if (busy)
 		return PA_BUSY;
 	if (req->authenticated)
 		return admit_checks(req, &f, why, ident);
-	if (!line_checked && line_verdict(req, f.hba, why) == PA_REFUSE)
+	if (hba == NULL && line_verdict(req, f.hba, why) == PA_REFUSE)
 		return PA_REFUSE;
 	if (method_wants_password(f.hba->auth_method))
 		return exchange_begin(req, &f, parent, ex, out, why);
